@@ -1,0 +1,120 @@
+"""Extract a batch of videos into a store in this process: skip done, record failures, go on."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .decode import DecodedVideo, DecodeError
+from .extractor import ExtractionSettings, Extractor, absolute_source
+from .ids import VideoInput
+from .isolate import IsolatedDecoder
+from .store import StoreError, StoreWriter, store_size_bytes
+
+EXIT_SOME_FAILED = 3
+"""Exit code of ``astar-extract`` when at least one video failed (the others are stored)."""
+
+
+@dataclass
+class VideoOutcome:
+    """What happened to one video in one run: ``done``, ``skipped`` (already in the store) or ``failed``."""
+
+    video_id: str
+    source: str
+    status: str
+    error: str | None = None
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    """The result of a run: one outcome per input video, wall time and store size."""
+
+    outcomes: list[VideoOutcome]
+    seconds: float
+    store_bytes: int
+
+    def table(self) -> pd.DataFrame:
+        """One row per video: video_id, source, status, error, frames, seconds."""
+        columns = list(VideoOutcome.__dataclass_fields__)
+        return pd.DataFrame([asdict(o) for o in self.outcomes], columns=columns)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if self.count("failed") else 0
+
+    def line(self) -> str:
+        frames = sum(o.frames for o in self.outcomes if o.status == "done")
+        return (
+            f"{self.count('done')} done, {self.count('skipped')} skipped, {self.count('failed')} failed "
+            f"in {self.seconds:.1f} s ({frames} frames at 2 fps); store {self.store_bytes / 2**20:.1f} MiB"
+        )
+
+
+def store_decoded(
+    extractor: Extractor, writer: StoreWriter, video: VideoInput, decoded: DecodedVideo | DecodeError, started: float
+) -> VideoOutcome:
+    """Run C3D on one decoded video and write it, or record why it failed."""
+    source = absolute_source(video.source)
+    if isinstance(decoded, DecodeError):
+        error = str(decoded)
+    else:
+        try:
+            features = extractor.features(decoded)
+        except torch.OutOfMemoryError:
+            error = f"out of memory in C3D ({len(decoded.frames)} frames); lower --max-frames-per-pass"
+        else:
+            record = extractor.record(video.video_id, source, decoded, started)
+            try:
+                writer.write_video(record, features.layers, features.fc7, features.fc7_windows)
+            except OSError as failure:
+                raise StoreError(f"{writer.url}: writing {video.video_id!r} failed ({failure})") from None
+            return VideoOutcome(video.video_id, source, "done", frames=record.frames, seconds=record.seconds)
+    writer.record_failure(video.video_id, source, error)
+    return VideoOutcome(video.video_id, source, "failed", error=error, seconds=round(time.perf_counter() - started, 3))
+
+
+def extract_videos(
+    inputs: Iterable[VideoInput],
+    out: str,
+    settings: ExtractionSettings = ExtractionSettings(),
+    overwrite: bool = False,
+    progress: bool = True,
+    extractor: Extractor | None = None,
+) -> RunSummary:
+    """Extract every input not yet done into the store at ``out`` (created if needed).
+
+    Completed videos are skipped, failed ones retried; a bad video is recorded in
+    the store's failures table and the batch goes on. Interrupting (Ctrl-C) loses
+    at most the video in progress.
+    """
+    started = time.perf_counter()
+    extractor = extractor or Extractor.build(settings)
+    writer = StoreWriter(out, extractor.identity(), settings.storage_options, overwrite=overwrite)
+    inputs = list(inputs)
+    done = writer.completed()
+    outcomes = [VideoOutcome(v.video_id, absolute_source(v.source), "skipped") for v in inputs if v.video_id in done]
+    todo = [v for v in inputs if v.video_id not in done]
+    frames = 0
+    with IsolatedDecoder(extractor.preprocessing, settings.decode_timeout) as decoder, tqdm(
+        total=len(todo), unit="video", disable=not progress, desc="extract"
+    ) as bar:
+        video_started = time.perf_counter()
+        for video, decoded in decoder.map(todo):
+            outcome = store_decoded(extractor, writer, video, decoded, video_started)
+            video_started = time.perf_counter()
+            outcomes.append(outcome)
+            frames += outcome.frames
+            if outcome.status == "failed":
+                bar.write(f"failed: {video.source}: {outcome.error}")
+            bar.update()
+            bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=sum(o.status == "failed" for o in outcomes))
+    return RunSummary(outcomes, time.perf_counter() - started, store_size_bytes(out, settings.storage_options))

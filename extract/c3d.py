@@ -1,0 +1,221 @@
+"""C3D (Sports-1M architecture, paper Appendix B), its weights definitions and loading.
+
+Parameter names follow the widely shared PyTorch Sports-1M state dict
+(``c3d.pickle``: ``conv1.weight`` … ``fc8.bias``) so that file loads as it is;
+mmaction2 checkpoints (``backbone.conv1a.conv.weight`` …) load through an explicit
+key mapping. Loading never executes pickled code (``torch.load(weights_only=True)``).
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .preprocessing import C3D_CAFFE, PAPER, Preprocessing
+from .schema import FC7_DIM
+
+SPORTS1M_CLASSES = 487
+RANDOM_INIT = "random-init"
+
+CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
+    ("conv1", 3, 64),
+    ("conv2", 64, 128),
+    ("conv3a", 128, 256),
+    ("conv3b", 256, 256),
+    ("conv4a", 256, 512),
+    ("conv4b", 512, 512),
+    ("conv5a", 512, 512),
+    ("conv5b", 512, 512),
+)
+"""(name, input channels, output channels) of the eight 3×3×3 convolutions."""
+
+CLASSIFIER_KEYS = ("fc8.weight", "fc8.bias")
+"""The Sports-1M classifier: loaded when present, never used for features."""
+
+
+class WeightsError(Exception):
+    """A weights file that cannot be used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Everything needed to use a set of C3D weights, its preprocessing included.
+
+    Attributes:
+        name: ``random-init`` or the file name the weights came from.
+        format: ``random-init``, ``c3d.pickle`` or ``mmaction2``.
+        preprocessing: the input recipe the weights expect.
+        sha256: hex digest of the weights file (None for random init).
+        seed: the generator seed of random-init weights (None for files).
+    """
+
+    name: str
+    format: str
+    preprocessing: Preprocessing
+    sha256: str | None = None
+    seed: int | None = None
+
+    @property
+    def is_random(self) -> bool:
+        return self.format == RANDOM_INIT
+
+    def describe(self) -> dict:
+        """JSON-ready identity stored in the feature store (``model`` root attribute)."""
+        return {
+            "architecture": "c3d-sports1m",
+            "weights": RANDOM_INIT if self.is_random else self.name,
+            "format": self.format,
+            "sha256": self.sha256,
+            "seed": self.seed,
+            "random_init": self.is_random,
+        }
+
+
+class C3D(nn.Module):
+    """The C3D network of Tran et al. (2015) as drawn in the paper's Appendix B.
+
+    All convolutions are 3×3×3, padding 1; pool1 is 1×2×2, pool2–pool5 are 2×2×2,
+    pool5 pads (0, 1, 1) so a 7×7 map pools to 4×4. fc6/fc7 outputs are taken
+    after ReLU, as Caffe's in-place ReLU gave.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name, in_channels, out_channels in CONV_LAYERS:
+            self.add_module(name, nn.Conv3d(in_channels, out_channels, kernel_size=3, padding=1))
+        self.pool1 = nn.MaxPool3d(kernel_size=(1, 2, 2), stride=(1, 2, 2))
+        self.pool = nn.MaxPool3d(kernel_size=2, stride=2)
+        self.fc6 = nn.Linear(512 * 4 * 4, FC7_DIM)
+        self.fc7 = nn.Linear(FC7_DIM, FC7_DIM)
+        self.fc8 = nn.Linear(FC7_DIM, SPORTS1M_CLASSES)
+        # Stride 1 in time: every 8-frame-offset 16-frame window; stride-2 picks give pool5.
+        self.window_pool = nn.MaxPool3d(kernel_size=2, stride=(1, 2, 2), padding=(0, 1, 1))
+
+    def convolutions(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the convolutional stack over a whole video.
+
+        Args:
+            video: (B, 3, N′, 112, 112) preprocessed frames, N′ a multiple of 16.
+
+        Returns:
+            ``pool2`` (B, 128, N′/2, 28, 28), ``pool3`` (B, 256, N′/4, 14, 14),
+            ``pool4`` (B, 512, N′/8, 7, 7) and ``conv5b`` (B, 512, N′/8, 7, 7), all after ReLU.
+        """
+        relu = torch.relu_
+        x = self.pool1(relu(self.conv1(video)))
+        pool2 = self.pool(relu(self.conv2(x)))
+        pool3 = self.pool(relu(self.conv3b(relu(self.conv3a(pool2)))))
+        pool4 = self.pool(relu(self.conv4b(relu(self.conv4a(pool3)))))
+        conv5b = relu(self.conv5b(relu(self.conv5a(pool4))))
+        return {"pool2": pool2, "pool3": pool3, "pool4": pool4, "conv5b": conv5b}
+
+    def windows(self, conv5b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pool5 and per-window fc7 from conv5b.
+
+        Window j covers frames [8j, 8j + 16): max over conv5b steps j and j+1,
+        exactly what pool5 computes for a 16-frame clip; pool5 is every second window.
+
+        Args:
+            conv5b: (B, 512, N′/8, 7, 7).
+
+        Returns:
+            pool5 (B, 512, N′/16, 4, 4) and fc7 (B, N′/8 − 1, 4096), after ReLU.
+        """
+        pooled = self.window_pool(conv5b)  # (B, 512, N′/8 − 1, 4, 4)
+        pool5 = pooled[:, :, ::2]
+        batch, channels, windows = pooled.shape[:3]
+        flat = pooled.permute(0, 2, 1, 3, 4).reshape(batch, windows, channels * 16)
+        fc7 = torch.relu(self.fc7(torch.relu(self.fc6(flat))))
+        return pool5, fc7
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Sports-1M class logits for 16-frame clips: (B, 3, 16, 112, 112) → (B, 487)."""
+        _, fc7 = self.windows(self.convolutions(clip)["conv5b"])
+        return self.fc8(fc7[:, 0])
+
+
+def random_init(seed: int = 0) -> tuple[C3D, WeightsSpec]:
+    """A C3D with deterministic He-normal weights: the same seed gives the same network."""
+    generator = torch.Generator().manual_seed(seed)
+    model = C3D()
+    for module in model.modules():
+        if isinstance(module, (nn.Conv3d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+            nn.init.zeros_(module.bias)
+    return model.eval(), WeightsSpec(name=RANDOM_INIT, format=RANDOM_INIT, preprocessing=PAPER, seed=seed)
+
+
+def mmaction2_key(key: str) -> str | None:
+    """Map an mmaction2 C3D checkpoint key to its ``c3d.pickle`` name (None: not a C3D weight)."""
+    key = key.removeprefix("backbone.")
+    if key.startswith("cls_head.fc_cls."):
+        return "fc8." + key.rsplit(".", 1)[1]
+    parts = key.split(".")
+    if len(parts) == 3 and parts[1] == "conv":
+        layer = parts[0]
+        layer = {"conv1a": "conv1", "conv2a": "conv2"}.get(layer, layer)
+        return f"{layer}.{parts[2]}"
+    if len(parts) == 2 and parts[0] in ("fc6", "fc7"):
+        return key
+    return None
+
+
+def load_weights(path: str | Path) -> tuple[C3D, WeightsSpec]:
+    """Load C3D weights from a ``c3d.pickle`` state dict or an mmaction2 checkpoint.
+
+    Raises:
+        WeightsError: unreadable file, pickled code, unknown layout, or
+            missing/unexpected keys and wrong shapes (all named in the message).
+    """
+    path = Path(path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: file not found") from None
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise WeightsError(f"{path}: not a loadable PyTorch weights file ({reason})") from None
+    state, weights_format = _normalise_state(checkpoint, path)
+    model = C3D()
+    expected = model.state_dict()
+    missing = sorted(k for k in expected if k not in state and k not in CLASSIFIER_KEYS)
+    unexpected = sorted(k for k in state if k not in expected)
+    wrong = sorted(
+        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+        for k in state
+        if k in expected and tuple(state[k].shape) != tuple(expected[k].shape) and k not in CLASSIFIER_KEYS
+    )
+    problems = [
+        f"{label}: {', '.join(keys)}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+        if keys
+    ]
+    if problems:
+        raise WeightsError(f"{path}: not C3D Sports-1M weights ({'; '.join(problems)})")
+    usable = {k: v for k, v in state.items() if tuple(v.shape) == tuple(expected[k].shape)}
+    model.load_state_dict(usable, strict=False)
+    spec = WeightsSpec(name=path.name, format=weights_format, preprocessing=C3D_CAFFE, sha256=digest)
+    return model.eval(), spec
+
+
+def _normalise_state(checkpoint: object, path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """Unwrap a checkpoint into ``c3d.pickle`` names; returns (state dict, format)."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise WeightsError(f"{path}: expected a state dict of tensors, got {type(checkpoint).__name__}")
+    if any("conv1a.conv." in key for key in checkpoint):
+        mapped = {mmaction2_key(k): v for k, v in checkpoint.items()}
+        return {k: v for k, v in mapped.items() if k is not None}, "mmaction2"
+    return dict(checkpoint), "c3d.pickle"
+
+
+def build_extractor(weights: str | Path | None, seed: int = 0) -> tuple[C3D, WeightsSpec]:
+    """The C3D to extract with: loaded from ``weights``, or random-init when None."""
+    return load_weights(weights) if weights is not None else random_init(seed)

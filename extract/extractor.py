@@ -1,0 +1,123 @@
+"""One extraction configuration, built once per process: weights, preprocessing, device, precision."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .c3d import C3D, WeightsSpec, build_extractor
+from .decode import DecodedVideo
+from .features import PRECISIONS, VideoFeatures, extract_features, pad_frames, prepare_model
+from .preprocessing import PREPROCESSINGS, Preprocessing
+from .schema import FPS, SCHEMA_VERSION, padded_frame_count
+from .store import VideoRecord
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """What a user chooses for an extraction run (the CLI flags, for the library).
+
+    Attributes:
+        weights: C3D weights file (``c3d.pickle`` or mmaction2), None for random-init.
+        preprocess: ``paper`` or ``c3d``; None uses the weights' own recipe.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        precision: ``fp32``, ``bf16`` or ``fp16``; None gives fp32 on CPU, bf16 on CUDA.
+        seed: seed of random-init weights.
+        max_frames_per_pass: frames per C3D pass before a long video is tiled (same result).
+        decode_timeout: seconds one video may take to decode before it counts as failed.
+    """
+
+    weights: str | None = None
+    preprocess: str | None = None
+    device: str = "auto"
+    precision: str | None = None
+    seed: int = 0
+    max_frames_per_pass: int = 256
+    decode_timeout: float = 600.0
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclass
+class Extractor:
+    """C3D ready to run, with the preprocessing its features are recorded under."""
+
+    model: C3D
+    weights: WeightsSpec
+    preprocessing: Preprocessing
+    device: torch.device
+    precision: str
+    max_frames_per_pass: int = 256
+
+    @classmethod
+    def build(cls, settings: ExtractionSettings) -> "Extractor":
+        model, weights = build_extractor(settings.weights, seed=settings.seed)
+        device = resolve_device(settings.device)
+        precision = settings.precision or ("bf16" if device.type == "cuda" else "fp32")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        preprocessing = PREPROCESSINGS[settings.preprocess] if settings.preprocess else weights.preprocessing
+        return cls(prepare_model(model, device), weights, preprocessing, device, precision, settings.max_frames_per_pass)
+
+    def identity(self) -> dict[str, Any]:
+        """Root attributes that define this extraction (storage_schema.md, root group)."""
+        return {
+            "astar_schema_version": SCHEMA_VERSION,
+            "fps": FPS,
+            "frame_size": [112, 112],
+            "preprocessing": self.preprocessing.describe(),
+            "model": self.weights.describe(),
+            "precision": self.precision,
+            "fc7": {"window_frames": 16, "window_stride": 8, "reduction": "mean", "activation": "relu"},
+            "frame_padding": "repeat-last",
+        }
+
+    def banner(self) -> str:
+        """One line describing the weights; random-init is said loudly."""
+        if self.weights.is_random:
+            return (
+                f"WARNING: C3D weights are RANDOM-INIT (seed {self.weights.seed}): features are not from "
+                "pretrained Sports-1M weights; pass --weights c3d.pickle for real features"
+            )
+        return f"C3D weights: {self.weights.name} ({self.weights.format}, sha256 {self.weights.sha256[:12]}…)"
+
+    def features(self, video: DecodedVideo) -> VideoFeatures:
+        """C3D features of a decoded video (frames padded to N′ by repeating the last)."""
+        frames = self.preprocessing.to_tensor(pad_frames(video.frames))
+        return extract_features(self.model, frames, self.precision, self.max_frames_per_pass)
+
+    def record(self, video_id: str, source: str, video: DecodedVideo, started: float) -> VideoRecord:
+        """Per-video attributes for the store."""
+        return VideoRecord(
+            video_id=video_id,
+            source=source,
+            duration=video.duration,
+            frames=len(video.frames),
+            padded_frames=padded_frame_count(len(video.frames)),
+            fps=FPS,
+            source_fps=video.source_fps,
+            width=video.width,
+            height=video.height,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+
+def absolute_source(source: str) -> str:
+    """Sources are recorded absolute so a store says where every video came from."""
+    return source if "://" in source else str(Path(source).resolve())
+
+
+def warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,140 @@
+"""The whole-video C3D pass: frames → pool2…pool5 maps, per-window fc7 and their mean.
+
+The entire video goes through the convolutional layers once (Section 2.1). To
+keep memory bounded for long videos the pass may be cut into tiles along time
+that overlap by a halo wider than C3D's temporal receptive field; each tile's
+core is then bit-for-bit what one pass over the whole video computes, which the
+tests check.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .c3d import C3D
+from .schema import CLIP_FRAMES, LAYERS, WINDOW_STRIDE, padded_frame_count
+
+HALO_FRAMES = 48
+"""Frames of context on each side of a tile.
+
+A conv5b step sees 30 frames beyond its own 8 on each side (3×3×3 convolutions
+at frame strides 1, 1, 2, 2, 4, 4, 8, 8: 1+1+2·2+2·4+2·8 = 30), and the last
+fc7 window of a tile ends 8 frames past the tile's core, so 38 frames are
+needed; 48 keeps tiles on the 16-frame pooling grid. (Appendix C's Table 3
+gives pool5 a narrower field; it omits part of this growth.)"""
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Autocast dtypes by name; fp32 runs without autocast."""
+
+
+@dataclass
+class VideoFeatures:
+    """C3D features of one video, in the store's (time, height, width, channel) order.
+
+    Attributes:
+        layers: ``pool2`` (N′/2, 28, 28, 128) … ``pool5`` (N′/16, 4, 4, 512), float16.
+        fc7_windows: (N′/8 − 1, 4096) float16, fc7 of every 16-frame window at stride 8.
+        fc7: (4096,) float16, the mean of ``fc7_windows`` (taken in float32).
+    """
+
+    layers: dict[str, np.ndarray]
+    fc7_windows: np.ndarray
+    fc7: np.ndarray
+
+
+def pad_frames(frames: np.ndarray) -> np.ndarray:
+    """Repeat the last frame until there are N′ = max(16, 16·⌈N/16⌉): (N, …) → (N′, …)."""
+    missing = padded_frame_count(len(frames)) - len(frames)
+    if missing == 0:
+        return frames
+    return np.concatenate([frames, np.repeat(frames[-1:], missing, axis=0)])
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast context for ``precision`` on ``device`` (a no-op for fp32)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def prepare_model(model: C3D, device: torch.device) -> C3D:
+    """Move C3D to ``device`` in the fastest safe layout (channels-last 3D, cuDNN autotuning)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return model.eval().to(device=device, memory_format=torch.channels_last_3d)
+
+
+@torch.inference_mode()
+def extract_features(
+    model: C3D,
+    video: torch.Tensor,
+    precision: str = "fp32",
+    max_frames_per_pass: int = 256,
+) -> VideoFeatures:
+    """Features of one preprocessed, padded video.
+
+    Args:
+        model: a C3D prepared with ``prepare_model`` (its device is used).
+        video: (3, N′, 112, 112) float32, N′ a multiple of 16.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
+        max_frames_per_pass: longer videos are computed in tiles of this many
+            frames plus a halo; the result is the same.
+    """
+    padded = video.shape[1]
+    if padded % CLIP_FRAMES:
+        raise ValueError(f"padded frame count {padded} is not a multiple of {CLIP_FRAMES}")
+    device = next(model.parameters()).device
+    core = max(CLIP_FRAMES, (max_frames_per_pass - 2 * HALO_FRAMES) // CLIP_FRAMES * CLIP_FRAMES)
+    if padded <= max_frames_per_pass:
+        core = padded
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in (*LAYERS, "fc7")}
+    for start in range(0, padded, core):
+        stop = min(padded, start + core)
+        for name, tensor in _tile(model, video, start, stop, device, precision).items():
+            parts[name].append(tensor)
+    layers = {
+        name: _to_float16(torch.cat(parts[name], dim=0).permute(0, 2, 3, 1))  # (T, C, H, W) → (T, H, W, C)
+        for name in LAYERS
+    }
+    fc7_windows = torch.cat(parts["fc7"], dim=0)
+    return VideoFeatures(layers=layers, fc7_windows=_to_float16(fc7_windows), fc7=_to_float16(fc7_windows.mean(0)))
+
+
+def _tile(
+    model: C3D, video: torch.Tensor, start: int, stop: int, device: torch.device, precision: str
+) -> dict[str, torch.Tensor]:
+    """Outputs whose frames lie in [start, stop), computed from a haloed slice of ``video``.
+
+    Returns per layer (T, C, H, W) float32 on the CPU and ``fc7`` (W, 4096) for the
+    windows starting in [start, stop).
+    """
+    padded = video.shape[1]
+    first = max(0, start - HALO_FRAMES)
+    last = min(padded, stop + HALO_FRAMES)
+    clip = video[:, first:last].unsqueeze(0).to(device, non_blocking=True)
+    clip = clip.contiguous(memory_format=torch.channels_last_3d)
+    with autocast(device, precision):
+        maps = model.convolutions(clip)
+        maps["pool5"], fc7 = model.windows(maps["conv5b"])
+    out = {}
+    for name, spec in LAYERS.items():
+        offset = (start - first) // spec.time_stride
+        steps = (stop - start) // spec.time_stride
+        out[name] = maps[name][0, :, offset : offset + steps].float().transpose(0, 1).cpu()
+    total_windows = padded // WINDOW_STRIDE - 1
+    window_first = start // WINDOW_STRIDE
+    window_stop = min(stop // WINDOW_STRIDE, total_windows)
+    offset = first // WINDOW_STRIDE
+    out["fc7"] = fc7[0, window_first - offset : window_stop - offset].float().cpu()
+    return out
+
+
+def _to_float16(tensor: torch.Tensor) -> np.ndarray:
+    """float32 → float16 numpy, clamped so large activations saturate instead of becoming inf."""
+    return tensor.clamp(-FLOAT16_MAX, FLOAT16_MAX).to(torch.float16).contiguous().numpy()

@@ -1,0 +1,264 @@
+"""The Zarr v3 layout of storage_schema.md: the writer, the reader (``open_store``), and nothing else.
+
+Layout (see storage_schema.md for the normative text)::
+
+    STORE/                     root group: schema version, extraction identity
+      videos/<key>/            one group per video: pool2..pool5, fc7, fc7_windows
+      manifest/<key>/          completion marker, written last: the video is done
+      failures/<key>/          latest failure of a video that is not done
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import zarr
+from zarr.codecs import BloscCodec
+
+from .ids import is_url, video_id_from_key, video_key
+from .schema import DIMENSIONS, FC7_WINDOW_CHUNK, FEATURE_DTYPE, LAYERS, SCHEMA_VERSION
+
+VIDEOS, MANIFEST, FAILURES = "videos", "manifest", "failures"
+IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "model", "precision")
+"""Root attributes that must match for a run to add videos to an existing store."""
+
+COMPRESSOR = BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
+"""Lossless; byte shuffle groups float16 exponents, which ReLU zeros and small values make compressible."""
+
+
+class StoreError(Exception):
+    """A store that cannot be opened or written as asked; the message names it and says why."""
+
+
+def astar_version() -> str:
+    try:
+        return version("astar")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _zarr_store(url: str, storage_options: dict | None, read_only: bool) -> zarr.abc.store.Store:
+    if is_url(url):
+        return zarr.storage.FsspecStore.from_url(url, storage_options=storage_options or {}, read_only=read_only)
+    return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _time_chunk(name: str, steps: int) -> int:
+    return max(1, min(steps, LAYERS[name].time_chunk))
+
+
+class FeatureStore:
+    """Read access to a feature store (what ``open_store`` returns).
+
+    ``video_ids`` lists completed videos only; arrays are read lazily, one video
+    and layer at a time.
+    """
+
+    def __init__(self, root: zarr.Group, url: str) -> None:
+        self.root = root
+        self.url = url
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Root attributes: schema version, fps, preprocessing, model and weights identity, …"""
+        return dict(self.root.attrs)
+
+    @property
+    def random_init(self) -> bool:
+        """True when the features came from random-init C3D weights."""
+        return bool(self.attrs.get("model", {}).get("random_init", False))
+
+    @cached_property
+    def _keys(self) -> dict[str, str]:
+        """video id → key of every completed video."""
+        if MANIFEST not in self.root:
+            return {}
+        manifest = self.root[MANIFEST]
+        keys = {}
+        for key in sorted(manifest.group_keys()):
+            video_id = video_id_from_key(key)
+            if video_id is None:
+                video_id = manifest[key].attrs["video_id"]
+            keys[video_id] = key
+        return keys
+
+    @property
+    def video_ids(self) -> list[str]:
+        """Ids of completed videos, sorted."""
+        return sorted(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.video_ids)
+
+    def group(self, video_id: str) -> zarr.Group:
+        """The Zarr group of a completed video."""
+        if video_id not in self._keys:
+            raise KeyError(f"video {video_id!r} is not a completed video of {self.url}")
+        return self.root[VIDEOS][self._keys[video_id]]
+
+    def array(self, video_id: str, layer: str) -> zarr.Array:
+        """A lazy Zarr array: ``pool2`` … ``pool5`` (T, H, W, C), ``fc7`` (4096,), ``fc7_windows`` (W, 4096)."""
+        if layer not in DIMENSIONS:
+            raise KeyError(f"unknown layer {layer!r}; the store holds {', '.join(DIMENSIONS)}")
+        return self.group(video_id)[layer]
+
+    def read(self, video_id: str, layer: str) -> np.ndarray:
+        """One layer of one video as a float16 numpy array (shapes as in ``array``)."""
+        return self.array(video_id, layer)[...]
+
+    def dask(self, video_id: str, layer: str):
+        """One layer of one video as a lazy dask array, chunked as stored."""
+        import dask.array as da
+
+        return da.from_zarr(self.array(video_id, layer))
+
+    def info(self, video_id: str) -> dict[str, Any]:
+        """Per-video attributes: ``source``, ``frames`` (N), ``padded_frames`` (N′), ``duration`` (s), …"""
+        return dict(self.group(video_id).attrs)
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Videos whose latest attempt failed: columns ``video_id``, ``source``, ``error``, ``time``."""
+        columns = ["video_id", "source", "error", "time"]
+        if FAILURES not in self.root:
+            return pd.DataFrame(columns=columns)
+        records = [dict(group.attrs) for _, group in sorted(self.root[FAILURES].groups())]
+        return pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=columns)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per completed video with its attributes (for notebooks and reports)."""
+        return pd.DataFrame([{"video_id": v, **self.info(v)} for v in self.video_ids])
+
+
+def open_store(url: str, storage_options: dict | None = None) -> FeatureStore:
+    """Open an existing feature store for reading (local path or fsspec URL).
+
+    Raises:
+        StoreError: nothing there, not an astar store, or a schema version this code cannot read.
+    """
+    url = str(url)
+    try:
+        root = zarr.open_group(store=_zarr_store(url, storage_options, read_only=True), mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+        raise StoreError(f"{url}: no feature store here") from None
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{url}: cannot open ({' '.join(str(error).split())})") from None
+    _check_schema(root, url)
+    return FeatureStore(root, url)
+
+
+def _check_schema(root: zarr.Group, url: str) -> None:
+    found = root.attrs.get("astar_schema_version")
+    if found is None:
+        raise StoreError(f"{url}: not an astar feature store (no astar_schema_version attribute)")
+    if found != SCHEMA_VERSION:
+        raise StoreError(f"{url}: schema version {found}, but this astar reads version {SCHEMA_VERSION}")
+
+
+@dataclass
+class VideoRecord:
+    """Per-video attributes written with the arrays (see storage_schema.md)."""
+
+    video_id: str
+    source: str
+    duration: float
+    frames: int
+    padded_frames: int
+    fps: int
+    source_fps: float | None
+    width: int
+    height: int
+    seconds: float
+
+
+class StoreWriter:
+    """Creates or reopens a store for one extraction identity and writes videos crash-safely."""
+
+    def __init__(self, url: str, identity: dict[str, Any], storage_options: dict | None = None, overwrite: bool = False):
+        self.url = str(url)
+        store = _zarr_store(self.url, storage_options, read_only=False)
+        try:
+            root = zarr.open_group(store=store, mode="w" if overwrite else "a")
+        except (OSError, ValueError, zarr.errors.ContainsArrayError) as error:
+            raise StoreError(f"{self.url}: cannot write here ({' '.join(str(error).split())})") from None
+        if "astar_schema_version" not in root.attrs:
+            if list(root.keys()):
+                raise StoreError(f"{self.url}: exists and is not an astar feature store; choose another --out")
+            root.attrs.update({**identity, "astar_version": astar_version(), "created": _utc_now()})
+        _check_schema(root, self.url)
+        different = [k for k in IDENTITY_KEYS if root.attrs.get(k) != identity.get(k)]
+        if different:
+            details = "; ".join(f"{k}: store has {root.attrs.get(k)!r}, this run {identity.get(k)!r}" for k in different)
+            raise StoreError(f"{self.url}: extracted with different settings ({details}); use --overwrite or another --out")
+        for name in (VIDEOS, MANIFEST, FAILURES):
+            root.require_group(name)
+        self.root = root
+
+    def completed(self) -> set[str]:
+        """Ids of videos already done (a fresh read of the manifest)."""
+        return set(FeatureStore(self.root, self.url).video_ids)
+
+    def write_video(self, record: VideoRecord, layers: dict[str, np.ndarray], fc7: np.ndarray, fc7_windows: np.ndarray) -> None:
+        """Write one video's arrays, then its attributes, then its completion marker.
+
+        Args:
+            layers: ``pool2`` … ``pool5`` as (T, H, W, C) float16.
+            fc7: (4096,) float16. fc7_windows: (W, 4096) float16.
+        """
+        key = video_key(record.video_id)
+        manifest = self.root[MANIFEST]
+        if key in manifest:
+            del manifest[key]
+        group = self.root[VIDEOS].create_group(key, overwrite=True, attributes={"video_id": record.video_id, "status": "writing"})
+        for name, data in layers.items():
+            self._write_array(group, name, data, (_time_chunk(name, data.shape[0]), *data.shape[1:]))
+        self._write_array(group, "fc7", fc7, fc7.shape)
+        self._write_array(group, "fc7_windows", fc7_windows, (max(1, min(len(fc7_windows), FC7_WINDOW_CHUNK)), fc7_windows.shape[1]))
+        group.attrs.update({**record.__dict__, "status": "complete", "extracted_at": _utc_now()})
+        manifest.create_group(key, overwrite=True, attributes={"video_id": record.video_id})
+        failures = self.root[FAILURES]
+        if key in failures:
+            del failures[key]
+
+    def record_failure(self, video_id: str, source: str, error: str) -> None:
+        """Record (or replace) the failure of a video that is not done."""
+        record = {"video_id": video_id, "source": source, "error": error, "time": _utc_now()}
+        self.root[FAILURES].create_group(video_key(video_id), overwrite=True, attributes=record)
+
+    @staticmethod
+    def _write_array(group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...]) -> None:
+        if data.dtype != np.dtype(FEATURE_DTYPE):
+            raise TypeError(f"{name} must be {FEATURE_DTYPE}, got {data.dtype}")
+        group.create_array(
+            name,
+            data=data,
+            chunks=tuple(int(c) for c in chunks),
+            compressors=COMPRESSOR,
+            dimension_names=DIMENSIONS[name],
+            attributes={"_ARRAY_DIMENSIONS": DIMENSIONS[name]},
+            overwrite=True,
+        )
+
+
+def store_size_bytes(url: str, storage_options: dict | None = None) -> int:
+    """Total bytes under a store (local or remote)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    return int(fs.du(path)) if fs.exists(path) else 0
+
