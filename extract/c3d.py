@@ -178,9 +178,13 @@ def load_weights(path: str | Path) -> tuple[C3D, WeightsSpec]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"{path}: file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as error:
-        reason = " ".join(str(error).split())[:300]
-        raise WeightsError(f"{path}: not a loadable PyTorch weights file ({reason})") from None
+    except pickle.UnpicklingError:
+        raise WeightsError(
+            f"{path}: not a plain tensor state dict (unreadable, or it holds pickled code, which astar never runs)"
+        ) from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise WeightsError(f"{path}: not a PyTorch weights file or truncated ({reason})") from None
     state, weights_format = _normalise_state(checkpoint, path)
     model = C3D()
     expected = model.state_dict()

@@ -10,6 +10,7 @@ Layout (see storage_schema.md for the normative text)::
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
@@ -191,6 +192,7 @@ class StoreWriter:
 
     def __init__(self, url: str, identity: dict[str, Any], storage_options: dict | None = None, overwrite: bool = False):
         self.url = str(url)
+        identity = json.loads(json.dumps(identity))  # compare as stored: tuples become lists
         store = _zarr_store(self.url, storage_options, read_only=False)
         try:
             root = zarr.open_group(store=store, mode="w" if overwrite else "a")

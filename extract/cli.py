@@ -1,0 +1,113 @@
+"""``astar-extract``: videos → C3D features in a Zarr store (storage_schema.md)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .batch import EXIT_SOME_FAILED, extract_videos
+from .c3d import WeightsError
+from .extractor import ExtractionSettings, Extractor
+from .features import PRECISIONS
+from .ids import collect_inputs
+from .preprocessing import PREPROCESSINGS
+from .store import StoreError
+
+EPILOG = f"""\b
+Examples:
+  astar-extract videos/ --out feats.zarr
+  astar-extract clips.txt --out feats.zarr --weights c3d.pickle --device cuda
+  astar-extract a.mp4 b.webm --out feats.zarr --precision bf16
+
+\b
+Exit codes: 0 every video stored; {EXIT_SOME_FAILED} some videos failed (recorded in the
+store's failures table; re-running retries them); 1 an error stopped the run
+(store or weights unusable); 2 usage error.
+"""
+
+
+def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("key=value", …)`` → dict, for fsspec stores."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--storage-option")
+        options[key] = value
+    return options
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "-o", required=True, help="Feature store to create or add to (path or fsspec URL such as s3://bucket/feats.zarr).")
+@click.option("--weights", type=click.Path(dir_okay=False), help="C3D Sports-1M weights: the PyTorch c3d.pickle state dict or an mmaction2 C3D checkpoint. Default: random-init (said loudly everywhere).")
+@click.option("--preprocess", type=click.Choice(sorted(PREPROCESSINGS)), help="paper: resize to 112×112 RGB (Section 4.2). c3d: Caffe recipe (128×171, BGR, Sports-1M mean, centre crop 112). Default: what the weights expect (c3d for c3d.pickle, paper for random-init).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where C3D runs; auto picks CUDA when present.")
+@click.option("--precision", type=click.Choice(sorted(PRECISIONS)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
+@click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming (deletes what it holds).")
+@click.option("--decode-timeout", type=click.FloatRange(min=1), default=600, show_default=True, help="Seconds one video may take to decode before it is recorded as failed.")
+@click.option("--max-frames-per-pass", type=click.IntRange(min=112), default=256, show_default=True, help="Longer videos go through C3D in overlapping tiles (identical result, bounded memory).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random-init weights.")
+@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE", help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def main(
+    inputs: tuple[str, ...],
+    out: str,
+    weights: str | None,
+    preprocess: str | None,
+    device: str,
+    precision: str | None,
+    overwrite: bool,
+    decode_timeout: float,
+    max_frames_per_pass: int,
+    seed: int,
+    storage_options: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Extract C3D pool2–pool5 maps and fc7 from videos into a Zarr feature store.
+
+    INPUTS are video files, folders (searched recursively; video ids are paths
+    relative to the folder, without extension) or .txt/.lst files listing one
+    path per line. Videos are sampled at 2 fps, the whole video goes through C3D
+    once, and a run resumes where the last one stopped: completed videos are
+    skipped, failed ones retried.
+    """
+    try:
+        videos = collect_inputs(list(inputs))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot read inputs: {error}") from None
+    if not videos:
+        raise click.UsageError(f"no videos found in {', '.join(inputs)}")
+    settings = ExtractionSettings(
+        weights=weights,
+        preprocess=preprocess,
+        device=device,
+        precision=precision,
+        seed=seed,
+        max_frames_per_pass=max_frames_per_pass,
+        decode_timeout=decode_timeout,
+        storage_options=parse_storage_options(storage_options),
+    )
+    try:
+        extractor = Extractor.build(settings)
+    except (WeightsError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(extractor.banner(), err=True)
+    click.echo(
+        f"{len(videos)} videos → {out} on {extractor.device.type} ({extractor.precision}, "
+        f"preprocessing {extractor.preprocessing.name})",
+        err=True,
+    )
+    try:
+        summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: completed videos are kept; re-run the same command to resume", err=True)
+        sys.exit(130)
+    click.echo(summary.line())
+    if extractor.weights.is_random:
+        click.echo("note: these features come from RANDOM-INIT C3D weights", err=True)
+    sys.exit(summary.exit_code)
