@@ -3,8 +3,9 @@
 The entire video goes through the convolutional layers once (Section 2.1). To
 keep memory bounded for long videos the pass may be cut into tiles along time
 that overlap by a halo wider than C3D's temporal receptive field; each tile's
-core is then bit-for-bit what one pass over the whole video computes, which the
-tests check.
+pool maps are then bit-for-bit what one pass over the whole video computes, and
+fc7 equal up to float rounding (fc6/fc7 see a different number of windows per
+matrix product), which the tests check.
 """
 from __future__ import annotations
 

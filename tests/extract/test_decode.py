@@ -1,0 +1,118 @@
+"""Decoding: 2-fps sampling by timestamps, codecs, sizes, preprocessing geometry, bad input."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from astar.extract import C3D_CAFFE, PAPER, DecodeError, decode_video
+from tests.videos import level_frames, write_audio_only, write_video
+
+
+def sampled_levels(path: Path) -> list[int]:
+    video = decode_video(path, PAPER)
+    return [int(round(frame.mean())) for frame in video.frames]
+
+
+def test_constant_rate_gives_ceil_of_twice_the_duration(tmp_path):
+    path = write_video(tmp_path / "cfr.mp4", level_frames(list(range(0, 250, 10))[:25]), fps=10)
+    video = decode_video(path, PAPER)
+    assert video.duration == pytest.approx(2.5)
+    assert len(video.frames) == 5  # ⌈2 · 2.5⌉
+    assert video.source_fps == pytest.approx(10)
+
+
+def test_sample_k_is_the_frame_on_screen_at_k_over_2_seconds(tmp_path):
+    # Variable frame rate: frames shown at irregular times; sample k must be the
+    # latest frame with timestamp ≤ k/2 s.
+    times = [0.0, 0.2, 0.45, 1.3, 1.35, 2.7, 2.9, 4.1]
+    levels = [20, 50, 80, 110, 140, 170, 200, 230]
+    path = write_video(tmp_path / "vfr.mkv", level_frames(levels), codec="ffv1", pix_fmt="yuv444p", times=times)
+    # duration: last frame at 4.1 s + one nominal frame period (1/10 s) = 4.2 s → 9 samples
+    expected = []
+    for k in range(9):
+        expected.append(levels[max(i for i, t in enumerate(times) if t <= k / 2)])
+    assert sampled_levels(path) == pytest.approx(expected, abs=2)
+
+
+def test_variable_frame_rate_count_follows_duration_not_nominal_rate(tmp_path):
+    # 40 frames bunched in the first second, then one frame every 2 s until 9 s:
+    # a nominal-rate shortcut would get the count wrong.
+    times = [i / 40 for i in range(40)] + [1.0 + 2 * i for i in range(5)]
+    path = write_video(tmp_path / "bursty.mkv", level_frames([100] * 45, 32, 32), codec="ffv1", pix_fmt="yuv444p", times=times)
+    video = decode_video(path, PAPER)
+    assert abs(len(video.frames) - 2 * video.duration) <= 1
+    assert len(video.frames) == pytest.approx(18, abs=1)
+
+
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt, size",
+    [
+        ("h264.mp4", "libx264", "yuv420p", (64, 96)),
+        ("vp9.webm", "libvpx-vp9", "yuv420p", (48, 64)),
+        ("mpeg4.avi", "mpeg4", "yuv420p", (64, 64)),
+        ("h264.mov", "libx264", "yuv444p", (61, 97)),  # odd size
+        ("portrait.mkv", "libx264", "yuv420p", (160, 90)),
+    ],
+)
+def test_codecs_and_sizes_decode_to_112_square_rgb(tmp_path, name, codec, pix_fmt, size):
+    height, width = size
+    frames = np.random.default_rng(0).integers(0, 255, (12, height, width, 3), dtype=np.uint8)
+    video = decode_video(write_video(tmp_path / name, frames, fps=6, codec=codec, pix_fmt=pix_fmt), PAPER)
+    assert video.frames.shape == (4, 112, 112, 3)
+    assert video.frames.dtype == np.uint8
+    assert (video.width, video.height) == (width, height)
+
+
+def test_single_frame_video_gives_one_frame(tmp_path):
+    video = decode_video(write_video(tmp_path / "one.mp4", level_frames([90]), fps=25), PAPER)
+    assert len(video.frames) == 1
+
+
+def test_c3d_preprocessing_crops_the_centre_of_a_128x171_resize(tmp_path):
+    # Left and right thirds differ from the centre; the crop must keep only the centre.
+    frames = np.zeros((4, 128, 171, 3), np.uint8)
+    frames[:, :, 29:141] = 200
+    video = decode_video(write_video(tmp_path / "wide.mkv", frames, fps=2, codec="ffv1", pix_fmt="yuv444p"), C3D_CAFFE)
+    assert video.frames.shape == (4, 112, 112, 3)
+    assert video.frames[:, :, 4:-4].min() >= 190
+
+
+def test_fixture_clip_samples_nine_frames(shared_fixtures):
+    video = decode_video(shared_fixtures / "videos" / "carphone_pristine.mp4", PAPER)
+    assert len(video.frames) == 9  # 120 frames at 29.97 fps last 4.004 s
+    assert (video.width, video.height) == (176, 144)
+
+
+def make_bad_input(tmp_path: Path, kind: str) -> Path:
+    good = write_video(tmp_path / "good.mp4", np.random.default_rng(1).integers(0, 255, (40, 64, 64, 3), dtype=np.uint8), fps=10)
+    data = good.read_bytes()
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif kind == "text":
+        path.write_text("this is not a video\n")
+    elif kind == "audio":
+        path = write_audio_only(tmp_path / "audio.m4a")
+    elif kind == "missing":
+        path = tmp_path / "missing.mp4"
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("empty", "FFmpeg cannot decode"),
+        ("truncated", ""),
+        ("text", "FFmpeg cannot decode"),
+        ("audio", "no video stream"),
+        ("missing", "file not found"),
+    ],
+)
+def test_bad_input_raises_one_line_decode_error(tmp_path, kind, reason):
+    with pytest.raises(DecodeError) as raised:
+        decode_video(make_bad_input(tmp_path, kind), PAPER)
+    message = str(raised.value)
+    assert reason in message
+    assert "\n" not in message and message
