@@ -1,0 +1,124 @@
+"""``ModelConfig``: one dataclass selecting ASTAR or one of the paper's baselines.
+
+Defaults are the paper's sizes (Section 4.2); ``ModelConfig.small`` is the CPU preset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from .batch import LAYER_NAMES
+
+Variant = Literal["astar", "fc7", "single", "mlp", "maxpool", "avgpool", "hypercolumn"]
+"""Which model (Section 4.3):
+
+- ``astar``: 3D-convolution alignment (eq. 4) + two-level attention (eqs. 5–8).
+- ``fc7``: "C3D fc7 + LSTM", no context vector z_t.
+- ``single``: "C3D fc7 + poolN", position attention on one raw layer, z_t = s_t.
+- ``mlp``: Appendix-D MLP alignment, â_l = MLP(vec(a_l)) per pool5 cell, â_L = a_L.
+- ``maxpool`` / ``avgpool``: pool each layer over a pool5 cell's receptive field,
+  then an MLP (eqs. 15–16), for every l including L.
+- ``hypercolumn``: every layer sampled at the pool5 cell centre and concatenated,
+  position attention only.
+"""
+
+TWO_LEVEL_VARIANTS: frozenset[str] = frozenset({"astar", "mlp", "maxpool", "avgpool"})
+"""Variants with both spatiotemporal and abstraction-level attention."""
+
+C3D_LAYER_CHANNELS: tuple[int, ...] = (128, 256, 512, 512)
+"""Channels n_F of pool2 … pool5 in C3D (Appendix B), as the feature store holds them."""
+
+C3D_FC7_DIM = 4096
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of an ASTAR model or baseline; defaults are the paper's.
+
+    Attributes:
+        vocab_size: V, words including ``<pad>`` and ``<eos>``.
+        pad_id: token id of ``<pad>``; ignored by the loss.
+        eos_id: token id of ``<eos>``; ends greedy decoding.
+        variant: see ``Variant``.
+        layers: layers attended to, a subset of ``LAYER_NAMES`` in that order;
+            exactly one for ``single``.
+        attention: ``soft`` (eq. 7) or ``hard`` (eqs. 8–14) layer choice.
+        order: ``position_first`` (eq. 5 then eq. 6, the paper's) or
+            ``layer_first`` (abstraction attention before positions, Section 3.2's alternative).
+        samples: K of the multi-sample bound (eq. 10), hard attention only.
+        layer_channels: n_F of pool2 … pool5 in the input features.
+        fc7_dim: width of a_{L+1}.
+        embedding_dim: M, word-vector size (300 for word2vec).
+        hidden_dim: LSTM units.
+        attention_dim: width of the tanh layers inside the attention scores.
+        dropout: drop probability on the LSTM's input words and its output h_t.
+    """
+
+    vocab_size: int
+    pad_id: int = 0
+    eos_id: int = 1
+    variant: Variant = "astar"
+    layers: tuple[str, ...] = LAYER_NAMES
+    attention: Literal["soft", "hard"] = "soft"
+    order: Literal["position_first", "layer_first"] = "position_first"
+    samples: int = 10
+    layer_channels: tuple[int, ...] = C3D_LAYER_CHANNELS
+    fc7_dim: int = C3D_FC7_DIM
+    embedding_dim: int = 300
+    hidden_dim: int = 512
+    attention_dim: int = 512
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.layers or any(name not in LAYER_NAMES for name in self.layers):
+            raise ValueError(f"layers must be a non-empty subset of {LAYER_NAMES}, got {self.layers}")
+        if list(self.layers) != sorted(self.layers, key=LAYER_NAMES.index):
+            raise ValueError(f"layers must be in C3D order {LAYER_NAMES}, got {self.layers}")
+        if self.variant == "single" and len(self.layers) != 1:
+            raise ValueError(f"variant 'single' attends to exactly one layer, got {self.layers}")
+        if self.attention == "hard" and self.attended_layers < 2:
+            raise ValueError(f"hard attention chooses among layers; variant {self.variant!r} has none to choose")
+        if self.attention == "hard" and self.samples < 2:
+            raise ValueError("the VIMCO estimator (eqs. 12–14) needs samples >= 2")
+        if len(self.layer_channels) != len(LAYER_NAMES):
+            raise ValueError(f"layer_channels needs one entry per {LAYER_NAMES}")
+
+    def channels(self, layer: str) -> int:
+        """n_F of ``layer`` in the input features."""
+        return self.layer_channels[LAYER_NAMES.index(layer)]
+
+    @property
+    def attended_layers(self) -> int:
+        """Number of maps abstraction-level attention chooses among (1: positions only)."""
+        return len(self.layers) if self.variant in TWO_LEVEL_VARIANTS else 1
+
+    @property
+    def context_dim(self) -> int:
+        """Width D of each aligned feature â_{i,l} and of the context z_t (0 for fc7)."""
+        if self.variant == "fc7":
+            return 0
+        if self.variant == "single":
+            return self.channels(self.layers[0])
+        if self.variant == "hypercolumn":
+            return sum(self.channels(name) for name in self.layers)
+        return self.channels("pool5")  # â_L = a_L fixes the common width (eq. 4)
+
+    @classmethod
+    def small(cls, vocab_size: int, **overrides: object) -> ModelConfig:
+        """A few-thousand-parameter preset for CPU tests and demos on synthetic features.
+
+        Feature channels are 8/16/16/32 and fc7 is 64 wide, so inputs must be generated
+        at those widths; for real C3D features pass
+        ``layer_channels=C3D_LAYER_CHANNELS, fc7_dim=C3D_FC7_DIM``.
+        """
+        small = cls(
+            vocab_size=vocab_size,
+            layer_channels=(8, 16, 16, 32),
+            fc7_dim=64,
+            embedding_dim=32,
+            hidden_dim=64,
+            attention_dim=32,
+            dropout=0.0,
+            samples=4,
+        )
+        return replace(small, **overrides)

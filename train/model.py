@@ -1,0 +1,253 @@
+"""ASTAR (Pu et al., ICLR 2017): aligned C3D layers, two-level attention, LSTM decoder.
+
+Captions are token tensors (B, T) holding y_1 … y_n, ``<eos>``, then ``<pad>``. There
+is no ``<bos>``: y_1 is predicted from h_1 = tanh(C a_{L+1}) alone (fc7, Section 3.1),
+and each later y_t from h_t = LSTM(w_{t−1}, h_{t−1}, z_t) (eq. 2). Logits row t
+therefore predicts tokens[:, t], and step t ≥ 2 reads tokens[:, t − 1].
+
+Attention records are aligned with the words: row 0 (y_1, from fc7 alone) is all zero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .align import Aligner
+from .attention import AttentionMemory, AttentionStep, TwoLevelAttention
+from .batch import POOL5_RATIO, VideoBatch
+from .config import ModelConfig
+from .hard import vimco_surrogate
+
+INIT_RANGE = 0.01
+"""Non-recurrent weights start uniform in [−0.01, 0.01] (Section 4.2)."""
+
+
+@dataclass
+class DecoderState:
+    """The decoder after word t: h_t, c_t (B, H) and the videos' attention memory."""
+
+    hidden: Tensor
+    cell: Tensor
+    memory: AttentionMemory | None
+
+    def index_select(self, indices: Tensor) -> DecoderState:
+        """Rows ``indices`` (B′,): reorder hypotheses or expand B videos to B·beam."""
+        return DecoderState(
+            hidden=self.hidden.index_select(0, indices),
+            cell=self.cell.index_select(0, indices),
+            memory=None if self.memory is None else self.memory.index_select(indices),
+        )
+
+
+@dataclass
+class CaptionAttention:
+    """Attention for every word of a caption; row 0 (word 1, from fc7) is zero.
+
+    Attributes:
+        positions: (B, T, P) α per word.
+        layers: (B, T, L) β per word.
+        choices: (B, T) long m_t for hard attention (−1 in row 0), else None.
+        choice_log_probs: (B, T) log β_t[m_t] for hard attention (0 in row 0), else None.
+    """
+
+    positions: Tensor
+    layers: Tensor
+    choices: Tensor | None = None
+    choice_log_probs: Tensor | None = None
+
+
+def stack_attention(steps: list[AttentionStep]) -> CaptionAttention:
+    """Stack per-step records of words 2 … T and prepend word 1's empty row."""
+
+    def stacked(values: list[Tensor], first: float) -> Tensor:
+        return F.pad(torch.stack(values, dim=1), (0, 0) * (values[0].dim() - 1) + (1, 0), value=first)
+
+    hard = steps[0].choice is not None
+    return CaptionAttention(
+        positions=stacked([step.positions for step in steps], 0.0),
+        layers=stacked([step.layers for step in steps], 0.0),
+        choices=stacked([step.choice for step in steps], -1) if hard else None,
+        choice_log_probs=stacked([step.choice_log_prob for step in steps], 0.0) if hard else None,
+    )
+
+
+def initialise(model: nn.Module) -> None:
+    """Section 4.2: orthogonal recurrent matrices, uniform ±0.01 elsewhere, zero biases."""
+    for module in model.modules():
+        if isinstance(module, nn.LSTMCell):
+            nn.init.uniform_(module.weight_ih, -INIT_RANGE, INIT_RANGE)
+            for gate in module.weight_hh.chunk(4, dim=0):  # W_ih, W_fh, W_ch, W_oh of eq. (2)
+                nn.init.orthogonal_(gate)
+            nn.init.zeros_(module.bias_ih)
+            nn.init.zeros_(module.bias_hh)
+        elif isinstance(module, (nn.Linear, nn.Conv3d, nn.Embedding)):
+            nn.init.uniform_(module.weight, -INIT_RANGE, INIT_RANGE)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+
+def caption_log_likelihood(logits: Tensor, tokens: Tensor, pad_id: int) -> Tensor:
+    """Eq. (3): (B, T, V) logits and (B, T) tokens → (B,) log p(Y | A), pads skipped."""
+    log_probs = logits.float().log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return (log_probs * (tokens != pad_id)).sum(-1)
+
+
+class ASTAR(nn.Module):
+    """The caption model of Section 3 and, through ``ModelConfig.variant``, its baselines.
+
+    Args:
+        config: architecture.
+        word_vectors: optional (V, M) initial word embeddings W_e (``load_word2vec``).
+    """
+
+    def __init__(self, config: ModelConfig, word_vectors: Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        has_context = config.variant != "fc7"
+        self.aligner = Aligner(config) if has_context else None
+        self.attention = TwoLevelAttention(config) if has_context else None
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)  # W_e
+        self.initial_hidden = nn.Linear(config.fc7_dim, config.hidden_dim)  # C
+        self.lstm = nn.LSTMCell(config.embedding_dim + config.context_dim, config.hidden_dim)  # H, eq. (2)
+        self.word_scores = nn.Linear(config.hidden_dim, config.vocab_size)  # V
+        self.dropout = nn.Dropout(config.dropout)
+        initialise(self)
+        if word_vectors is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(word_vectors)
+
+    def align(self, features: dict[str, Tensor], pool5_steps: Tensor | None = None) -> Tensor:
+        """Eq. (4) (or the variant's alternative): stored layers → (B, L, P, D).
+
+        Args:
+            features: per layer (B, T_l, H_l, W_l, C_l), as in ``VideoBatch``.
+            pool5_steps: (B,) valid pool5 steps; None means no padding.
+        """
+        if self.aligner is None:
+            raise ValueError("variant 'fc7' has no feature maps to align")
+        if pool5_steps is None:
+            name = self.config.layers[0]
+            layer_map = features[name]
+            pool5_steps = torch.full((layer_map.shape[0],), layer_map.shape[1] // POOL5_RATIO[name], device=layer_map.device)
+        return self.aligner(features, pool5_steps)[0]
+
+    def encode(self, batch: VideoBatch) -> AttentionMemory | None:
+        """Align a batch once and precompute attention keys (None for the fc7 baseline)."""
+        if self.aligner is None or self.attention is None:
+            return None
+        dtype = self.initial_hidden.weight.dtype
+        features = {name: batch.features[name].to(dtype) for name in self.config.layers}
+        aligned, mask = self.aligner(features, batch.pool5_steps)
+        return self.attention.prepare(aligned, mask)
+
+    def start(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
+        """Encode the videos and predict word 1: (B, V) log p(y_1 | A) and the state after it."""
+        logits, state = self._begin(batch)
+        return logits.log_softmax(-1), state
+
+    def step(
+        self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None = None
+    ) -> tuple[Tensor, DecoderState, AttentionStep | None]:
+        """One word: (B,) y_{t−1} → (B, V) log p(y_t | y_<t, A), the new state, its attention.
+
+        ``layer_choice`` (B,) forces hard attention's m_t; otherwise it is sampled in
+        training mode and the argmax of β_t in eval mode. Attention is None for fc7.
+        """
+        logits, state, attention = self._advance(state, previous_words, layer_choice)
+        return logits.log_softmax(-1), state, attention
+
+    def forward(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
+        """Teacher-forced (B, T, V) logits; row t predicts tokens[:, t]."""
+        return self.teacher_forced(batch, tokens)[0]
+
+    def teacher_forced(
+        self, batch: VideoBatch, tokens: Tensor, layer_choices: Tensor | None = None
+    ) -> tuple[Tensor, CaptionAttention | None]:
+        """(B, T, V) logits and per-word attention; ``layer_choices`` (B, T) forces m_t (column 0 unused)."""
+        first_logits, state = self._begin(batch)
+        return self._teacher_force(first_logits, state, tokens, layer_choices)
+
+    def loss(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
+        """The scalar to minimise, normalised per caption word (``<eos>`` included).
+
+        Soft attention and evaluation: mean negative log-likelihood per word (eq. 3).
+        Hard attention in training mode: −L^K (eq. 10, K = ``config.samples``) summed over
+        the batch and divided by its word count; ``backward()`` gives eq. (12)'s estimator.
+        """
+        pad_id = self.config.pad_id
+        if self.config.attention == "hard" and self.training:
+            return -self._multi_sample_bound(batch, tokens).sum() / (tokens != pad_id).sum()
+        logits = self(batch, tokens)
+        return F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten(), ignore_index=pad_id)
+
+    @torch.no_grad()
+    def greedy(self, batch: VideoBatch, max_len: int) -> tuple[Tensor, CaptionAttention | None]:
+        """Most likely word at every step, up to ``max_len`` words.
+
+        Returns:
+            (B, T ≤ max_len) tokens, each caption ending with ``<eos>`` then ``<pad>``
+            (or cut at max_len), and its attention (None for fc7).
+        """
+        config = self.config
+        log_probs, state = self.start(batch)
+        words = [log_probs.argmax(-1)]
+        finished = words[0] == config.eos_id
+        steps = []
+        while len(words) < max_len and not bool(finished.all()):
+            log_probs, state, attention = self.step(state, words[-1])
+            steps.append(attention)
+            word = log_probs.argmax(-1).masked_fill(finished, config.pad_id)
+            finished = finished | (word == config.eos_id)
+            words.append(word)
+        tokens = torch.stack(words, dim=1)
+        if self.attention is None or not steps:
+            return tokens, None
+        return tokens, stack_attention(steps)
+
+    def _begin(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
+        """(B, V) logits of y_1 from h_1 = tanh(C a_{L+1}) (c_1 = 0) and the state."""
+        fc7 = batch.fc7.to(self.initial_hidden.weight.dtype)
+        hidden = torch.tanh(self.initial_hidden(fc7))
+        state = DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
+        return self.word_scores(self.dropout(hidden)), state
+
+    def _advance(
+        self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None
+    ) -> tuple[Tensor, DecoderState, AttentionStep | None]:
+        """Eq. (2) and softmax(V h_t): the logits (B, V) of word t given y_{t−1} (B,)."""
+        inputs = self.dropout(self.embedding(previous_words))
+        attention = None
+        if self.attention is not None and state.memory is not None:
+            attention = self.attention(state.memory, state.hidden, layer_choice)
+            inputs = torch.cat([inputs, attention.context.to(inputs.dtype)], dim=-1)
+        hidden, cell = self.lstm(inputs, (state.hidden, state.cell))
+        return self.word_scores(self.dropout(hidden)), DecoderState(hidden, cell, state.memory), attention
+
+    def _teacher_force(
+        self, first_logits: Tensor, state: DecoderState, tokens: Tensor, layer_choices: Tensor | None
+    ) -> tuple[Tensor, CaptionAttention | None]:
+        logits, steps = [first_logits], []
+        for t in range(1, tokens.shape[1]):
+            choice = None if layer_choices is None else layer_choices[:, t]
+            word_logits, state, attention = self._advance(state, tokens[:, t - 1], choice)
+            logits.append(word_logits)
+            steps.append(attention)
+        if self.attention is None or not steps:
+            return torch.stack(logits, dim=1), None
+        return torch.stack(logits, dim=1), stack_attention(steps)
+
+    def _multi_sample_bound(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
+        """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once, decoding K times."""
+        samples, batch_size = self.config.samples, tokens.shape[0]
+        rows = torch.arange(batch_size, device=tokens.device).repeat_interleave(samples)
+        first_logits, state = self._begin(batch)
+        tokens = tokens.index_select(0, rows)
+        logits, attention = self._teacher_force(first_logits.index_select(0, rows), state.index_select(rows), tokens, None)
+        assert attention is not None and attention.choice_log_probs is not None
+        log_likelihood = caption_log_likelihood(logits, tokens, self.config.pad_id)
+        # Choices after <eos> cannot change p(Y | m), so they are left out of p(m | A).
+        log_proposal = (attention.choice_log_probs * (tokens != self.config.pad_id)).sum(-1)
+        return vimco_surrogate(log_likelihood.view(batch_size, samples), log_proposal.view(batch_size, samples))
