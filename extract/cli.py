@@ -111,3 +111,7 @@ def main(
     if extractor.weights.is_random:
         click.echo("note: these features come from RANDOM-INIT C3D weights", err=True)
     sys.exit(summary.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Batches: bad videos are recorded and the rest goes on; resume after a kill; hung or crashing decoders."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from astar.extract import PAPER, VideoInput, collect_inputs, extract_videos, open_store
+from astar.extract.isolate import IsolatedDecoder
+from tests.videos import write_video
+
+
+def add_bad_videos(folder):
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "text.avi").write_text("not a video")
+    good = (folder / "a.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    middle = bytearray(good)
+    middle[len(middle) // 2 : len(middle) // 2 + 2000] = os.urandom(2000)
+    (folder / "garbled.mp4").write_bytes(bytes(middle))
+
+
+def test_bad_videos_are_recorded_and_the_batch_goes_on(video_folder, tmp_path, extractor):
+    add_bad_videos(video_folder)
+    out = str(tmp_path / "feats.zarr")
+    inputs = collect_inputs([str(video_folder), str(tmp_path / "missing.mp4")])
+    summary = extract_videos(inputs, out, extractor=extractor, progress=False)
+    store = open_store(out)
+    assert {"a", "c d", "nested/b"} <= set(store.video_ids)
+    failed = set(store.failures.video_id)
+    assert {"empty", "text", "truncated", "missing"} <= failed
+    assert failed.isdisjoint(store.video_ids)
+    assert summary.exit_code == 3
+    assert all("\n" not in error for error in store.failures.error)
+
+
+def test_rerun_skips_done_and_retries_failed(video_folder, tmp_path, extractor):
+    out = str(tmp_path / "feats.zarr")
+    broken = video_folder / "late.mp4"
+    broken.write_bytes(b"not yet")
+    first = extract_videos(collect_inputs([str(video_folder)]), out, extractor=extractor, progress=False)
+    assert first.count("failed") == 1
+    write_video(broken, np.zeros((10, 32, 32, 3), np.uint8), fps=10)  # the user fixes the file
+    second = extract_videos(collect_inputs([str(video_folder)]), out, extractor=extractor, progress=False)
+    assert (second.count("skipped"), second.count("done"), second.count("failed")) == (3, 1, 0)
+    store = open_store(out)
+    assert "late" in store.video_ids and store.failures.empty
+
+
+EXTRACT = [sys.executable, "-m", "astar.extract.cli"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for index in range(6):
+        write_video(folder / f"v{index}.mp4", np.full((30, 32, 32, 3), 40 * index, np.uint8), fps=10)
+    out = tmp_path / "feats.zarr"
+    command = [*EXTRACT, str(folder), "--out", str(out), "--device", "cpu", "-q"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    manifest = out / "manifest"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(manifest.glob("*/zarr.json"))) < 2:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)  # mid-way: the next video is being decoded or written
+    run.wait()
+    done_before = set(open_store(str(out)).video_ids)
+    assert 2 <= len(done_before) < 6
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert f"{6 - len(done_before)} done, {len(done_before)} skipped, 0 failed" in finished.stdout
+    assert open_store(str(out)).video_ids == [f"v{i}" for i in range(6)]
+
+
+def test_a_hanging_decode_times_out_and_the_next_video_decodes(tmp_path):
+    fifo = tmp_path / "hangs.mp4"
+    os.mkfifo(fifo)  # opening a FIFO with no writer blocks FFmpeg forever
+    good = write_video(tmp_path / "good.mp4", np.zeros((10, 32, 32, 3), np.uint8), fps=10)
+    videos = [VideoInput("hangs", str(fifo)), VideoInput("good", str(good))]
+    with IsolatedDecoder(PAPER, timeout_s=3) as decoder:
+        results = dict((video.video_id, result) for video, result in decoder.map(videos))
+    assert "timed out after 3 s" in str(results["hangs"])
+    assert results["good"].frames.shape == (2, 112, 112, 3)
+
+
+def test_a_crashing_decoder_costs_one_video(tmp_path):
+    fifo = tmp_path / "crashes.mp4"
+    os.mkfifo(fifo)
+    good = write_video(tmp_path / "good.mp4", np.zeros((10, 32, 32, 3), np.uint8), fps=10)
+    videos = [VideoInput("crashes", str(fifo)), VideoInput("good", str(good))]
+    with IsolatedDecoder(PAPER, timeout_s=60) as decoder:
+
+        def kill_child_when_started():
+            while decoder.worker_pid is None:
+                time.sleep(0.01)
+            time.sleep(1.0)
+            os.kill(decoder.worker_pid, signal.SIGSEGV)
+
+        threading.Thread(target=kill_child_when_started, daemon=True).start()
+        results = dict((video.video_id, result) for video, result in decoder.map(videos))
+    assert f"killed by signal {int(signal.SIGSEGV)}" in str(results["crashes"])
+    assert results["good"].frames.shape == (2, 112, 112, 3)

@@ -1,0 +1,103 @@
+"""Store keys and the Zarr layout: ids round-trip, arrays, attributes, manifest, failures, identity."""
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+from astar.extract import (
+    LAYERS, SCHEMA_VERSION, StoreError, collect_inputs, extract_videos, open_store, video_id_from_key, video_key,
+)
+from astar.extract.ids import SAFE
+
+IDS = ["-4wsuPCjDBc_5_15", "nested/clip", "with space", "Ünïcødé 视频", "Clip", "clip", "..", ".", "__init", "a~1", "x" * 300]
+
+
+@pytest.mark.parametrize("video_id", IDS)
+def test_video_key_is_one_safe_segment_and_round_trips(video_id):
+    key = video_key(video_id)
+    assert set(key) <= SAFE | set("~0123456789abcdef")
+    assert not key.startswith("__") and "/" not in key and "." not in key
+    assert len(key) <= 200
+    if len(video_id) < 60:
+        assert video_id_from_key(key) == video_id
+
+
+def test_video_keys_never_collide_even_ignoring_case():
+    keys = [video_key(v) for v in IDS + ["x" * 299 + "y"]]
+    assert len({k.lower() for k in keys}) == len(keys)
+
+
+def test_folder_inputs_give_relative_ids_and_list_files_work(video_folder, tmp_path):
+    ids = sorted(v.video_id for v in collect_inputs([str(video_folder)]))
+    assert ids == ["a", "c d", "nested/b"]
+    listing = tmp_path / "clips.txt"
+    listing.write_text("# clips\nvideos/a.mp4\n\nvideos/nested/b.mkv\n")
+    assert [v.video_id for v in collect_inputs([str(listing)])] == ["videos/a", "videos/nested/b"]
+
+
+def test_inputs_that_share_an_id_are_refused(video_folder):
+    (video_folder / "a.avi").write_bytes(b"")
+    with pytest.raises(ValueError, match="'a'"):
+        collect_inputs([str(video_folder)])
+
+
+def test_store_layout_follows_the_schema(video_folder, tmp_path, extractor):
+    out = tmp_path / "feats.zarr"
+    extract_videos(collect_inputs([str(video_folder)]), str(out), extractor=extractor, progress=False)
+    store = open_store(str(out))
+    assert store.video_ids == ["a", "c d", "nested/b"]
+    info = store.info("c d")
+    assert (info["frames"], info["padded_frames"], info["duration"]) == (8, 16, pytest.approx(4.0))
+    assert info["source"].endswith("c d.webm") and info["status"] == "complete"
+    for name, spec in LAYERS.items():
+        array = store.array("nested/b", name)
+        assert array.shape == (16 // spec.time_stride, *spec.step_shape)
+        assert array.dtype == np.float16
+        assert array.metadata.dimension_names == ("time", "height", "width", "channel")
+        assert array.attrs["_ARRAY_DIMENSIONS"] == ["time", "height", "width", "channel"]
+    assert store.read("a", "fc7").shape == (4096,)
+    assert store.read("a", "fc7_windows").shape == (1, 4096)
+    assert store.attrs["astar_schema_version"] == SCHEMA_VERSION
+    assert store.attrs["model"]["weights"] == "random-init" and store.random_init
+    assert store.dask("a", "pool2").shape == store.read("a", "pool2").shape
+    root_meta = json.loads((out / "zarr.json").read_text())
+    assert root_meta["zarr_format"] == 3
+
+
+def test_unknown_video_and_layer_are_clear_errors(video_folder, tmp_path, extractor):
+    out = str(tmp_path / "feats.zarr")
+    extract_videos(collect_inputs([str(video_folder / "a.mp4")]), out, extractor=extractor, progress=False)
+    store = open_store(out)
+    with pytest.raises(KeyError, match="'zzz'"):
+        store.read("zzz", "pool2")
+    with pytest.raises(KeyError, match="pool9"):
+        store.read("a", "pool9")
+
+
+def test_open_store_refuses_missing_foreign_and_future_stores(tmp_path):
+    with pytest.raises(StoreError, match="no feature store"):
+        open_store(str(tmp_path / "absent.zarr"))
+    foreign = zarr.open_group(str(tmp_path / "foreign.zarr"), mode="w")
+    with pytest.raises(StoreError, match="not an astar feature store"):
+        open_store(str(tmp_path / "foreign.zarr"))
+    foreign.attrs["astar_schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        open_store(str(tmp_path / "foreign.zarr"))
+
+
+def test_adding_with_different_settings_is_refused(video_folder, tmp_path, extractor):
+    from astar.extract import ExtractionSettings
+
+    out = str(tmp_path / "feats.zarr")
+    extract_videos(collect_inputs([str(video_folder / "a.mp4")]), out, extractor=extractor, progress=False)
+    with pytest.raises(StoreError, match="preprocessing"):
+        extract_videos(collect_inputs([str(video_folder)]), out, ExtractionSettings(device="cpu", preprocess="c3d"), progress=False)
+
+
+def test_store_is_at_most_35_percent_of_float32(video_folder, tmp_path, extractor):
+    out = tmp_path / "feats.zarr"
+    summary = extract_videos(collect_inputs([str(video_folder)]), str(out), extractor=extractor, progress=False)
+    store = open_store(str(out))
+    float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*LAYERS, "fc7", "fc7_windows"))
+    assert summary.store_bytes < 0.35 * float32_bytes
