@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .batch import POOL5_RATIO, time_mask
+from .batch import LAYER_SIDE, POOL5_RATIO, time_mask
 from .config import ModelConfig
 
-POOL5_SIDE = 4
-"""Rows and columns of pool5 (and of every aligned map) for 112×112 input."""
+POOL5_SIDE = LAYER_SIDE["pool5"]
+"""Rows and columns of pool5, and so of every aligned map."""
 
 ALIGNMENT_KERNEL: dict[str, int] = {"pool2": 7, "pool3": 5, "pool4": 3}
 """Kernel size of eq. (4)'s convolution U_{·,l} per layer (Section 4.2)."""

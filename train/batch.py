@@ -25,6 +25,10 @@ def time_mask(pool5_steps: Tensor, layer: str, steps: int) -> Tensor:
     return torch.arange(steps, device=valid.device) < valid[:, None]
 
 
+LAYER_SIDE: dict[str, int] = {"pool2": 28, "pool3": 14, "pool4": 7, "pool5": 4}
+"""Rows (= columns) of each layer's map for C3D's 112×112 input (Appendix C)."""
+
+
 @dataclass
 class VideoBatch:
     """Features of B videos, zero-padded in time to the longest one.
@@ -57,3 +61,26 @@ class VideoBatch:
             pool5_steps=self.pool5_steps.to(device),
             fc7=self.fc7.to(device, dtype),
         )
+
+
+def random_batch(
+    pool5_steps: list[int],
+    layer_channels: tuple[int, ...],
+    fc7_dim: int,
+    generator: torch.Generator | None = None,
+) -> VideoBatch:
+    """Synthetic non-negative features shaped like the store's, for tests, demos and benchmarks.
+
+    Args:
+        pool5_steps: valid pool5 steps per video (frames / 16); shorter videos are zero-padded.
+        layer_channels: n_F of pool2 … pool5 (``ModelConfig.layer_channels``).
+        fc7_dim: width of fc7.
+    """
+    longest = max(pool5_steps)
+    steps = torch.tensor(pool5_steps)
+    features = {}
+    for name, channels in zip(LAYER_NAMES, layer_channels, strict=True):
+        side, ratio = LAYER_SIDE[name], POOL5_RATIO[name]
+        values = torch.rand(len(pool5_steps), longest * ratio, side, side, channels, generator=generator)
+        features[name] = values * time_mask(steps, name, longest * ratio)[:, :, None, None, None]
+    return VideoBatch(features, steps, torch.rand(len(pool5_steps), fc7_dim, generator=generator))
