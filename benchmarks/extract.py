@@ -1,0 +1,148 @@
+"""Extraction benchmark: C3D throughput against this machine's matmul peak, whole-video vs
+clip-based passes, decoding vs C3D, store size, and end-to-end vs C3D-only.
+
+Every figure is a ratio of two runs measured in this process, so it says something on
+any machine. Run: ``.venv/bin/python benchmarks/extract.py [--quick]``.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from astar.extract import LAYERS, ExtractionSettings, Extractor, PAPER, collect_inputs, decode_video, extract_videos, open_store
+from astar.extract.features import autocast, extract_features
+
+
+def best_seconds(run, repeats: int = 3) -> float:
+    """Fastest of ``repeats`` timed calls after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 4096) -> float:
+    """Measured dense matmul GFLOP/s for ``dtype`` on the CPU."""
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    seconds = best_seconds(lambda: torch.mm(a, b))
+    return 2 * size**3 / seconds / 1e9
+
+
+def count_flops(model: nn.Module, run) -> int:
+    """Multiply-add FLOPs (×2) of every Conv3d and Linear during ``run()``."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv3d):
+            total += 2 * output.numel() * module.in_channels * int(np.prod(module.kernel_size))
+        else:
+            total += 2 * output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv3d, nn.Linear))]
+    run()
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+@torch.inference_mode()
+def clip_based(model, video: torch.Tensor, precision: str) -> torch.Tensor:
+    """What common extraction tools do: every 16-frame clip at stride 8 through C3D on its own.
+
+    Args:
+        video: (3, N′, 112, 112). Returns fc7 (N′/8 − 1, 4096).
+    """
+    starts = range(0, video.shape[1] - 15, 8)
+    clips = torch.stack([video[:, s : s + 16] for s in starts]).contiguous(memory_format=torch.channels_last_3d)
+    outputs = []
+    with autocast(torch.device("cpu"), precision):
+        for batch in clips.split(8):
+            outputs.append(model.windows(model.convolutions(batch)["conv5b"])[1][:, 0])
+    return torch.cat(outputs)
+
+
+def write_clip(path: Path, seconds: float, fps: int = 30, size=(360, 640)) -> Path:
+    from tests.videos import write_video
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (size[0], size[1], 3), dtype=np.uint8)
+    frames = np.stack([np.roll(base, 4 * i, axis=1) for i in range(int(seconds * fps))])
+    return write_video(path, frames, fps=fps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer frames (for a smoke run)")
+    args = parser.parse_args()
+    lengths = (32, 64) if args.quick else (64, 256)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    extractor = Extractor.build(ExtractionSettings(device="cpu"))
+    model = extractor.model
+    peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+
+    frames = 64
+    video = torch.randn(3, frames, 112, 112) * 60
+    flops = count_flops(model, lambda: extract_features(model, video))
+    c3d_fps = {}
+    for precision in ("fp32", "bf16"):
+        seconds = best_seconds(lambda: extract_features(model, video, precision))
+        c3d_fps[precision] = frames / seconds
+        achieved = flops / seconds / 1e9
+        print(
+            f"C3D {precision}: {c3d_fps[precision]:.1f} frames/s, {achieved:.0f} GFLOP/s "
+            f"= {achieved / peak[precision]:.0%} of the {precision} matmul peak"
+        )
+
+    for frames in lengths:
+        video = torch.randn(3, frames, 112, 112) * 60
+        whole = best_seconds(lambda: extract_features(model, video), repeats=2)
+        clips = best_seconds(lambda: clip_based(model, video, "fp32"), repeats=2)
+        print(f"whole-video pass vs clip-based (16-frame clips, stride 8) at {frames} frames: {clips / whole:.2f}× faster")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "clip.mp4", seconds=10 if args.quick else 30)
+        decode_seconds = best_seconds(lambda: decode_video(clip, PAPER), repeats=2)
+        sampled = len(decode_video(clip, PAPER).frames)
+        print(
+            f"decode+resize (640×360 H.264, 30 fps): {sampled / decode_seconds:.1f} sampled frames/s "
+            f"({sampled * 15 / decode_seconds:.0f} source frames/s) vs C3D fp32 {c3d_fps['fp32']:.1f} frames/s"
+        )
+
+        folder = Path(tmp) / "videos"
+        folder.mkdir()
+        for index in range(4 if args.quick else 8):
+            write_clip(folder / f"v{index}.mp4", seconds=8, size=(240, 320))
+        inputs = collect_inputs([str(folder)])
+        decoded = [decode_video(v.source, extractor.preprocessing) for v in inputs]
+        start = time.perf_counter()
+        for item in decoded:
+            extractor.features(item)
+        c3d_only = time.perf_counter() - start
+        out = str(Path(tmp) / "feats.zarr")
+        summary = extract_videos(inputs, out, extractor=extractor, progress=False)
+        total_frames = sum(len(d.frames) for d in decoded)
+        print(
+            f"end-to-end {total_frames / summary.seconds:.1f} frames/s vs C3D-only {total_frames / c3d_only:.1f} "
+            f"frames/s: {c3d_only / summary.seconds:.0%} (decoding overlapped with compute)"
+        )
+        store = open_store(out)
+        float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*LAYERS, "fc7", "fc7_windows"))
+        print(f"store {summary.store_bytes / 2**20:.1f} MiB = {summary.store_bytes / float32_bytes:.0%} of float32 "
+              f"({float32_bytes / 2**20:.1f} MiB); random-init weights (sparsity differs with Sports-1M weights)")
+
+
+if __name__ == "__main__":
+    main()
