@@ -170,3 +170,16 @@ def test_reduced_precision_agrees_with_fp32(c3d, precision, tolerance):
         ref = reference.layers[name].astype(np.float32)
         error = np.abs(reduced.layers[name].astype(np.float32) - ref).mean() / np.abs(ref).mean()
         assert error < tolerance, (name, error)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_features_agree_with_cpu_fp32():
+    cpu_model = prepare_model(random_init(seed=0)[0], torch.device("cpu"))
+    gpu_model = prepare_model(random_init(seed=0)[0], torch.device("cuda"))
+    frames = video(32, seed=9)
+    reference = extract_features(cpu_model, frames, "fp32")
+    for precision, tolerance in (("fp32", 1e-3), ("bf16", 0.08)):
+        on_gpu = extract_features(gpu_model, frames, precision)
+        ref = reference.layers["pool5"].astype(np.float32)
+        error = np.abs(on_gpu.layers["pool5"].astype(np.float32) - ref).mean() / np.abs(ref).mean()
+        assert error < tolerance, (precision, error)

@@ -116,3 +116,16 @@ def test_bad_input_raises_one_line_decode_error(tmp_path, kind, reason):
     message = str(raised.value)
     assert reason in message
     assert "\n" not in message and message
+
+
+def test_minutes_long_video_gives_two_frames_per_second(tmp_path):
+    frames = np.repeat(level_frames([60], 16, 16), 3 * 60 * 5, axis=0)  # 3 minutes at 5 fps
+    video = decode_video(write_video(tmp_path / "long.mp4", frames, fps=5), PAPER)
+    assert len(video.frames) == 360
+
+
+def test_1080p_source_is_resized_in_the_scaler(tmp_path):
+    frames = np.random.default_rng(2).integers(0, 255, (4, 1080, 1920, 3), dtype=np.uint8)
+    video = decode_video(write_video(tmp_path / "hd.mp4", frames, fps=4), PAPER)
+    assert video.frames.shape == (2, 112, 112, 3)
+    assert (video.width, video.height) == (1920, 1080)
