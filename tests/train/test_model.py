@@ -1,0 +1,160 @@
+"""The ASTAR model and its baselines: shapes, padding, decoding API, init, overfitting."""
+from __future__ import annotations
+
+
+import pytest
+import torch
+from torch import nn
+
+from astar.train.batch import VideoBatch, random_batch
+from astar.train.config import ModelConfig
+from astar.train.model import ASTAR
+
+VOCAB = 12
+PAD, EOS = 0, 1
+VARIANTS = {
+    "astar": {},
+    "astar-layer-first": {"order": "layer_first"},
+    "astar-hard": {"attention": "hard"},
+    "astar-hard-layer-first": {"attention": "hard", "order": "layer_first"},
+    "fc7": {"variant": "fc7"},
+    "pool2": {"variant": "single", "layers": ("pool2",)},
+    "pool3": {"variant": "single", "layers": ("pool3",)},
+    "pool4": {"variant": "single", "layers": ("pool4",)},
+    "pool5": {"variant": "single", "layers": ("pool5",)},
+    "mlp": {"variant": "mlp"},
+    "maxpool": {"variant": "maxpool"},
+    "avgpool": {"variant": "avgpool"},
+    "hypercolumn": {"variant": "hypercolumn"},
+}
+
+
+def small(**overrides: object) -> ModelConfig:
+    return ModelConfig.small(VOCAB, pad_id=PAD, eos_id=EOS, **overrides)
+
+
+def videos(config: ModelConfig, steps: list[int], seed: int = 0) -> VideoBatch:
+    return random_batch(steps, config.layer_channels, config.fc7_dim, torch.Generator().manual_seed(seed))
+
+
+CAPTIONS = torch.tensor([[4, 5, 6, EOS], [7, EOS, PAD, PAD]])
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_gives_logits_loss_and_attention_of_the_documented_shapes(name: str) -> None:
+    config = small(**VARIANTS[name])
+    model = ASTAR(config)
+    batch = videos(config, [2, 1])
+    logits = model(batch, CAPTIONS)
+    assert logits.shape == (2, 4, VOCAB)
+    model.loss(batch, CAPTIONS).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    _, attention = model.eval().teacher_forced(batch, CAPTIONS)
+    if config.variant == "fc7":
+        assert attention is None
+        return
+    positions = {"pool2": 2 * 8 * 28 * 28, "pool3": 2 * 4 * 14 * 14, "pool4": 2 * 2 * 7 * 7}.get(
+        config.layers[0] if config.variant == "single" else "", 2 * 16
+    )
+    assert attention.positions.shape == (2, 4, positions)
+    assert attention.layers.shape == (2, 4, config.attended_layers)
+    torch.testing.assert_close(attention.positions[:, 1:].sum(-1), torch.ones(2, 3))
+    torch.testing.assert_close(attention.layers[:, 1:].sum(-1), torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_padding_a_video_changes_nothing(name: str) -> None:
+    config = small(**VARIANTS[name])
+    model = ASTAR(config).eval()
+    alone = videos(config, [1])
+    together = videos(config, [1, 3], seed=1)
+    for layer, value in together.features.items():
+        value[0] = torch.rand_like(value[0]) * 5  # garbage in the padding, not even zeros
+        value[0, : alone.features[layer].shape[1]] = alone.features[layer][0]
+    together.fc7[0] = alone.fc7[0]
+    tokens = torch.tensor([[4, 5, 6, EOS]])
+    logits_alone, attention_alone = model.teacher_forced(alone, tokens)
+    logits_together, attention_together = model.teacher_forced(together, tokens.repeat(2, 1))
+    torch.testing.assert_close(logits_together[:1], logits_alone, atol=1e-5, rtol=1e-4)
+    if attention_alone is not None:
+        valid = attention_alone.positions.shape[-1]
+        torch.testing.assert_close(attention_together.positions[:1, :, :valid], attention_alone.positions, atol=1e-6, rtol=1e-4)
+        assert torch.all(attention_together.positions[0, :, valid:] == 0)
+
+
+def test_incremental_decoding_matches_teacher_forcing_and_expands_along_the_batch() -> None:
+    config = small()
+    model = ASTAR(config).eval()
+    batch = videos(config, [2, 1])
+    expected = model(batch, CAPTIONS).log_softmax(-1)
+    log_probs, state = model.start(batch)
+    torch.testing.assert_close(log_probs, expected[:, 0])
+    beams = torch.tensor([0, 0, 0, 1, 1, 1])  # B = 2 videos → 2 · 3 hypotheses
+    state = state.index_select(beams)
+    for t in range(1, CAPTIONS.shape[1]):
+        log_probs, state, attention = model.step(state, CAPTIONS[beams, t - 1])
+        torch.testing.assert_close(log_probs, expected[beams, t])
+        assert attention.positions.shape == (6, 32) and attention.layers.shape == (6, 4)
+
+
+def test_initialisation_follows_section_4_2() -> None:
+    model = ASTAR(small())
+    for gate in model.lstm.weight_hh.chunk(4, dim=0):
+        torch.testing.assert_close(gate @ gate.T, torch.eye(gate.shape[0]), atol=1e-5, rtol=0)
+    for name, parameter in model.named_parameters():
+        if name.endswith("bias") or "bias_" in name:
+            assert torch.all(parameter == 0), name
+        elif name != "lstm.weight_hh":
+            assert parameter.abs().max() <= 0.01, name
+
+
+def test_word_vectors_initialise_the_embedding() -> None:
+    vectors = torch.randn(VOCAB, 32)
+    torch.testing.assert_close(ASTAR(small(), word_vectors=vectors).embedding.weight.detach(), vectors)
+
+
+def test_config_rejects_impossible_variants() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        small(variant="single")
+    with pytest.raises(ValueError, match="hard attention"):
+        small(variant="hypercolumn", attention="hard")
+    with pytest.raises(ValueError, match="C3D order"):
+        small(layers=("pool5", "pool2"))
+
+
+def test_paper_sizes_are_the_defaults() -> None:
+    config = ModelConfig(vocab_size=VOCAB)
+    model = ASTAR(config)
+    assert (config.hidden_dim, config.embedding_dim, config.samples, config.context_dim) == (512, 300, 10, 512)
+    kernels = [module.kernel_size for module in model.modules() if isinstance(module, nn.Conv3d)]
+    assert kernels == [(7, 7, 7), (5, 5, 5), (3, 3, 3)]
+
+
+@pytest.mark.parametrize("attention", ["soft", "hard"])
+def test_a_tiny_model_overfits_a_handful_of_captions(attention: str) -> None:
+    torch.manual_seed(0)
+    config = small(attention=attention, layers=("pool4", "pool5"))
+    model = ASTAR(config)
+    batch = videos(config, [1, 2, 1, 1])
+    captions = torch.tensor([[4, 5, 6, EOS], [7, 8, EOS, PAD], [9, 5, 10, EOS], [11, EOS, PAD, PAD]])
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimiser.zero_grad()
+        model.loss(batch, captions).backward()
+        optimiser.step()
+    tokens, _ = model.eval().greedy(batch, max_len=6)
+    assert tokens.tolist() == captions.tolist()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_agrees_with_float32(dtype: torch.dtype) -> None:
+    config = ModelConfig(vocab_size=VOCAB, dropout=0.0)
+    model = ASTAR(config).cuda().eval()
+    batch = videos(config, [2, 1]).to("cuda")
+    tokens = CAPTIONS.cuda()
+    with torch.no_grad():
+        reference = model(batch, tokens).log_softmax(-1)
+        with torch.autocast("cuda", dtype=dtype):
+            mixed = model(batch, tokens).float().log_softmax(-1)
+    torch.testing.assert_close(mixed, reference, atol=2e-2, rtol=2e-2)
