@@ -233,6 +233,7 @@ def _tokenize_all(
 def _check_inputs(
     predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], metrics: Sequence[str]
 ) -> None:
+    """Raise ``ValueError`` for inputs pycocoevalcap would reject with a bare assertion."""
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")

@@ -212,6 +212,21 @@ def test_missing_java_gives_one_install_line_and_the_other_metrics(
     assert {"ROUGE-L", "CIDEr"} <= set(scores.corpus)
 
 
+@pytest.mark.timeout(60)
+def test_a_java_that_cannot_start_gives_its_error_and_the_other_metrics(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    broken_java = tmp_path / "java"
+    broken_java.write_text("#!/bin/sh\necho 'Error: Could not create the Java Virtual Machine.' >&2\nexit 1\n")
+    broken_java.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    scores = score_captions({"v": "a red circle moves left"}, {"v": ["a red circle moves left"]})
+    assert scores.tokenizer == "python" and scores.missing == ["METEOR"]
+    assert len(scores.warnings) == 2
+    assert all("Could not create the Java Virtual Machine" in warning for warning in scores.warnings)
+    assert scores.corpus["BLEU-4"] == pytest.approx(1.0, rel=1e-6)
+
+
 def test_python_tokenizer_equals_ptb_on_normalised_captions(msrvtt: tuple[dict, dict]) -> None:
     predictions, references = msrvtt
     captions = [*predictions.values(), *(c for texts in references.values() for c in texts)]
