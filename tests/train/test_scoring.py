@@ -54,10 +54,13 @@ def msrvtt(shared_fixtures: Path) -> tuple[dict[str, str], dict[str, list[str]]]
 
 
 @pytest.fixture(scope="module")
-def msrvtt_scores(msrvtt: tuple[dict[str, str], dict[str, list[str]]]) -> CaptionScores:
-    """All metrics, METEOR's JVM included, on the MSR-VTT fixture."""
-    predictions, references = msrvtt
-    return score_captions(predictions, references)
+def clean_and_dirty_scores() -> CaptionScores:
+    """All metrics, METEOR's JVM included, on one video twice: clean, and with newlines and ``|||``."""
+    clean = ["a man sings a song", "a person is singing on stage"]
+    dirty = ["a man sings ||| a song", "a person\r\nis singing on\u2028stage"]
+    return score_captions(
+        {"clean": "a man is singing", "dirty": "a man is\nsinging"}, {"clean": clean, "dirty": dirty}
+    )
 
 
 def reference_tokens(captions: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -151,7 +154,7 @@ def test_bleu_rouge_and_cider_equal_pycocoevalcap_on_msrvtt(msrvtt: tuple[dict, 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_meteor_equals_pycocoevalcap_on_msrvtt(msrvtt: tuple[dict, dict], msrvtt_scores: CaptionScores) -> None:
+def test_meteor_equals_pycocoevalcap_on_msrvtt(msrvtt: tuple[dict, dict]) -> None:
     predictions, references = msrvtt
     raw_references = reference_tokens(references)
     raw_predictions = reference_tokens({video: [caption] for video, caption in predictions.items()})
@@ -160,14 +163,14 @@ def test_meteor_equals_pycocoevalcap_on_msrvtt(msrvtt: tuple[dict, dict], msrvtt
         expected, expected_per_video = meteor.compute_score(raw_references, raw_predictions)
     finally:
         meteor.__del__()  # pycocoevalcap's only way to stop its JVM
-    assert msrvtt_scores.corpus["METEOR"] == expected
-    assert msrvtt_scores.per_video["METEOR"].tolist() == expected_per_video
+    scores = score_captions(predictions, references, metrics=("METEOR",))
+    assert scores.corpus["METEOR"] == expected
+    assert scores.per_video["METEOR"].tolist() == expected_per_video
 
 
 @pytest.mark.timeout(300)
-def test_scoring_leaves_no_java_process_alive(msrvtt_scores: CaptionScores) -> None:
-    assert set(msrvtt_scores.corpus) == {*BLEU_KEYS, "METEOR", "ROUGE-L", "CIDEr"}
-    assert 0 < msrvtt_scores.corpus["METEOR"] < 1
+def test_scoring_leaves_no_java_process_alive(clean_and_dirty_scores: CaptionScores) -> None:
+    assert set(clean_and_dirty_scores.corpus) == {*BLEU_KEYS, "METEOR", "ROUGE-L", "CIDEr"}
     assert java_children() == []
 
 
@@ -183,17 +186,12 @@ def test_meteor_timeout_kills_its_jvm_and_reports_meteor_missing(msrvtt: tuple[d
     assert java_children() == []
 
 
-@pytest.mark.timeout(120)
-def test_newlines_and_meteor_separators_in_captions_are_scored_as_spaces() -> None:
-    clean = {"prediction": "a man is singing", "references": ["a man sings a song", "a person is singing on stage"]}
-    dirty = {"prediction": "a man is\nsinging", "references": ["a man sings ||| a song", "a person\r\nis singing on\u2028stage"]}
-    scores = score_captions(
-        {"clean": clean["prediction"], "dirty": dirty["prediction"]},
-        {"clean": clean["references"], "dirty": dirty["references"]},
-    )
-    assert scores.missing == []
-    rows = scores.per_video.set_index("video_id")
+@pytest.mark.timeout(300)
+def test_newlines_and_meteor_separators_in_captions_are_scored_as_spaces(clean_and_dirty_scores: CaptionScores) -> None:
+    assert clean_and_dirty_scores.missing == []
+    rows = clean_and_dirty_scores.per_video.set_index("video_id")
     metric_columns = [*BLEU_KEYS, "METEOR", "ROUGE-L", "CIDEr"]
+    assert 0 < rows.loc["clean", "METEOR"] < 1
     assert rows.loc["dirty", metric_columns].tolist() == rows.loc["clean", metric_columns].tolist()
     assert rows.loc["dirty", "references"] == "a man sings a song | a person is singing on stage"
 
