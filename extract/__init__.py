@@ -8,12 +8,12 @@ from .decode import DecodedVideo, DecodeError, decode_video
 from .extractor import ExtractionSettings, Extractor
 from .ids import VideoInput, collect_inputs, video_id_from_key, video_key
 from .preprocessing import C3D_CAFFE, PAPER, PREPROCESSINGS, Preprocessing
-from .schema import FPS, LAYERS, SCHEMA_VERSION, LayerSpec, padded_frame_count
+from .schema import FC7_DIM, FPS, LAYERS, SCHEMA_VERSION, LayerSpec, padded_frame_count
 from .store import FeatureStore, StoreError, StoreWriter, open_store
 
 __all__ = [
     "C3D", "C3D_CAFFE", "DecodeError", "DecodedVideo", "EXIT_SOME_FAILED", "ExtractionSettings", "Extractor",
-    "FPS", "FeatureStore", "LAYERS", "LayerSpec", "PAPER", "PREPROCESSINGS", "Preprocessing", "RunSummary",
+    "FC7_DIM", "FPS", "FeatureStore", "LAYERS", "LayerSpec", "PAPER", "PREPROCESSINGS", "Preprocessing", "RunSummary",
     "SCHEMA_VERSION", "StoreError", "StoreWriter", "VideoInput", "VideoOutcome", "WeightsError", "WeightsSpec",
     "collect_inputs", "decode_video", "extract_videos", "load_weights", "open_store", "padded_frame_count",
     "random_init", "store_decoded", "video_id_from_key", "video_key",

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-LAYER_NAMES: tuple[str, ...] = ("pool2", "pool3", "pool4", "pool5")
+from astar.extract import LAYERS
+
+LAYER_NAMES: tuple[str, ...] = tuple(LAYERS)
 """The convolutional layers a_1 … a_L the model attends to, lowest first (Section 4.2)."""
 
-POOL5_RATIO: dict[str, int] = {"pool2": 8, "pool3": 4, "pool4": 2, "pool5": 1}
+POOL5_RATIO: dict[str, int] = {name: LAYERS["pool5"].time_stride // spec.time_stride for name, spec in LAYERS.items()}
 """Time steps (and, up to border padding, rows and columns) of each layer per pool5 cell.
 
 These are also the max-pooling ratios of eq. (4) in Section 4.2 (8³, 4³, 2³).
@@ -25,7 +27,7 @@ def time_mask(pool5_steps: Tensor, layer: str, steps: int) -> Tensor:
     return torch.arange(steps, device=valid.device) < valid[:, None]
 
 
-LAYER_SIDE: dict[str, int] = {"pool2": 28, "pool3": 14, "pool4": 7, "pool5": 4}
+LAYER_SIDE: dict[str, int] = {name: spec.height for name, spec in LAYERS.items()}
 """Rows (= columns) of each layer's map for C3D's 112×112 input (Appendix C)."""
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from astar.extract import FC7_DIM, LAYERS
+
 from .batch import LAYER_NAMES
 
 Variant = Literal["astar", "fc7", "single", "mlp", "maxpool", "avgpool", "hypercolumn"]
@@ -25,10 +27,10 @@ Variant = Literal["astar", "fc7", "single", "mlp", "maxpool", "avgpool", "hyperc
 TWO_LEVEL_VARIANTS: frozenset[str] = frozenset({"astar", "mlp", "maxpool", "avgpool"})
 """Variants with both spatiotemporal and abstraction-level attention."""
 
-C3D_LAYER_CHANNELS: tuple[int, ...] = (128, 256, 512, 512)
+C3D_LAYER_CHANNELS: tuple[int, ...] = tuple(spec.channels for spec in LAYERS.values())
 """Channels n_F of pool2 … pool5 in C3D (Appendix B), as the feature store holds them."""
 
-C3D_FC7_DIM = 4096
+C3D_FC7_DIM = FC7_DIM
 
 
 @dataclass(frozen=True)
