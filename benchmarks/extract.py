@@ -73,7 +73,7 @@ def clip_based(model, video: torch.Tensor, precision: str) -> torch.Tensor:
 
 
 def write_clip(path: Path, seconds: float, fps: int = 30, size=(360, 640)) -> Path:
-    from tests.videos import write_video
+    from astar.pipelines.synthetic import write_video
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (size[0], size[1], 3), dtype=np.uint8)

@@ -132,10 +132,12 @@ def write_video(
     fps: int | Fraction,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    times: Sequence[float] | None = None,
 ) -> Path:
-    """Encode RGB ``frames`` (T, H, W, 3) uint8 at a constant ``fps`` into ``path`` with PyAV.
+    """Encode RGB ``frames`` (T, H, W, 3) uint8 at ``fps`` into ``path`` with PyAV.
 
-    Frame ``i`` is shown at ``i / fps`` seconds. The container follows ``path``'s
+    Frame ``i`` is shown at ``i / fps`` seconds, or at ``times[i]`` seconds when
+    given (variable frame rate, millisecond timestamps). The container follows ``path``'s
     suffix (``.mp4``, ``.mkv``, ``.avi`` …). For yuv420p, H and W must be even.
     libx264 runs at crf 18 (visually lossless); other codecs use their defaults.
     """
@@ -146,11 +148,14 @@ def write_video(
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
-        stream.time_base = 1 / rate
+        stream.time_base = 1 / rate if times is None else Fraction(1, 1000)
         stream.options = _ENCODER_OPTIONS.get(codec, {})
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = index
+            if times is None:
+                frame.pts = index
+            else:
+                frame.pts, frame.time_base = round(times[index] * 1000), stream.time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path

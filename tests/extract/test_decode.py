@@ -26,7 +26,7 @@ def test_sample_k_is_the_frame_on_screen_at_k_over_2_seconds(tmp_path):
     # latest frame with timestamp ≤ k/2 s.
     times = [0.0, 0.2, 0.45, 1.3, 1.35, 2.7, 2.9, 4.1]
     levels = [20, 50, 80, 110, 140, 170, 200, 230]
-    path = write_video(tmp_path / "vfr.mkv", level_frames(levels), codec="ffv1", pix_fmt="yuv444p", times=times)
+    path = write_video(tmp_path / "vfr.mkv", level_frames(levels), fps=10, codec="ffv1", pix_fmt="yuv444p", times=times)
     # duration: last frame at 4.1 s + one nominal frame period (1/10 s) = 4.2 s → 9 samples
     expected = []
     for k in range(9):
@@ -38,7 +38,7 @@ def test_variable_frame_rate_count_follows_duration_not_nominal_rate(tmp_path):
     # 40 frames bunched in the first second, then one frame every 2 s until 9 s:
     # a nominal-rate shortcut would get the count wrong.
     times = [i / 40 for i in range(40)] + [1.0 + 2 * i for i in range(5)]
-    path = write_video(tmp_path / "bursty.mkv", level_frames([100] * 45, 32, 32), codec="ffv1", pix_fmt="yuv444p", times=times)
+    path = write_video(tmp_path / "bursty.mkv", level_frames([100] * 45, 32, 32), fps=10, codec="ffv1", pix_fmt="yuv444p", times=times)
     video = decode_video(path, PAPER)
     assert abs(len(video.frames) - 2 * video.duration) <= 1
     assert len(video.frames) == pytest.approx(18, abs=1)
