@@ -5,6 +5,7 @@ The store's contract is storage_schema.md; ``open_store`` is how every other sta
 from .batch import EXIT_SOME_FAILED, RunSummary, VideoOutcome, extract_videos, store_decoded
 from .c3d import C3D, WeightsError, WeightsSpec, load_weights, random_init
 from .decode import DecodedVideo, DecodeError, decode_video
+from .distributed import ClusterError, dask_client, extract_on_dask
 from .extractor import ExtractionSettings, Extractor
 from .ids import VideoInput, collect_inputs, video_id_from_key, video_key
 from .preprocessing import C3D_CAFFE, PAPER, PREPROCESSINGS, Preprocessing
@@ -17,4 +18,5 @@ __all__ = [
     "SCHEMA_VERSION", "StoreError", "StoreWriter", "VideoInput", "VideoOutcome", "WeightsError", "WeightsSpec",
     "collect_inputs", "decode_video", "extract_videos", "load_weights", "open_store", "padded_frame_count",
     "random_init", "store_decoded", "video_id_from_key", "video_key",
+    "ClusterError", "dask_client", "extract_on_dask",
 ]

@@ -7,6 +7,7 @@ import click
 
 from .batch import EXIT_SOME_FAILED, extract_videos
 from .c3d import WeightsError
+from .distributed import ClusterError, dask_client, extract_on_dask
 from .extractor import ExtractionSettings, Extractor
 from .features import PRECISIONS
 from .ids import collect_inputs
@@ -18,6 +19,8 @@ Examples:
   astar-extract videos/ --out feats.zarr
   astar-extract clips.txt --out feats.zarr --weights c3d.pickle --device cuda
   astar-extract a.mp4 b.webm --out feats.zarr --precision bf16
+  astar-extract videos/ --out s3://bucket/feats.zarr --workers 4
+  astar-extract clips.txt --out feats.zarr --scheduler tcp://10.0.0.5:8786
 
 \b
 Exit codes: 0 every video stored; {EXIT_SOME_FAILED} some videos failed (recorded in the
@@ -49,6 +52,8 @@ def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--max-frames-per-pass", type=click.IntRange(min=112), default=256, show_default=True, help="Longer videos go through C3D in overlapping tiles (identical result, bounded memory).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random-init weights.")
 @click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE", help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@click.option("--workers", type=click.IntRange(min=1), help="Run on a local Dask cluster of this many worker processes (one thread each) instead of in this process.")
+@click.option("--scheduler", metavar="ADDRESS_OR_FILE", help="Run on an existing Dask cluster: scheduler address (tcp://host:8786) or scheduler file. Workers must see the inputs, weights and store.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(
     inputs: tuple[str, ...],
@@ -62,6 +67,8 @@ def main(
     max_frames_per_pass: int,
     seed: int,
     storage_options: tuple[str, ...],
+    workers: int | None,
+    scheduler: str | None,
     quiet: bool,
 ) -> None:
     """Extract C3D pool2–pool5 maps and fc7 from videos into a Zarr feature store.
@@ -72,6 +79,8 @@ def main(
     once, and a run resumes where the last one stopped: completed videos are
     skipped, failed ones retried.
     """
+    if workers and scheduler:
+        raise click.UsageError("--workers starts a local cluster and --scheduler uses an existing one; give one")
     try:
         videos = collect_inputs(list(inputs))
     except ValueError as error:
@@ -101,8 +110,13 @@ def main(
         err=True,
     )
     try:
-        summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor)
-    except StoreError as error:
+        if workers or scheduler:
+            with dask_client(workers, scheduler) as client:
+                click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
+                summary = extract_on_dask(client, videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor)
+        else:
+            summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor)
+    except (StoreError, ClusterError) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: completed videos are kept; re-run the same command to resume", err=True)

@@ -1,0 +1,240 @@
+"""Extract a batch of videos on a Dask cluster: one task per video, features written by the workers.
+
+The driver (``extract_on_dask``) creates or checks the store, submits one task per
+video that is not yet done, and collects small ``VideoOutcome`` records; the
+scheduler never sees a feature tensor. A task (``extract_video_task``) runs in a
+worker process: it builds the ``Extractor`` once per process (cached by settings),
+decodes the video, runs C3D and writes the video with the store's crash-safe order
+(storage_schema.md §6) through ``store_decoded`` — the same step the in-process
+batch uses, so both paths write the same bytes.
+
+Faults: a corrupt video is a ``failed`` outcome recorded in the store, as in-process.
+A worker process that dies mid-video (OOM, kill -9) leaves that video without its
+completion marker; the scheduler reruns the task elsewhere, and after
+``distributed.scheduler.allowed-failures`` deaths the video is recorded as failed.
+
+Decoding is isolated in a child process (``IsolatedDecoder``, one per worker
+thread, started once) so a hanging or crashing FFmpeg costs one video, as
+in-process. Daemonic worker processes (the default of ``dask worker``) may not
+start children; there the video is decoded in the worker itself, so a crash costs
+a worker restart and a hang blocks that worker: start workers with
+``DASK_DISTRIBUTED__WORKER__DAEMON=False`` to keep the isolation. The
+``LocalCluster`` of ``dask_client`` does this.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import dask
+import dask.system
+import torch
+from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
+from tqdm.auto import tqdm
+
+from .batch import RunSummary, VideoOutcome, store_decoded
+from .decode import DecodedVideo, DecodeError, decode_video
+from .extractor import ExtractionSettings, Extractor, absolute_source, warn
+from .ids import VideoInput, is_url, video_key
+from .isolate import IsolatedDecoder
+from .store import MANIFEST, StoreWriter, store_size_bytes
+
+RETRIES = 2
+"""Reruns of a task that raised (a transient store error); worker deaths are counted by the scheduler."""
+
+
+
+class ClusterError(Exception):
+    """A Dask scheduler that cannot be reached; the message names it and says why."""
+
+
+_lock = threading.Lock()
+_cached: tuple[str, Extractor] | None = None
+_thread = threading.local()
+
+
+def _settings_key(settings: ExtractionSettings) -> str:
+    return repr(sorted(asdict(settings).items()))
+
+
+def worker_extractor(settings: ExtractionSettings) -> Extractor:
+    """The ``Extractor`` for ``settings`` in this process, built on first use (C3D loads once per worker)."""
+    global _cached
+    key = _settings_key(settings)
+    with _lock:
+        if _cached is None or _cached[0] != key:
+            _cached = None  # free the previous model before building the next
+            _cached = (key, Extractor.build(settings))
+        return _cached[1]
+
+
+def _thread_decoder(settings: ExtractionSettings, extractor: Extractor) -> IsolatedDecoder:
+    """This worker thread's decoder child, started on first use and kept for the next videos."""
+    key = (extractor.preprocessing.name, settings.decode_timeout)
+    if getattr(_thread, "key", None) != key:
+        if getattr(_thread, "decoder", None) is not None:
+            _thread.decoder.close()
+        _thread.key, _thread.decoder = key, IsolatedDecoder(extractor.preprocessing, settings.decode_timeout)
+        atexit.register(_thread.decoder.close)  # a politely ended child exits without an EOF traceback
+    return _thread.decoder
+
+
+def decode_in_worker(video: VideoInput, settings: ExtractionSettings, extractor: Extractor) -> DecodedVideo | DecodeError:
+    """Decode one video in a child of this worker, or in the worker when it is daemonic (see the module note)."""
+    if multiprocessing.current_process().daemon:
+        try:
+            return decode_video(video.source, extractor.preprocessing)
+        except DecodeError as error:
+            return error
+    [(_, decoded)] = _thread_decoder(settings, extractor).map([video])
+    return decoded
+
+
+def extract_video_task(video: VideoInput, out: str, settings: ExtractionSettings, torch_threads: int | None) -> VideoOutcome:
+    """Extract one video into the store at ``out`` on a worker; returns only its outcome record.
+
+    A video that another run completed meanwhile (its marker exists) is ``skipped``.
+    ``torch_threads`` sets this process's intra-op threads (None keeps the worker's).
+    """
+    started = time.perf_counter()
+    if torch_threads and torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    extractor = worker_extractor(settings)
+    writer = StoreWriter(out, extractor.identity(), settings.storage_options)
+    if video_key(video.video_id) in writer.root[MANIFEST]:
+        return VideoOutcome(video.video_id, video.source, "skipped")
+    return store_decoded(extractor, writer, video, decode_in_worker(video, settings, extractor), started)
+
+
+def _cpu_count() -> int:
+    return dask.system.CPU_COUNT
+
+
+def torch_threads_per_task(client: Client) -> int:
+    """Intra-op threads per task so that the tasks running at once on a host use its cores once over.
+
+    ``cores of the host // task threads of all workers on that host``, the smallest over hosts, at least 1.
+    """
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    cores = client.run(_cpu_count)
+    threads_on_host: Counter[str] = Counter()
+    cores_on_host: dict[str, int] = {}
+    for address, count in cores.items():
+        host = workers[address]["host"]
+        threads_on_host[host] += workers[address]["nthreads"]
+        cores_on_host[host] = count
+    return max(1, min(cores_on_host[host] // threads for host, threads in threads_on_host.items()))
+
+
+@contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
+    """A client of an existing scheduler (``tcp://host:8786`` or a scheduler file), else of a new local cluster.
+
+    The local cluster has ``workers`` processes of one thread each; its workers are
+    not daemonic so that each can isolate decoding in a child process.
+
+    Raises:
+        ClusterError: the scheduler cannot be reached.
+    """
+    if scheduler:
+        options = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
+        try:
+            client = Client(**options, timeout="20s")
+        except (OSError, ValueError) as error:
+            raise ClusterError(f"cannot reach the Dask scheduler {scheduler}: {' '.join(str(error).split())}") from None
+        with client:
+            yield client
+        return
+    # Read again whenever a nanny restarts a dead worker, so it stays set for the cluster's life.
+    with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(
+        n_workers=workers or 1, threads_per_worker=1, processes=True
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _task_keys(videos: list[VideoInput]) -> list[str]:
+    """Readable, run-unique task keys: the dashboard shows which video a task is."""
+    run = uuid.uuid4().hex[:8]
+    return [f"extract-{video_key(v.video_id)}-{run}" for v in videos]
+
+
+def _collect(future: Future, video: VideoInput, writer: StoreWriter) -> VideoOutcome:
+    """The task's outcome; a video whose workers kept dying is recorded as failed, like a corrupt one."""
+    try:
+        return future.result()
+    except KilledWorker:
+        error = "worker processes died while extracting it (out of memory or killed); lower --max-frames-per-pass"
+        writer.record_failure(video.video_id, video.source, error)
+        return VideoOutcome(video.video_id, video.source, "failed", error=error)
+
+
+def extract_on_dask(
+    client: Client,
+    inputs: Iterable[VideoInput],
+    out: str,
+    settings: ExtractionSettings = ExtractionSettings(),
+    overwrite: bool = False,
+    progress: bool = True,
+    extractor: Extractor | None = None,
+    torch_threads: int | None = None,
+) -> RunSummary:
+    """``extract_videos`` on a Dask cluster: same store, same outcomes, one task per video.
+
+    Args:
+        client: a connected ``distributed.Client``; workers must see the inputs,
+            the weights file and the store at the same paths or URLs.
+        extractor: this run's extractor, used here only for the store's identity
+            (built from ``settings`` when None).
+        torch_threads: intra-op threads per task; None gives ``torch_threads_per_task``.
+
+    Raises:
+        StoreError: the store cannot be created or written (also when raised on a worker).
+    """
+    started = time.perf_counter()
+    identity = (extractor or Extractor.build(settings)).identity()
+    writer = StoreWriter(out, identity, settings.storage_options, overwrite=overwrite)
+    if settings.weights and not is_url(settings.weights):
+        settings = replace(settings, weights=str(Path(settings.weights).resolve()))
+    inputs = [VideoInput(v.video_id, absolute_source(v.source)) for v in inputs]
+    done = writer.completed()
+    outcomes = {v.video_id: VideoOutcome(v.video_id, v.source, "skipped") for v in inputs if v.video_id in done}
+    todo = [v for v in inputs if v.video_id not in done]
+    threads = torch_threads or torch_threads_per_task(client)
+    warn_if_daemonic(client)
+    futures = client.map(
+        extract_video_task, todo, out=out, settings=settings, torch_threads=threads, key=_task_keys(todo), retries=RETRIES
+    )
+    videos = {future.key: video for future, video in zip(futures, todo)}
+    frames = 0
+    try:
+        with tqdm(total=len(todo), unit="video", disable=not progress, desc="extract (dask)") as bar:
+            for future in as_completed(futures):
+                outcome = _collect(future, videos[future.key], writer)
+                outcomes[outcome.video_id] = outcome
+                frames += outcome.frames
+                if outcome.status == "failed":
+                    bar.write(f"failed: {outcome.source}: {outcome.error}")
+                bar.update()
+                failed = sum(o.status == "failed" for o in outcomes.values())
+                bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed)
+    finally:
+        client.cancel(futures)  # after Ctrl-C or a store error nothing keeps running for this run
+    ordered = [outcomes[v.video_id] for v in inputs]
+    return RunSummary(ordered, time.perf_counter() - started, store_size_bytes(out, settings.storage_options))
+
+
+def warn_if_daemonic(client: Client) -> None:
+    """Say when workers cannot isolate decoding (see the module note)."""
+    if any(client.run(lambda: multiprocessing.current_process().daemon).values()):
+        warn(
+            "note: Dask workers run as daemon processes, so videos are decoded inside them (a crashing decoder "
+            "restarts a worker); start workers with DASK_DISTRIBUTED__WORKER__DAEMON=False to isolate decoding"
+        )

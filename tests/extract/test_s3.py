@@ -1,0 +1,97 @@
+"""Feature stores and inputs on S3, through a moto server on 127.0.0.1 started by the tests."""
+import socket
+import uuid
+
+import numpy as np
+import pytest
+
+from astar.extract import ExtractionSettings, StoreError, collect_inputs, extract_videos, open_store
+
+LAYERS_AND_FC7 = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3-compatible server; dummy credentials, and no AWS endpoint outside 127.0.0.1 can be reached."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": endpoint,  # inputs are opened with fsspec's defaults
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint) -> tuple[str, dict]:
+    """A fresh bucket (moto's state is process-wide) and the store's storage options."""
+    import s3fs
+
+    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+    name = f"astar-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(**options).mkdir(name)
+    return name, options
+
+
+def test_s3_store_round_trip_matches_a_local_store(video_folder, tmp_path, extractor, bucket):
+    name, options = bucket
+    inputs = collect_inputs([str(video_folder)])
+    url = f"s3://{name}/feats.zarr"
+    summary = extract_videos(inputs, url, ExtractionSettings(storage_options=options), extractor=extractor, progress=False)
+    assert summary.exit_code == 0 and summary.store_bytes > 0
+    extract_videos(inputs, str(tmp_path / "local.zarr"), extractor=extractor, progress=False)
+    local, remote = open_store(str(tmp_path / "local.zarr")), open_store(url, options)
+    assert remote.video_ids == local.video_ids == ["a", "c d", "nested/b"]
+    for video_id in remote.video_ids:
+        for layer in LAYERS_AND_FC7:
+            np.testing.assert_array_equal(remote.read(video_id, layer), local.read(video_id, layer))
+        assert remote.info(video_id)["frames"] == local.info(video_id)["frames"]
+
+
+def test_s3_store_resumes_skipping_done_and_retrying_failed(video_folder, extractor, bucket):
+    name, options = bucket
+    (video_folder / "bad.mp4").write_bytes(b"not a video")
+    inputs = collect_inputs([str(video_folder)])
+    url, settings = f"s3://{name}/feats.zarr", ExtractionSettings(storage_options=options)
+    first = extract_videos(inputs, url, settings, extractor=extractor, progress=False)
+    assert (first.count("done"), first.count("failed")) == (3, 1)
+    assert list(open_store(url, options).failures.video_id) == ["bad"]
+    second = extract_videos(inputs, url, settings, extractor=extractor, progress=False)
+    assert (second.count("skipped"), second.count("failed"), second.count("done")) == (3, 1, 0)
+
+
+def test_inputs_from_s3_are_listed_and_decoded(video_folder, extractor, bucket):
+    import s3fs
+
+    name, options = bucket
+    s3fs.S3FileSystem(**options).put(str(video_folder), f"{name}/videos", recursive=True)
+    inputs = collect_inputs([f"s3://{name}/videos"])
+    assert [v.video_id for v in inputs] == ["a", "c d", "nested/b"]
+    url = f"s3://{name}/feats.zarr"
+    summary = extract_videos(inputs, url, ExtractionSettings(storage_options=options), extractor=extractor, progress=False)
+    assert summary.count("done") == 3, summary.table()
+    assert open_store(url, options).info("nested/b")["source"] == f"s3://{name}/videos/nested/b.mkv"
+
+
+def test_opening_a_missing_s3_store_is_a_one_line_error(bucket):
+    name, options = bucket
+    with pytest.raises(StoreError, match="no feature store here"):
+        open_store(f"s3://{name}/nothing.zarr", options)
