@@ -30,12 +30,19 @@ def best_seconds(run, repeats: int = 3) -> float:
     return min(times)
 
 
-def matmul_gflops(dtype: torch.dtype, size: int = 4096) -> float:
-    """Measured dense matmul GFLOP/s for ``dtype`` on the CPU."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    seconds = best_seconds(lambda: torch.mm(a, b))
-    return 2 * size**3 / seconds / 1e9
+def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int = 4096) -> float:
+    """Measured dense matmul GFLOP/s for ``dtype`` on ``device`` (synchronised on CUDA)."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    repeats = 20 if device.type == "cuda" else 1
+
+    def run() -> None:
+        for _ in range(repeats):
+            torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return 2 * size**3 * repeats / best_seconds(run) / 1e9
 
 
 def count_flops(model: nn.Module, run) -> int:
@@ -57,18 +64,19 @@ def count_flops(model: nn.Module, run) -> int:
 
 
 @torch.inference_mode()
-def clip_based(model, video: torch.Tensor, precision: str) -> torch.Tensor:
+def clip_based(model, video: torch.Tensor, precision: str, device: torch.device) -> torch.Tensor:
     """What common extraction tools do: every 16-frame clip at stride 8 through C3D on its own.
 
     Args:
         video: (3, N′, 112, 112). Returns fc7 (N′/8 − 1, 4096).
     """
     starts = range(0, video.shape[1] - 15, 8)
-    clips = torch.stack([video[:, s : s + 16] for s in starts]).contiguous(memory_format=torch.channels_last_3d)
+    clips = torch.stack([video[:, s : s + 16] for s in starts])
     outputs = []
-    with autocast(torch.device("cpu"), precision):
+    with autocast(device, precision):
         for batch in clips.split(8):
-            outputs.append(model.windows(model.convolutions(batch)["conv5b"])[1][:, 0])
+            batch = batch.to(device).contiguous(memory_format=torch.channels_last_3d)
+            outputs.append(model.windows(model.convolutions(batch)["conv5b"])[1][:, 0].float().cpu())
     return torch.cat(outputs)
 
 
@@ -84,16 +92,17 @@ def write_clip(path: Path, seconds: float, fps: int = 30, size=(360, 640)) -> Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer frames (for a smoke run)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where C3D runs (default: cpu)")
     args = parser.parse_args()
     lengths = (32, 64) if args.quick else (64, 256)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, C3D on {args.device}")
 
-    extractor = Extractor.build(ExtractionSettings(device="cpu"))
-    model = extractor.model
-    peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    extractor = Extractor.build(ExtractionSettings(device=args.device, precision="fp32"))
+    model, device = extractor.model, extractor.device
+    peak = {"fp32": matmul_gflops(torch.float32, device), "bf16": matmul_gflops(torch.bfloat16, device)}
     print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
 
-    frames = 64
+    frames = 64 if device.type == "cpu" else 512
     video = torch.randn(3, frames, 112, 112) * 60
     flops = count_flops(model, lambda: extract_features(model, video))
     c3d_fps = {}
@@ -109,7 +118,7 @@ def main() -> None:
     for frames in lengths:
         video = torch.randn(3, frames, 112, 112) * 60
         whole = best_seconds(lambda: extract_features(model, video), repeats=2)
-        clips = best_seconds(lambda: clip_based(model, video, "fp32"), repeats=2)
+        clips = best_seconds(lambda: clip_based(model, video, "fp32", device), repeats=2)
         print(f"whole-video pass vs clip-based (16-frame clips, stride 8) at {frames} frames: {clips / whole:.2f}× faster")
 
     with tempfile.TemporaryDirectory() as tmp:

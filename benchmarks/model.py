@@ -31,9 +31,12 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
 
 
-def train_step(model: ASTAR, batch, tokens: torch.Tensor) -> None:
+def train_step(model: ASTAR, batch, tokens: torch.Tensor, autocast: torch.dtype | None = None) -> None:
     model.zero_grad(set_to_none=True)
-    model.loss(batch, tokens).backward()
+    device_type = tokens.device.type
+    with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
+        loss = model.loss(batch, tokens)
+    loss.backward()
 
 
 def synchronise(device: torch.device) -> None:
@@ -41,12 +44,12 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def convolution_share(model: ASTAR, batch, tokens: torch.Tensor, device: torch.device) -> float:
+def convolution_share(model: ASTAR, batch, tokens: torch.Tensor, device: torch.device, autocast: torch.dtype | None) -> float:
     """Share of operator time spent in the 3D convolutions of eq. (4), forward and backward."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as profiler:
         for _ in range(REPEATS):
-            train_step(model, batch, tokens)
+            train_step(model, batch, tokens, autocast)
         synchronise(device)
     events = profiler.key_averages()
 
@@ -66,22 +69,24 @@ def main() -> None:
     preset = "paper" if device.type == "cuda" else "small"
     print(f"ASTAR soft attention, {preset} preset, batch {BATCH}, {CAPTION_WORDS}-word captions, on {device}"
           f" ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
-    print(f"{'frames':>6} {'fwd+bwd s':>10} {'peak MiB':>9} {'align conv share':>17}")
+    precisions = {"fp32": None, "bf16": torch.bfloat16} if device.type == "cuda" else {"fp32": None}
+    print(f"{'frames':>6} {'precision':>9} {'fwd+bwd s':>10} {'peak MiB':>9} {'align conv share':>17}")
     for frames in FRAMES:
         batch = random_batch([frames // 16] * BATCH, config.layer_channels, config.fc7_dim, generator).to(device)
         tokens = torch.randint(2, VOCAB, (BATCH, CAPTION_WORDS), generator=generator).to(device)
-        for _ in range(2):  # warm-up: allocator and oneDNN kernel selection
-            train_step(model, batch, tokens)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        synchronise(device)
-        start = time.perf_counter()
-        for _ in range(REPEATS):
-            train_step(model, batch, tokens)
-        synchronise(device)
-        seconds = (time.perf_counter() - start) / REPEATS
-        share = convolution_share(model, batch, tokens, device)
-        print(f"{frames:>6} {seconds:>10.3f} {peak_memory_mib(device):>9.0f} {share:>16.0%}")
+        for name, autocast in precisions.items():
+            for _ in range(2):  # warm-up: allocator and oneDNN/cuDNN kernel selection
+                train_step(model, batch, tokens, autocast)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            synchronise(device)
+            start = time.perf_counter()
+            for _ in range(REPEATS):
+                train_step(model, batch, tokens, autocast)
+            synchronise(device)
+            seconds = (time.perf_counter() - start) / REPEATS
+            share = convolution_share(model, batch, tokens, device, autocast)
+            print(f"{frames:>6} {name:>9} {seconds:>10.3f} {peak_memory_mib(device):>9.0f} {share:>16.0%}")
 
 
 if __name__ == "__main__":
