@@ -138,7 +138,8 @@ class FeatureStore:
         columns = ["video_id", "source", "error", "time"]
         if FAILURES not in self.root:
             return pd.DataFrame(columns=columns)
-        records = [dict(group.attrs) for _, group in sorted(self.root[FAILURES].groups())]
+        complete = set(self._keys.values())  # a concurrent run may have completed a video another run failed
+        records = [dict(group.attrs) for key, group in sorted(self.root[FAILURES].groups()) if key not in complete]
         return pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=columns)
 
     def summary(self) -> pd.DataFrame:
@@ -193,22 +194,27 @@ class StoreWriter:
     def __init__(self, url: str, identity: dict[str, Any], storage_options: dict | None = None, overwrite: bool = False):
         self.url = str(url)
         identity = json.loads(json.dumps(identity))  # compare as stored: tuples become lists
+        attributes = {**identity, "astar_version": astar_version(), "created": _utc_now()}
         store = _zarr_store(self.url, storage_options, read_only=False)
         try:
-            root = zarr.open_group(store=store, mode="w" if overwrite else "a")
-        except (OSError, ValueError, zarr.errors.ContainsArrayError) as error:
+            try:
+                # A new root gets its identity in the same write, so a concurrent run never sees it without one.
+                root = zarr.open_group(store=store, mode="w" if overwrite else "a", attributes=attributes)
+            except zarr.errors.ContainsGroupError:  # another run created the store just now
+                root = zarr.open_group(store=store, mode="a")
+        except (OSError, ValueError) as error:
             raise StoreError(f"{self.url}: cannot write here ({' '.join(str(error).split())})") from None
         if "astar_schema_version" not in root.attrs:
             if list(root.keys()):
                 raise StoreError(f"{self.url}: exists and is not an astar feature store; choose another --out")
-            root.attrs.update({**identity, "astar_version": astar_version(), "created": _utc_now()})
+            root.attrs.update(attributes)
         _check_schema(root, self.url)
         different = [k for k in IDENTITY_KEYS if root.attrs.get(k) != identity.get(k)]
         if different:
             details = "; ".join(f"{k}: store has {root.attrs.get(k)!r}, this run {identity.get(k)!r}" for k in different)
             raise StoreError(f"{self.url}: extracted with different settings ({details}); use --overwrite or another --out")
         for name in (VIDEOS, MANIFEST, FAILURES):
-            root.require_group(name)
+            _group_once(root, name)
         self.root = root
 
     def completed(self) -> set[str]:
@@ -216,23 +222,28 @@ class StoreWriter:
         return set(FeatureStore(self.root, self.url).video_ids)
 
     def write_video(self, record: VideoRecord, layers: dict[str, np.ndarray], fc7: np.ndarray, fc7_windows: np.ndarray) -> None:
-        """Write one video's arrays, then its attributes, then its completion marker.
+        """Write one video's arrays, then its attributes, then its completion marker (storage_schema.md §6).
+
+        A video that is already complete is left as it is. Nothing another writer of the
+        same video may be writing is deleted: the group and marker are created only when
+        absent, and arrays are rewritten in place chunk by chunk (each chunk one whole-object
+        write), so two runs extracting one video at once both leave it complete and intact.
 
         Args:
             layers: ``pool2`` … ``pool5`` as (T, H, W, C) float16.
             fc7: (4096,) float16. fc7_windows: (W, 4096) float16.
         """
         key = video_key(record.video_id)
-        manifest = self.root[MANIFEST]
-        if key in manifest:
-            del manifest[key]
-        group = self.root[VIDEOS].create_group(key, overwrite=True, attributes={"video_id": record.video_id, "status": "writing"})
+        if key in self.root[MANIFEST]:
+            return
+        # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
+        group = _group_once(self.root[VIDEOS], key, {**record.__dict__, "status": "writing"})
         for name, data in layers.items():
             self._write_array(group, name, data, (_time_chunk(name, data.shape[0]), *data.shape[1:]))
         self._write_array(group, "fc7", fc7, fc7.shape)
         self._write_array(group, "fc7_windows", fc7_windows, (max(1, min(len(fc7_windows), FC7_WINDOW_CHUNK)), fc7_windows.shape[1]))
         group.attrs.update({**record.__dict__, "status": "complete", "extracted_at": _utc_now()})
-        manifest.create_group(key, overwrite=True, attributes={"video_id": record.video_id})
+        _group_once(self.root[MANIFEST], key, {"video_id": record.video_id})
         failures = self.root[FAILURES]
         if key in failures:
             del failures[key]
@@ -244,17 +255,33 @@ class StoreWriter:
 
     @staticmethod
     def _write_array(group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...]) -> None:
+        """Create the array, or overwrite every chunk of one of the same shape left by a crash or a concurrent writer."""
         if data.dtype != np.dtype(FEATURE_DTYPE):
             raise TypeError(f"{name} must be {FEATURE_DTYPE}, got {data.dtype}")
-        group.create_array(
-            name,
-            data=data,
-            chunks=tuple(int(c) for c in chunks),
-            compressors=COMPRESSOR,
-            dimension_names=DIMENSIONS[name],
-            attributes={"_ARRAY_DIMENSIONS": DIMENSIONS[name]},
-            overwrite=True,
-        )
+        existing = group.get(name)
+        if isinstance(existing, zarr.Array) and (existing.shape, existing.chunks, existing.dtype) == (data.shape, chunks, data.dtype):
+            existing[...] = data  # an all-zero chunk is deleted, which reads back as zeros: no stale chunk survives
+            return
+        try:
+            group.create_array(
+                name,
+                data=data,
+                chunks=tuple(int(c) for c in chunks),
+                compressors=COMPRESSOR,
+                dimension_names=DIMENSIONS[name],
+                attributes={"_ARRAY_DIMENSIONS": DIMENSIONS[name]},
+                overwrite=existing is not None,  # only a different leftover (an earlier, changed source) is deleted
+            )
+        except zarr.errors.ContainsArrayError:  # a concurrent writer created it just now
+            group[name][...] = data
+
+
+def _group_once(parent: zarr.Group, name: str, attributes: dict[str, Any] | None = None) -> zarr.Group:
+    """``parent[name]``, created with ``attributes`` only if absent: a group another writer made is never rewritten."""
+    try:
+        return parent.create_group(name, attributes=attributes)
+    except zarr.errors.ContainsGroupError:
+        return parent[name]
 
 
 def store_size_bytes(url: str, storage_options: dict | None = None) -> int:
