@@ -52,7 +52,8 @@ class SearchResult:
         attention: of each video's best caption, (B, T_best, ·) rows as in
             ``CaptionAttention`` (row 0, word 1 from fc7, is zero; rows after
             ``<eos>`` are the model's continuation and mean nothing), or None when not
-            asked for or the model has none (fc7).
+            asked for, when the model has none (fc7), or when every best caption is
+            ``<eos>`` alone (no word attended).
 
     Slots a beam could not fill (more slots than hypotheses) have score −inf and
     length 0.
