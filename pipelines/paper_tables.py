@@ -56,7 +56,7 @@ ASTAR = "ASTAR"
 
 ROWS: tuple[TableRow, ...] = (
     TableRow("fc7", "C3D fc7 + LSTM", BASELINES, "fc7"),
-    *(TableRow(layer, f"C3D fc7 + {layer}", SPATIOTEMPORAL, "single", (layer,)) for layer in ("pool2", "pool3", "pool4", "pool5")),
+    *(TableRow(name, f"C3D fc7 + {name}", SPATIOTEMPORAL, "single", (name,)) for name in ("pool2", "pool3", "pool4", "pool5")),
     TableRow("mlp", "MLP + soft attention", MULTI_LEVEL, "mlp"),
     TableRow("maxpool", "Max-pooling + soft attention", MULTI_LEVEL, "maxpool"),
     TableRow("avgpool", "Average-pooling + soft attention", MULTI_LEVEL, "avgpool"),

@@ -183,7 +183,9 @@ def _draw_fc7_panel(bars: Axes, frame: Axes, frames: np.ndarray) -> None:
 
 def _draw_layer_weights(bars: Axes, weights: np.ndarray, labels: Sequence[str], choice: int | None) -> None:
     """β_t as bars in [0, 1]; the hard-attention choice m_t darker."""
-    colours = ["tab:blue" if choice is None else ("navy" if layer == choice else "lightsteelblue") for layer in range(len(weights))]
+    colours = ["tab:blue"] * len(weights)
+    if choice is not None:
+        colours = ["navy" if layer == choice else "lightsteelblue" for layer in range(len(weights))]
     bars.bar(range(len(weights)), weights, color=colours)
     bars.set_ylim(0, 1)
     bars.set_xticks(range(len(labels)), labels, fontsize=6, rotation=45)

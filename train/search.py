@@ -87,7 +87,7 @@ class _Step:
 
     words: Tensor
     parents: Tensor
-    attention: AttentionStep | None  # (B·K, ·) rows in the parents' slot order
+    attention: AttentionStep | None  # (B·K, ·) rows in the parents' slot order, if kept
 
 
 def _attention_rows(step: AttentionStep, rows: Tensor) -> AttentionStep:
@@ -136,11 +136,11 @@ def beam_search(
     finished = torch.ones(videos, width, dtype=torch.bool, device=device)
     finished[:, 0] = False
     lengths = torch.zeros(videos, width, dtype=torch.long, device=device)
-    pad_only = torch.full((config.vocab_size,), float("-inf"), device=device)
+    vocab = config.vocab_size
+    pad_only = torch.full((vocab,), float("-inf"), device=device)
     pad_only[config.pad_id] = 0.0
     history: list[_Step] = []
     for length in range(1, max_len + 1):
-        vocab = log_probs.shape[-1]
         # A finished hypothesis extends only by <pad>, at no cost: it competes unchanged.
         extensions = torch.where(finished[..., None], pad_only, log_probs.float().view(videos, width, vocab))
         candidates = scores[..., None] + extensions  # (B, K, V)
@@ -151,12 +151,12 @@ def beam_search(
         scores = candidates.flatten(1).gather(1, order)
         lengths = candidate_lengths.gather(1, parents)
         finished = finished.gather(1, parents) | (words == config.eos_id)
-        history.append(_Step(words, parents, attention))
+        history.append(_Step(words, parents, attention if with_attention else None))
         if length == max_len or _settled(scores, lengths, finished, max_len, length_penalty, n_best):
             break
         rows = (parents + torch.arange(videos, device=device)[:, None] * width).flatten()
         log_probs, state, attention = model.step(state.index_select(rows), words.flatten())
-    return _backtrack(history, scores, lengths, length_penalty, n_best, config.pad_id, with_attention)
+    return _backtrack(history, scores, lengths, length_penalty, n_best, config.pad_id)
 
 
 def _settled(
@@ -164,7 +164,8 @@ def _settled(
 ) -> bool:
     """Whether no live hypothesis can overtake any video's ``n_best`` sorted slots any more."""
     ranked = scores / length_penalty_divisor(lengths, alpha)
-    best_possible = torch.where(finished, float("-inf"), scores / length_penalty_divisor(torch.full_like(lengths, max_len), alpha))
+    longest = length_penalty_divisor(torch.full_like(lengths, max_len), alpha)
+    best_possible = torch.where(finished, float("-inf"), scores / longest)
     top_done = finished[:, :n_best].all(1) & (ranked[:, n_best - 1] >= best_possible.max(1).values)
     return bool(top_done.all())
 
@@ -176,7 +177,6 @@ def _backtrack(
     alpha: float,
     n_best: int,
     pad_id: int,
-    with_attention: bool,
 ) -> SearchResult:
     """Follow parent pointers from the N best final slots (already sorted) back to word 1."""
     videos, width = scores.shape
@@ -186,8 +186,8 @@ def _backtrack(
     for step in reversed(history):
         words.append(step.words.gather(1, slots))
         parents = step.parents.gather(1, slots)
-        if with_attention and step.attention is not None:
-            steps.append(_attention_rows(step.attention, (parents[:, 0] + offsets[:, 0])))
+        if step.attention is not None:
+            steps.append(_attention_rows(step.attention, parents[:, 0] + offsets[:, 0]))
         slots = parents
     tokens = torch.stack(words[::-1], dim=2)  # (B, N, T)
     final_lengths = lengths[:, :n_best]

@@ -59,7 +59,8 @@ def exhaustive(model: ASTAR, batch: VideoBatch, video: int, max_len: int, alpha:
     captions += [list(prefix) for prefix in itertools.product(words, repeat=max_len)]
     tokens = torch.tensor([caption + [PAD] * (max_len - len(caption)) for caption in captions])
     lengths = torch.tensor([len(caption) for caption in captions])
-    one = VideoBatch({name: value[video : video + 1] for name, value in batch.features.items()}, batch.pool5_steps[video : video + 1], batch.fc7[video : video + 1])
+    row = slice(video, video + 1)
+    one = VideoBatch({name: value[row] for name, value in batch.features.items()}, batch.pool5_steps[row], batch.fc7[row])
     with torch.no_grad():
         first, state = model.start(one)
         state = state.index_select(torch.zeros(len(captions), dtype=torch.long))
