@@ -1,0 +1,71 @@
+"""A feature store built by real extraction of generated clips, shared by the training tests.
+
+``synthetic_store`` is session-wide: twelve captioned clips of 1.5–10 s (so pool5
+lengths differ: 16 or 32 padded frames), their ``captions.csv`` (generic CSV form,
+70/15/15 % train/val/test), extracted on the CPU with random-init C3D. A copy of the
+captions sits at the default annotation location, ``annotations/csv/`` beside the store.
+Later evaluation tests can reuse it.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from astar.extract import ExtractionSettings, collect_inputs, extract_videos
+from astar.pipelines.synthetic import CAPTIONS_FILE, SyntheticClip, generate_dataset
+from astar.train.settings import TrainConfig
+
+N_VIDEOS = 12
+DURATION_RANGE_S = (1.5, 10.0)
+
+
+@dataclass(frozen=True)
+class SyntheticStore:
+    """Where the shared store and its captions are.
+
+    Attributes:
+        store: the Zarr feature store (``feats.zarr``).
+        captions: ``captions.csv`` (video_id,caption,split), also copied to
+            ``<store's folder>/annotations/csv/`` (the default location).
+        clips: what each clip shows.
+    """
+
+    store: Path
+    captions: Path
+    clips: list[SyntheticClip]
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> SyntheticStore:
+    root = tmp_path_factory.mktemp("synthetic")
+    clips = generate_dataset(root / "videos", n_videos=N_VIDEOS, duration_range_s=DURATION_RANGE_S)
+    store = root / "feats.zarr"
+    summary = extract_videos(collect_inputs([str(root / "videos")]), str(store), ExtractionSettings(device="cpu"), progress=False)
+    assert summary.count("done") == N_VIDEOS, summary.table()
+    default_location = root / "annotations" / "csv"
+    default_location.mkdir(parents=True)
+    shutil.copy(root / "videos" / CAPTIONS_FILE, default_location / CAPTIONS_FILE)
+    return SyntheticStore(store, root / "videos" / CAPTIONS_FILE, clips)
+
+
+@pytest.fixture
+def quick_config(synthetic_store: SyntheticStore, tmp_path: Path) -> Callable[..., TrainConfig]:
+    """``quick_config(name, **overrides)``: a seconds-long CPU run on the shared store into tmp_path/name.
+
+    The small preset on pool4 and pool5 only (pool2's 7³ alignment dominates CPU time),
+    batches of 8, validation loss, every training word kept, no progress bars.
+    """
+
+    def make(name: str = "run", **overrides: object) -> TrainConfig:
+        settings: dict = dict(
+            store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions),
+            out=str(tmp_path / name), preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=2,
+            metric="loss", min_count=1, device="cpu", loader_workers=0, progress=False,
+        )
+        return TrainConfig(**{**settings, **overrides})
+
+    return make

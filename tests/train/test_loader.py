@@ -1,0 +1,153 @@
+"""The lazy loader on a store built by real extraction: laziness, bucketing, narrowing, padding, workers."""
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from zarr.storage import LocalStore, LoggingStore
+
+from astar.extract import FeatureStore, open_store, video_key
+from astar.train.config import C3D_FC7_DIM, C3D_LAYER_CHANNELS, ModelConfig
+from astar.train.loader import (
+    BucketBatchSampler,
+    CaptionBatches,
+    FeatureReader,
+    make_loader,
+    padding_fraction,
+)
+
+SMALL = ModelConfig.small(vocab_size=10, pad_id=0, eos_id=2)
+
+
+class KeyLog(logging.Handler):
+    """Collects the store keys a ``LoggingStore`` reads."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.keys: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.search(r"Calling \w+\.get\((.*)\)", record.getMessage())
+        if found:
+            self.keys.append(found.group(1))
+
+
+@pytest.fixture
+def logged_store(synthetic_store):
+    """The shared store opened through zarr's ``LoggingStore``, and the log of keys it reads."""
+    log = KeyLog()
+    logging_store = LoggingStore(LocalStore(synthetic_store.store, read_only=True), log_level="INFO", log_handler=log)
+    logging_store.logger.addHandler(log)
+    root = zarr.open_group(store=logging_store, mode="r")
+    yield FeatureStore(root, str(synthetic_store.store)), log
+    logging_store.logger.removeHandler(log)
+
+
+@pytest.fixture
+def store(synthetic_store) -> FeatureStore:
+    return open_store(str(synthetic_store.store))
+
+
+def test_reading_one_batch_touches_only_its_videos(logged_store):
+    store, log = logged_store
+    videos = CaptionBatches(FeatureReader(store, SMALL), store.video_ids)
+    chosen = [1, 4]
+    log.keys.clear()
+    batch = videos[chosen]
+    touched = {match.group(1) for key in log.keys if (match := re.match(r"videos/([^/]+)/", key))}
+    assert touched == {video_key(store.video_ids[index]) for index in chosen}
+    assert any("/c/" in key for key in log.keys)  # chunk data was read, not only metadata
+    assert batch.video_ids == [store.video_ids[index] for index in chosen]
+
+
+def test_a_batch_reads_each_of_its_videos_once(logged_store):
+    store, log = logged_store
+    video_id = store.video_ids[0]
+    pairs = CaptionBatches(FeatureReader(store, SMALL), [video_id] * 3, [[5, 2], [6, 7, 2], [2]])
+    log.keys.clear()
+    pairs[[0, 1, 2]]
+    chunk_reads = [key for key in log.keys if key.startswith(f"videos/{video_key(video_id)}/pool5/c/")]
+    assert len(chunk_reads) == len(set(chunk_reads)) > 0
+
+
+def test_a_narrow_model_reads_the_leading_channels_of_each_layer(store):
+    video_id = store.video_ids[0]
+    layers, fc7 = FeatureReader(store, SMALL).read(video_id)
+    for name in SMALL.layers:
+        np.testing.assert_array_equal(layers[name], store.read(video_id, name)[..., : SMALL.channels(name)])
+    np.testing.assert_array_equal(fc7, store.read(video_id, "fc7")[: SMALL.fc7_dim])
+
+
+def test_the_paper_model_reads_every_channel(store):
+    paper = ModelConfig(vocab_size=10, layers=("pool5",), variant="single")
+    layers, fc7 = FeatureReader(store, paper).read(store.video_ids[0])
+    assert layers["pool5"].shape[-1] == C3D_LAYER_CHANNELS[-1]
+    assert fc7.shape == (C3D_FC7_DIM,)
+
+
+def test_the_fc7_baseline_reads_no_feature_maps(store):
+    layers, _ = FeatureReader(store, ModelConfig.small(10, variant="fc7")).read(store.video_ids[0])
+    assert layers == {}
+
+
+def test_a_model_wider_than_the_store_is_refused(store):
+    wide = ModelConfig(vocab_size=10, layer_channels=(256, 256, 512, 512))
+    with pytest.raises(ValueError, match="reads 256 pool2 channels but the store holds 128"):
+        FeatureReader(store, wide).check_widths(store.video_ids[0])
+
+
+def test_a_batch_is_zero_padded_in_time_with_its_lengths(store):
+    videos = CaptionBatches(FeatureReader(store, SMALL), store.video_ids)
+    short, long = videos.lengths.index(1), videos.lengths.index(2)
+    batch = videos[[short, long]].videos
+    assert batch.pool5_steps.tolist() == [1, 2]
+    pool4 = batch.features["pool4"]
+    assert pool4.shape == (2, 4, 7, 7, SMALL.channels("pool4")) and pool4.dtype == torch.float16
+    stored = store.read(store.video_ids[short], "pool4")[..., : SMALL.channels("pool4")]
+    np.testing.assert_array_equal(pool4[0, :2].numpy(), stored)
+    assert not pool4[0, 2:].any()
+
+
+def test_captions_are_padded_after_their_eos(store):
+    video_id = store.video_ids[0]
+    pairs = CaptionBatches(FeatureReader(store, SMALL), [video_id, video_id], [[5, 6, 7, 2], [8, 2]])
+    assert pairs[[0, 1]].tokens.tolist() == [[5, 6, 7, 2], [8, 2, 0, 0]]
+
+
+def test_bucketing_reduces_padding(store):
+    videos = CaptionBatches(FeatureReader(store, SMALL), store.video_ids * 5)  # five captions per video
+    assert len(set(videos.lengths)) > 1
+    bucketed = BucketBatchSampler(videos.lengths, batch_size=8, seed=0)
+    shuffled = BucketBatchSampler(videos.lengths, batch_size=8, seed=0, bucketing=False)
+    with_buckets = np.mean([padding_fraction(bucketed.batches(epoch), videos.lengths) for epoch in range(5)])
+    without = np.mean([padding_fraction(shuffled.batches(epoch), videos.lengths) for epoch in range(5)])
+    assert with_buckets < without / 2
+
+
+def test_each_epoch_is_a_seeded_shuffle_of_every_item():
+    sampler = BucketBatchSampler([1, 2, 3] * 10, batch_size=4, seed=7)
+    first, again = sampler.batches(0), BucketBatchSampler([1, 2, 3] * 10, batch_size=4, seed=7).batches(0)
+    assert first == again
+    assert sampler.batches(1) != first
+    assert sorted(index for batch in first for index in batch) == list(range(30))
+
+
+def test_skipping_resumes_an_epoch_at_its_next_batch():
+    sampler = BucketBatchSampler(list(range(20)), batch_size=3, seed=1)
+    sampler.set_epoch(2, skip=4)
+    assert list(sampler) == sampler.batches(2)[4:]
+    assert len(sampler) == len(sampler.batches(2)) - 4
+
+
+def test_loader_workers_give_the_in_process_batches_in_the_same_order(store):
+    pairs = CaptionBatches(FeatureReader(store, SMALL), store.video_ids, [[5, 2]] * len(store))
+    sampler = BucketBatchSampler(pairs.lengths, batch_size=3, seed=3)
+    in_process = list(make_loader(pairs, sampler, workers=0))
+    with_workers = list(make_loader(pairs, sampler, workers=2))
+    assert [batch.video_ids for batch in with_workers] == [batch.video_ids for batch in in_process]
+    for ours, theirs in zip(with_workers, in_process):
+        torch.testing.assert_close(ours.videos.features["pool2"], theirs.videos.features["pool2"], rtol=0, atol=0)

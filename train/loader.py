@@ -1,0 +1,253 @@
+"""Lazy batches of (video, caption) pairs from a feature store, bucketed by video length.
+
+The paper's objective sums the caption log-likelihood over every (video, caption)
+pair of the training split (eq. 3, Section 4.2), so a training item is one pair and
+a video with 40 captions appears in 40 items. Evaluation items are videos, one each.
+
+Laziness: a ``CaptionBatches`` dataset is indexed by a *whole batch* (a list of item
+indices, as ``BucketBatchSampler`` yields them) and reads from Zarr only the distinct
+videos of that batch, each once, when a ``DataLoader`` worker asks for it. Nothing
+but per-video attributes (for the lengths) is read up front.
+
+Feature widths: a store always holds C3D's full widths (pool2 … pool5 have
+128 / 256 / 512 / 512 channels, fc7 4096). A model configured narrower
+(``ModelConfig.small``: 8 / 16 / 16 / 32 and fc7 64) gets the *first*
+``layer_channels[l]`` channels of each layer and the first ``fc7_dim`` fc7 values:
+the paper-size eq.-4 alignment (a 7³ convolution from 128 to 512 channels on 28×28
+maps) is far too slow for a CPU, and the leading channels of C3D are as good a
+sample as any. The paper preset reads everything; a model wider than the store is
+refused. Only the layers the model attends to are read (none for the fc7 baseline).
+
+Bucketing: videos of one batch have similar pool5 lengths, so little of the padded
+(B, T, H, W, C) tensors is padding (see ``padding_fraction``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from astar.extract import FC7_DIM, LAYERS, FeatureStore, open_store
+
+from .batch import POOL5_RATIO, VideoBatch
+from .config import ModelConfig
+from .text import PAD_ID
+
+DEFAULT_LOADER_WORKERS = 2
+PREFETCH_BATCHES = 4
+"""Batches each loader worker prepares ahead of the trainer."""
+STORE_WIDTHS = {**{name: spec.channels for name, spec in LAYERS.items()}, "fc7": FC7_DIM}
+"""Widths a store holds per array (storage_schema.md), recorded in a run's config beside the model's."""
+
+
+def model_layers(config: ModelConfig) -> tuple[str, ...]:
+    """Layers the model reads from the store: its attended layers, none for the fc7 baseline."""
+    return () if config.variant == "fc7" else config.layers
+
+
+class FeatureReader:
+    """Reads one video's features from a store, cut to a model's widths (module docstring).
+
+    Picklable for ``DataLoader`` workers: a worker reopens the store from its URL and
+    ``storage_options``; in this process the store given is used as it is.
+    """
+
+    def __init__(self, store: FeatureStore, config: ModelConfig, storage_options: dict | None = None) -> None:
+        self.url = store.url
+        self.storage_options = dict(storage_options or {})
+        self.layers = model_layers(config)
+        self.channels = {name: config.channels(name) for name in self.layers}
+        self.fc7_dim = config.fc7_dim
+        self._store: FeatureStore | None = store
+
+    @property
+    def store(self) -> FeatureStore:
+        if self._store is None:
+            self._store = open_store(self.url, self.storage_options)
+        return self._store
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_store": None}
+
+    def check_widths(self, video_id: str) -> None:
+        """Raise ``ValueError`` if the model wants more channels than ``video_id``'s arrays hold."""
+        wanted = {**self.channels, "fc7": self.fc7_dim}
+        for name, width in wanted.items():
+            stored = self.store.array(video_id, name).shape[-1]
+            if width > stored:
+                raise ValueError(
+                    f"{self.url}: the model reads {width} {name} channels but the store holds {stored}; "
+                    "use a preset no wider than the store"
+                )
+
+    def pool5_steps(self, video_id: str) -> int:
+        """T₅, the video's pool5 time steps (padded frames / 16)."""
+        return LAYERS["pool5"].time_steps(int(self.store.info(video_id)["padded_frames"]))
+
+    def read(self, video_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed."""
+        layers = {name: self.store.array(video_id, name)[..., : self.channels[name]] for name in self.layers}
+        return layers, self.store.array(video_id, "fc7")[: self.fc7_dim]
+
+
+def collate_videos(videos: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], steps: Sequence[int]) -> VideoBatch:
+    """Zero-pad ``FeatureReader.read`` results in time into a float16 ``VideoBatch``.
+
+    Args:
+        videos: one (layers, fc7) per video.
+        steps: (B,) pool5 steps T₅ per video; layer l is padded to max(T₅)·``POOL5_RATIO[l]``.
+    """
+    longest = max(steps)
+    features = {}
+    for name in videos[0][0]:
+        first = videos[0][0][name]
+        padded = np.zeros((len(videos), longest * POOL5_RATIO[name], *first.shape[1:]), dtype=first.dtype)
+        for row, (layers, _) in enumerate(videos):
+            padded[row, : len(layers[name])] = layers[name]
+        features[name] = torch.from_numpy(padded)
+    fc7 = torch.from_numpy(np.stack([fc7 for _, fc7 in videos]))
+    return VideoBatch(features, torch.tensor(list(steps), dtype=torch.long), fc7)
+
+
+def pad_tokens(captions: Sequence[Sequence[int]]) -> Tensor:
+    """(B, T) long: each caption (y_1 … y_n, <eos>) followed by <pad> up to the longest."""
+    tokens = torch.full((len(captions), max(map(len, captions))), PAD_ID, dtype=torch.long)
+    for row, caption in enumerate(captions):
+        tokens[row, : len(caption)] = torch.tensor(caption, dtype=torch.long)
+    return tokens
+
+
+@dataclass
+class CaptionBatch:
+    """One batch: the videos' features, their ids and, for training pairs, the captions.
+
+    Attributes:
+        video_ids: (B,) store ids, one per item (repeated when a video has several captions).
+        videos: the items' features, float16, zero-padded in time.
+        tokens: (B, T) long captions padded with <pad>, or None for evaluation items.
+    """
+
+    video_ids: list[str]
+    videos: VideoBatch
+    tokens: Tensor | None
+
+
+class CaptionBatches(Dataset):
+    """Items that are (video, caption) pairs or bare videos, fetched a whole batch at a time.
+
+    ``dataset[[i, j, …]]`` reads the distinct videos among items i, j, … (each once)
+    and returns their ``CaptionBatch``. ``lengths`` (per item, pool5 steps) feed
+    ``BucketBatchSampler``.
+
+    Args:
+        reader: where features come from.
+        video_ids: video of each item.
+        captions: token ids of each item's caption (ending in <eos>), or None for videos only.
+    """
+
+    def __init__(
+        self, reader: FeatureReader, video_ids: Sequence[str], captions: Sequence[Sequence[int]] | None = None
+    ) -> None:
+        if captions is not None and len(captions) != len(video_ids):
+            raise ValueError(f"{len(video_ids)} items but {len(captions)} captions")
+        self.reader = reader
+        self.video_ids = list(video_ids)
+        self.captions = None if captions is None else [tuple(caption) for caption in captions]
+        steps = {video_id: reader.pool5_steps(video_id) for video_id in dict.fromkeys(self.video_ids)}
+        self.lengths = [steps[video_id] for video_id in self.video_ids]
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def __getitem__(self, indices: Sequence[int]) -> CaptionBatch:
+        ids = [self.video_ids[index] for index in indices]
+        features = {video_id: self.reader.read(video_id) for video_id in dict.fromkeys(ids)}
+        videos = collate_videos([features[video_id] for video_id in ids], [self.lengths[index] for index in indices])
+        tokens = None if self.captions is None else pad_tokens([self.captions[index] for index in indices])
+        return CaptionBatch(ids, videos, tokens)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of item indices grouped by video length; shuffled and seeded per epoch.
+
+    With ``shuffle``: items are sorted by (length, a random key), cut into batches of
+    ``batch_size``, and the batches put in random order, so batch contents and order
+    change every epoch while each batch holds videos of nearly equal length. Without
+    ``bucketing`` the items are only shuffled before cutting. Without ``shuffle``
+    (evaluation) items are sorted by length, stably, and batches kept in that order.
+    The randomness of epoch e comes from ``numpy.random.default_rng([seed, e])`` only,
+    so an epoch's batches do not depend on anything else.
+
+    ``set_epoch(e, skip=k)`` selects epoch e and skips its first k batches (resuming).
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int = 0, shuffle: bool = True, bucketing: bool = True
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.bucketing = bucketing
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """Every batch of ``epoch``, in order."""
+        rng = np.random.default_rng([self.seed, epoch])
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+        elif self.bucketing:
+            order = np.lexsort((rng.random(len(self.lengths)), self.lengths))
+        else:
+            order = rng.permutation(len(self.lengths))
+        batches = [order[start : start + self.batch_size].tolist() for start in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[index] for index in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self):
+        return iter(self.batches(self.epoch)[self.skip :])
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size) - self.skip
+
+
+def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
+    """Share of the padded time steps in ``batches`` that are padding (0 = none)."""
+    padded = sum(max(lengths[index] for index in batch) * len(batch) for batch in batches)
+    return 1.0 - sum(lengths[index] for batch in batches for index in batch) / padded
+
+
+def _whole(batch: CaptionBatch) -> CaptionBatch:
+    """The dataset already returns whole batches; nothing to collate."""
+    return batch
+
+
+def make_loader(
+    dataset: CaptionBatches, sampler: BucketBatchSampler, workers: int = DEFAULT_LOADER_WORKERS, persistent: bool = False
+) -> DataLoader:
+    """A ``DataLoader`` of ``CaptionBatch`` in ``sampler``'s order, read by ``workers`` processes.
+
+    The order is the sampler's whatever the number of workers (0 reads in this process).
+    """
+    return DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=None,
+        collate_fn=_whole,
+        num_workers=workers,
+        persistent_workers=persistent and workers > 0,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+        # A private generator: creating worker iterators must not draw from torch's global RNG.
+        generator=torch.Generator().manual_seed(sampler.seed),
+    )
