@@ -1,0 +1,190 @@
+"""The trainer on a store built by real extraction: learning, the run directory, exact resume, safe checkpoints."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from astar.extract import open_store
+from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from astar.train.loader import CaptionBatches
+from astar.train.run import RunPaths, load_run, read_run_config
+from astar.train.settings import TrainConfig
+from astar.train.text import Vocabulary
+from astar.train.trainer import TrainingError, resume_config, train
+
+
+def parameters(run_dir: Path, checkpoint: str = "last") -> dict[str, torch.Tensor]:
+    return torch.load(RunPaths(run_dir).checkpoint(checkpoint), weights_only=True)["model"]
+
+
+def assert_same_parameters(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+@pytest.fixture(scope="module")
+def finished_run(synthetic_store, tmp_path_factory):
+    """Three epochs of the small preset at a raised learning rate, validated on the loss every epoch."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    config = dict(
+        store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions), out=str(out),
+        preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=3, lr=3e-3, metric="loss", min_count=1,
+        device="cpu", loader_workers=2, progress=False,
+    )
+    return train(TrainConfig(**config))
+
+
+def test_training_loss_goes_down(finished_run):
+    losses = [row["train_loss"] for row in finished_run.history]
+    assert len(losses) == 3
+    assert losses[-1] < losses[0] - 0.1
+
+
+def test_the_run_directory_holds_config_vocabulary_store_identity_and_metrics(finished_run, synthetic_store):
+    paths = RunPaths(finished_run.run_dir)
+    config, model_config = read_run_config(paths.root)
+    assert config.out == str(paths.root) and config.lr == 3e-3 and config.layers == ("pool4", "pool5")
+    assert model_config.layer_channels == (8, 16, 16, 32) and model_config.eos_id == 2
+    assert len(Vocabulary.load(paths.vocabulary)) == model_config.vocab_size
+    assert json.loads(paths.store_attrs.read_text()) == open_store(str(synthetic_store.store)).attrs
+    rows = paths.metrics.read_text().splitlines()
+    assert rows[0] == "epoch,step,train_loss,val_loss" and len(rows) == 4
+
+
+def test_tensorboard_records_training_and_validation_losses(finished_run):
+    events = EventAccumulator(str(RunPaths(finished_run.run_dir).tensorboard))
+    events.Reload()
+    assert {"train/loss", "val/val_loss"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("train/loss")) == finished_run.steps
+
+
+def test_checkpoints_load_with_weights_only(finished_run):
+    for name in ("last", "best"):
+        document = torch.load(RunPaths(finished_run.run_dir).checkpoint(name), weights_only=True)
+        assert document["format"] == "astar-checkpoint"
+
+
+def test_load_run_gives_the_best_model_in_eval_mode_ready_to_caption(finished_run, synthetic_store):
+    loaded = load_run(finished_run.run_dir)
+    assert not loaded.model.training
+    assert loaded.epoch == finished_run.best_epoch
+    assert_same_parameters(loaded.model.state_dict(), parameters(finished_run.run_dir, "best"))
+    store = open_store(str(synthetic_store.store))
+    assert loaded.identity_differences(store.attrs) == []
+    batch = CaptionBatches(loaded.reader(store), store.video_ids[:2])[[0, 1]]
+    tokens, _ = loaded.model.greedy(batch.videos, max_len=5)
+    assert all(isinstance(loaded.vocabulary.decode(row), str) for row in tokens.tolist())
+
+
+def test_resuming_after_max_steps_gives_the_parameters_of_an_uninterrupted_run(quick_config):
+    # Hard attention samples m_t from torch's RNG: any state not restored changes the result.
+    uninterrupted = train(quick_config("whole", attention="hard", max_steps=8, loader_workers=2))
+    stopped = train(quick_config("stopped", attention="hard", max_steps=3))
+    assert stopped.stopped == "max steps" and stopped.steps == 3
+    resumed = train(resume_config(stopped.run_dir, max_steps=8))
+    assert resumed.steps == 8
+    assert_same_parameters(parameters(uninterrupted.run_dir), parameters(resumed.run_dir))
+    assert resumed.history == uninterrupted.history
+
+
+@pytest.mark.slow
+def test_resuming_after_sigkill_gives_the_parameters_of_an_uninterrupted_run(quick_config, tmp_path):
+    killed = quick_config("killed")
+    command = [
+        sys.executable, "-m", "astar.train.cli", killed.store, "--dataset", "csv", "--annotations", killed.annotations,
+        "--out", killed.out, "--preset", "small", "--layers", "pool4,pool5", "--batch-size", "8", "--epochs", "2",
+        "--metric", "loss", "--min-count", "1", "--device", "cpu", "--loader-workers", "0", "--quiet",
+        "--checkpoint-every", "2",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = RunPaths(Path(killed.out)).checkpoint("last")
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = load_checkpoint(last)["progress"]["step"]
+    assert 2 <= killed_at < 10, process.stderr.read()  # killed mid-run: 2 epochs are 10 steps
+
+    uninterrupted = train(quick_config("whole"))
+    resumed = train(resume_config(killed.out))
+    assert resumed.steps == uninterrupted.steps == 10
+    assert_same_parameters(parameters(uninterrupted.run_dir), parameters(resumed.run_dir))
+
+
+def test_a_truncated_checkpoint_is_refused_with_a_clear_message(finished_run, tmp_path):
+    copy = shutil.copytree(finished_run.run_dir, tmp_path / "copy")
+    last = RunPaths(copy).checkpoint("last")
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=rf"^{last}: not a readable checkpoint, truncated or corrupt"):
+        train(resume_config(copy))
+
+
+def test_a_foreign_checkpoint_is_refused_with_a_clear_message(finished_run, tmp_path):
+    copy = shutil.copytree(finished_run.run_dir, tmp_path / "copy")
+    best = RunPaths(copy).checkpoint("best")
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, best)
+    with pytest.raises(CheckpointError, match=rf"^{best}: not an astar checkpoint"):
+        load_run(copy)
+
+
+KILLED_SAVE = """
+import sys, torch
+from astar.train.checkpoint import save_checkpoint
+save_checkpoint({"model": {"weight": torch.zeros(4)}}, sys.argv[1])
+print("saved", flush=True)
+save_checkpoint({"model": {"weight": torch.ones(64 * 2**20)}}, sys.argv[1])
+"""
+
+
+def test_a_kill_while_saving_never_replaces_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_SAVE, str(path)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "saved"
+    while not list(tmp_path.glob(".last.pt.*.partial")) and process.poll() is None:
+        pass
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL  # killed while writing the 256 MiB replacement
+    assert torch.equal(load_checkpoint(path)["model"]["weight"], torch.zeros(4))
+
+
+def test_a_checkpoint_write_leaves_no_temporary_file(tmp_path):
+    save_checkpoint({"model": {}}, tmp_path / "best.pt")
+    assert [child.name for child in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_resume_refuses_settings_that_differ_from_the_run(finished_run):
+    changed = replace(resume_config(finished_run.run_dir), lr=1.0)
+    with pytest.raises(TrainingError, match="lr differ from the run's config.toml"):
+        train(changed)
+
+
+def test_resume_refuses_to_change_the_model_through_overrides(finished_run):
+    with pytest.raises(ValueError, match="variant cannot change when resuming"):
+        resume_config(finished_run.run_dir, variant="fc7")
+
+
+def test_a_new_run_refuses_a_non_empty_run_directory(finished_run, quick_config):
+    with pytest.raises(TrainingError, match="exists and is not empty; pass --resume"):
+        train(quick_config(out=str(finished_run.run_dir)))
+
+
+def test_early_stopping_ends_the_run_after_patience_validations_without_improvement(quick_config):
+    # At a negligible learning rate the greedy captions, and so their CIDEr, never change.
+    result = train(quick_config(metric="CIDEr", lr=1e-12, epochs=10, patience=2, batch_size=20))
+    assert result.stopped == "early stopping"
+    assert (result.epochs, result.best_epoch) == (3, 1)
+    assert {"BLEU-4", "ROUGE-L", "CIDEr"} <= set(result.history[0])

@@ -1,0 +1,229 @@
+"""The run directory: the one place that knows its layout, and ``load_run`` to use a trained model.
+
+Layout of ``RUN_DIR`` (written by ``astar-train``)::
+
+    config.toml          [train]: every astar-train flag (TrainConfig, storage options left out);
+                         [model]: the resolved ModelConfig; [features]: store vs model widths
+    vocab.json           the Vocabulary (text.Vocabulary.save)
+    store_attrs.json     the store's root attributes: schema version, preprocessing, C3D
+                         weights name / sha256 / random_init, precision (extraction identity)
+    metrics.csv          one row per validation: epoch, step, train_loss, val_loss, scores
+    tensorboard/         TensorBoard events (train/loss per step, val/* per validation)
+    checkpoints/last.pt  everything to resume (model, optimizer, RNG, progress, early stopping)
+    checkpoints/best.pt  the model at the best validation so far (model and its metadata)
+
+Every file is written atomically (``checkpoint.write_atomically``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, write_atomically
+from .config import ModelConfig
+from .loader import STORE_WIDTHS, FeatureReader, model_layers
+from .model import ASTAR
+from .settings import TrainConfig
+from .text import Vocabulary
+
+RUN_FORMAT = "astar-run"
+RUN_VERSION = 1
+CHECKPOINTS = ("best", "last")
+
+IDENTITY_KEYS = ("astar_schema_version", "fps", "frame_size", "preprocessing", "model")
+"""Store attributes that must agree for features to mean the same to a trained model:
+the schema, frame rate and size, preprocessing, and the C3D weights (name, sha256,
+random_init and seed). Extraction precision may differ."""
+
+METRIC_COLUMNS = ("epoch", "step", "train_loss", "val_loss")
+"""First columns of ``metrics.csv``; the validation scores (BLEU-1 … CIDEr) follow."""
+
+
+class RunError(Exception):
+    """A run directory that cannot be used; the message names it and the reason in one line."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each file of a run lives (module docstring)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def vocabulary(self) -> Path:
+        return self.root / "vocab.json"
+
+    @property
+    def store_attrs(self) -> Path:
+        return self.root / "store_attrs.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def checkpoint(self, name: str) -> Path:
+        """``checkpoints/<name>.pt``; ``name`` is ``best`` or ``last``."""
+        if name not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}; got {name!r}")
+        return self.checkpoints / f"{name}.pt"
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def write_run_config(paths: RunPaths, config: TrainConfig, model_config: ModelConfig) -> None:
+    """``config.toml``: the flags, the resolved model and how its feature widths relate to the store's."""
+    model = {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(model_config).items()}
+    read = {name: model_config.channels(name) for name in model_layers(model_config)} | {"fc7": model_config.fc7_dim}
+    document = {
+        "format": RUN_FORMAT,
+        "version": RUN_VERSION,
+        "train": config.to_dict(),
+        "model": model,
+        "features": {
+            "note": "the loader reads the first N channels of each stored array (N = read); see astar.train.loader",
+            "read": read,
+            "store": {name: STORE_WIDTHS[name] for name in read},
+        },
+    }
+    write_text(paths.config, tomli_w.dumps(document))
+
+
+def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, ModelConfig]:
+    """The ``TrainConfig`` and ``ModelConfig`` saved in ``run_dir/config.toml``.
+
+    Raises:
+        RunError: not a run directory, or its config is unreadable or foreign.
+    """
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        raise RunError(f"{paths.root}: not an astar-train run directory (no config.toml)")
+    try:
+        document = tomllib.loads(paths.config.read_text(encoding="utf-8"))
+        if document.get("format") != RUN_FORMAT or document.get("version") != RUN_VERSION:
+            raise ValueError(f"not an {RUN_FORMAT} version {RUN_VERSION} config")
+        config = TrainConfig.from_dict(document["train"])
+        model = {item.name: document["model"][item.name] for item in fields(ModelConfig)}
+        model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
+        raise RunError(f"{paths.config}: unusable run config ({error})") from None
+    return config, model_config
+
+
+def read_store_attrs(paths: RunPaths) -> dict[str, Any]:
+    try:
+        return json.loads(paths.store_attrs.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunError(f"{paths.store_attrs}: unusable ({error})") from None
+
+
+def identity_differences(run_attrs: dict[str, Any], store_attrs: dict[str, Any]) -> list[str]:
+    """``IDENTITY_KEYS`` on which two stores' root attributes disagree, as 'key: a vs b' lines."""
+    run_attrs, store_attrs = json.loads(json.dumps(run_attrs)), json.loads(json.dumps(store_attrs))
+    return [
+        f"{key}: {run_attrs.get(key)!r} vs {store_attrs.get(key)!r}"
+        for key in IDENTITY_KEYS
+        if run_attrs.get(key) != store_attrs.get(key)
+    ]
+
+
+def write_metrics(paths: RunPaths, history: list[dict[str, float | int | None]]) -> None:
+    """Rewrite ``metrics.csv`` from the full validation history (empty cells for missing scores)."""
+    extra = [key for key in dict.fromkeys(key for row in history for key in row) if key not in METRIC_COLUMNS]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=[*METRIC_COLUMNS, *extra], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(paths.metrics, text.getvalue())
+
+
+@dataclass
+class LoadedRun:
+    """A trained model with everything needed to use it on new features.
+
+    Attributes:
+        run_dir: the run directory.
+        model: ``ASTAR`` in eval mode on the requested device.
+        vocabulary: ids ↔ words of the model's outputs.
+        config: the run's training settings.
+        model_config: the model's architecture (feature widths included).
+        store_attrs: the root attributes of the store it was trained on (extraction identity).
+        checkpoint: ``best`` or ``last``.
+        epoch, step: training progress when the checkpoint was written.
+    """
+
+    run_dir: Path
+    model: ASTAR
+    vocabulary: Vocabulary
+    config: TrainConfig
+    model_config: ModelConfig
+    store_attrs: dict[str, Any]
+    checkpoint: str
+    epoch: int
+    step: int
+
+    def reader(self, store, storage_options: dict | None = None) -> FeatureReader:
+        """A ``FeatureReader`` giving this model its inputs from ``store`` (an opened ``FeatureStore``)."""
+        return FeatureReader(store, self.model_config, storage_options)
+
+    def identity_differences(self, store_attrs: dict[str, Any]) -> list[str]:
+        """How ``store_attrs`` (another store's, or ``Extractor.identity()``) differ from the run's store."""
+        return identity_differences(self.store_attrs, store_attrs)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
+    """Load a run's model (eval mode), vocabulary, settings and store identity.
+
+    Args:
+        run_dir: a directory written by ``astar-train`` / ``train``.
+        checkpoint: ``best`` (best validation score) or ``last`` (latest state).
+        device: where the model goes.
+
+    Raises:
+        RunError: not a run directory, or a file of it is missing or unusable.
+        CheckpointError: the checkpoint is missing, corrupt or foreign.
+    """
+    paths = RunPaths(Path(run_dir))
+    config, model_config = read_run_config(paths.root)
+    try:
+        vocabulary = Vocabulary.load(paths.vocabulary)
+    except (OSError, ValueError) as error:
+        raise RunError(f"{paths.vocabulary}: unusable vocabulary ({error})") from None
+    document = load_checkpoint(paths.checkpoint(checkpoint), map_location=device)
+    if document.get("model_config") != asdict(model_config):
+        raise CheckpointError(f"{paths.checkpoint(checkpoint)}: its model differs from {paths.config}")
+    model = ASTAR(model_config).to(device)
+    model.load_state_dict(document["model"])
+    model.eval()
+    return LoadedRun(
+        run_dir=paths.root,
+        model=model,
+        vocabulary=vocabulary,
+        config=config,
+        model_config=model_config,
+        store_attrs=read_store_attrs(paths),
+        checkpoint=checkpoint,
+        epoch=int(document["progress"]["epoch"]),
+        step=int(document["progress"]["step"]),
+    )

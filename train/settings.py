@@ -1,0 +1,189 @@
+"""``TrainConfig``: every ``astar-train`` flag as one dataclass, and the model it selects.
+
+The training recipe defaults are the paper's (Section 4.2): Adam with learning rate
+2e-4, mini-batches of 32 (video, caption) pairs, gradient norm clipped at 5, K = 10
+samples for hard attention, early stopping on the validation set. What the paper does
+not state is chosen here and documented on the field.
+
+Presets (``--preset``):
+
+- ``paper``: ``ModelConfig``'s defaults, the paper's sizes (512 LSTM units, 300-d word
+  vectors, full C3D widths, dropout 0.5).
+- ``small``: ``ModelConfig.small`` (64 LSTM units, 32-d words, the first 8/16/16/32
+  channels of pool2…pool5 and 64 of fc7, no dropout, K = 4), so a CPU run over a few
+  dozen short videos finishes in minutes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from .batch import LAYER_NAMES
+from .config import ModelConfig
+from .datasets import DATASETS
+from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
+
+PRESETS = ("paper", "small")
+VARIANTS = ("astar", "fc7", "single", "mlp", "maxpool", "avgpool", "hypercolumn")
+STOPPING_METRICS = ("METEOR", "CIDEr", "loss")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+RESUME_OVERRIDES = frozenset(
+    {"store", "epochs", "patience", "max_steps", "device", "loader_workers", "checkpoint_every", "storage_options", "progress"}
+)
+"""Fields a resumed run may change: where the store now is, how long to go on, and
+where and how fast it runs. Everything that defines the model and its data is fixed
+by the run's ``config.toml``."""
+
+UNSAVED = frozenset({"storage_options", "resume"})
+"""Fields not written to ``config.toml``: storage options may hold credentials (pass
+them again with ``--resume``), and ``resume`` says how a process started, not the run."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run; field names are the ``astar-train`` flags (``--max-steps`` → ``max_steps``).
+
+    Attributes:
+        store: feature store path or fsspec URL.
+        dataset: caption adapter, one of ``DATASETS``.
+        annotations: annotation file or folder; None looks in ``default_annotation_paths``.
+        out: run directory; None gives ``runs/<dataset>-<variant>-<YYYYmmdd-HHMMSS>``.
+        preset: ``paper`` or ``small`` (module docstring).
+        variant, layers, attention, order, samples: the model (``ModelConfig``); None
+            keeps the preset's value (all four layers; K = 10 paper, 4 small).
+        epochs: most passes over the training pairs.
+        patience: evaluations without improvement of ``metric`` before stopping early.
+        metric: validation metric for early stopping: ``CIDEr`` (default; needs no
+            Java), ``METEOR`` (needs Java) on greedy captions of the val split, or ``loss``.
+        eval_every: epochs between validations (the last epoch is always validated).
+        batch_size: (video, caption) pairs per step (paper: 32).
+        lr: Adam learning rate (paper: 2e-4).
+        clip_norm: gradient norm clipping threshold (paper: 5).
+        min_count: vocabulary keeps training words seen this often (``text.DEFAULT_MIN_COUNT``).
+        max_caption_len: training captions are cut to this many words (then <eos>);
+            greedy validation captions stop after it plus <eos>.
+        word2vec: word2vec vectors to start W_e from (Section 4.2); width must be the
+            preset's embedding size (300 for paper).
+        paper_split: MSR-VTT only: the paper's re-split of the official training set.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        precision: autocast dtype on CUDA, ``auto`` = bf16 where supported, else fp16
+            (with loss scaling); CPU always runs fp32.
+        seed: seeds initialisation, dropout, hard-attention samples and batch order.
+        loader_workers: processes reading the store (0: in the training process).
+        checkpoint_every: also write ``last.pt`` every this many steps (0: at epoch ends only).
+        max_steps: stop (resumably) after this many optimizer steps in total.
+        storage_options: fsspec options of a remote store.
+        resume: run directory to continue; ``resume_config`` builds this config.
+        progress: show tqdm progress bars.
+    """
+
+    store: str
+    dataset: str
+    annotations: str | None = None
+    out: str | None = None
+    preset: Literal["paper", "small"] = "paper"
+    variant: str = "astar"
+    layers: tuple[str, ...] | None = None
+    attention: Literal["soft", "hard"] = "soft"
+    order: Literal["position_first", "layer_first"] = "position_first"
+    samples: int | None = None
+    epochs: int = 50
+    patience: int = 5
+    metric: str = "CIDEr"
+    eval_every: int = 1
+    batch_size: int = 32
+    lr: float = 2e-4
+    clip_norm: float = 5.0
+    min_count: int = DEFAULT_MIN_COUNT
+    max_caption_len: int = 30
+    word2vec: str | None = None
+    paper_split: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    loader_workers: int = 2
+    checkpoint_every: int = 1000
+    max_steps: int | None = None
+    storage_options: dict[str, str] = field(default_factory=dict)
+    resume: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        choices = {
+            "dataset": DATASETS, "preset": PRESETS, "variant": VARIANTS, "metric": STOPPING_METRICS,
+            "device": DEVICES, "precision": PRECISIONS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        positive = ("epochs", "patience", "eval_every", "batch_size", "max_caption_len", "min_count")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+        for name in ("loader_workers", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more; got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1; got {self.max_steps}")
+        if self.lr <= 0 or self.clip_norm <= 0:
+            raise ValueError("lr and clip_norm must be positive")
+        if self.paper_split and self.dataset != "msr-vtt":
+            raise ValueError("paper_split applies to --dataset msr-vtt only")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+        self.model_config(len(SPECIALS))  # a ValueError here names the impossible combination
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        """The ``ModelConfig`` this run trains, for a vocabulary of ``vocab_size`` words."""
+        chosen: dict[str, Any] = dict(
+            vocab_size=vocab_size, pad_id=PAD_ID, eos_id=EOS_ID,
+            variant=self.variant, attention=self.attention, order=self.order,
+        )
+        if self.layers is not None:
+            chosen["layers"] = self.layers
+        elif self.variant == "single":
+            raise ValueError(f"variant 'single' needs exactly one layer: pass --layers, one of {', '.join(LAYER_NAMES)}")
+        if self.samples is not None:
+            chosen["samples"] = self.samples
+        return ModelConfig.small(**chosen) if self.preset == "small" else ModelConfig(**chosen)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The saved fields (all but ``UNSAVED``) without None values, TOML-ready."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in asdict(self).items()
+            if name not in UNSAVED and value is not None
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of ``to_dict``; unknown keys are a ``ValueError``."""
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {', '.join(unknown)}")
+        return cls(**values)
+
+    def differences(self, other: TrainConfig, ignore: frozenset[str] = frozenset()) -> list[str]:
+        """Names of the fields (outside ``ignore``) whose values differ from ``other``'s."""
+        return [
+            item.name for item in fields(self)
+            if item.name not in ignore and getattr(self, item.name) != getattr(other, item.name)
+        ]
+
+
+def resumed(saved: TrainConfig, run_dir: str, **overrides: Any) -> TrainConfig:
+    """``saved`` (a run's config) set to resume from ``run_dir`` with ``RESUME_OVERRIDES`` changed.
+
+    Raises:
+        ValueError: an override outside ``RESUME_OVERRIDES`` (it would change the run).
+    """
+    fixed = sorted(set(overrides) - RESUME_OVERRIDES)
+    if fixed:
+        raise ValueError(
+            f"{', '.join(fixed)} cannot change when resuming (the run keeps its config.toml); "
+            f"only {', '.join(sorted(RESUME_OVERRIDES))} can"
+        )
+    return replace(saved, resume=str(run_dir), out=str(run_dir), **overrides)

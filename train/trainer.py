@@ -1,0 +1,557 @@
+"""The training loop of Section 4.2: ``train(TrainConfig) -> TrainResult``.
+
+Recipe: Adam (lr 2e-4), mini-batches of 32 (video, caption) pairs bucketed by video
+length, ``ASTAR.loss`` (cross-entropy per word for soft attention; for hard attention
+the K-sample bound with VIMCO, eqs. 10–14), gradient norm clipped at 5, dropout from
+the model config, and early stopping on the validation split: after every
+``eval_every`` epochs the model captions the val videos greedily and
+``score_captions`` scores them (CIDEr by default, METEOR with Java), or the
+validation loss decides. ``patience`` evaluations without improvement end the run.
+
+On CUDA the forward pass runs under autocast (bf16, or fp16 with loss scaling); on
+CPU everything is fp32 and a run is exactly reproducible from its seed. A run stops
+cleanly at a step boundary on Ctrl-C or SIGTERM (a second Ctrl-C aborts), writes
+``last.pt`` and continues with ``resume`` / ``--resume`` exactly where it stopped:
+same parameters, optimizer moments, RNG states, batch order and early-stopping state
+as an uninterrupted run. The run directory layout is ``astar.train.run``'s.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.utils import clip_grad_norm_
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from astar.extract import FeatureStore, open_store
+
+from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .config import ModelConfig
+from .datasets import MatchReport, load_annotations, match_store
+from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, make_loader
+from .model import ASTAR
+from .run import (
+    RunError, RunPaths, identity_differences, read_run_config, read_store_attrs, write_metrics, write_run_config,
+    write_text,
+)
+from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
+from .settings import RESUME_OVERRIDES, TrainConfig, resumed
+from .text import PAD_ID, Vocabulary, build_vocabulary, normalize
+from .word2vec import load_word2vec
+
+TEXT_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
+"""Validation scores when stopping on CIDEr or loss: no METEOR JVM per validation."""
+
+
+class TrainingError(Exception):
+    """A run that cannot start or go on as asked; the message says why in one line."""
+
+
+# ---------------------------------------------------------------------------
+# Captions
+
+
+@dataclass
+class CaptionData:
+    """The matched captions of a run, as token ids.
+
+    Attributes:
+        vocabulary: built from the training captions (or the run's, when resuming).
+        train_ids, train_captions: one (video id, token ids ending in <eos>) per training pair.
+        val_ids, val_captions: the same for the validation pairs (validation loss).
+        references: val video id → its normalised reference captions (scores).
+        report: how the annotations matched the store.
+    """
+
+    vocabulary: Vocabulary
+    train_ids: list[str]
+    train_captions: list[list[int]]
+    val_ids: list[str]
+    val_captions: list[list[int]]
+    references: dict[str, list[str]]
+    report: MatchReport
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of every pair and reference: a resumed run must see the same data."""
+        content = [self.vocabulary.tokens, self.train_ids, self.train_captions, self.val_ids, self.val_captions,
+                   self.references]
+        return hashlib.sha256(json.dumps(content).encode("utf-8")).hexdigest()
+
+
+def encode_caption(vocabulary: Vocabulary, text: str, max_words: int) -> list[int]:
+    """Token ids of ``text``'s first ``max_words`` words, then <eos>."""
+    ids = vocabulary.encode(text)
+    return ids if len(ids) <= max_words + 1 else ids[:max_words] + ids[-1:]
+
+
+def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabulary | None = None) -> CaptionData:
+    """Read ``config.dataset``'s annotations, match them with ``store`` and encode them.
+
+    Raises:
+        AnnotationError: annotations unreadable, or none of their videos is in the store.
+        TrainingError: no training or no validation captions among the stored videos.
+    """
+    annotations = Path(config.annotations) if config.annotations else None
+    captions = load_annotations(config.dataset, annotations, store=config.store, paper_split=config.paper_split)
+    kept, report = match_store(captions, store.video_ids)
+    by_split = {split: [caption for caption in kept if caption.split == split] for split in ("train", "val")}
+    for split, what in (("train", "training"), ("val", "early stopping (Section 4.2)")):
+        if not by_split[split]:
+            raise TrainingError(f"no {split} captions among the stored videos; {what} needs them ({report.summary()})")
+    vocabulary = vocabulary or build_vocabulary([caption.text for caption in by_split["train"]], config.min_count)
+    references: dict[str, list[str]] = {}
+    for caption in by_split["val"]:
+        references.setdefault(caption.video_id, []).append(normalize(caption.text))
+
+    def encoded(split: str) -> list[list[int]]:
+        return [encode_caption(vocabulary, caption.text, config.max_caption_len) for caption in by_split[split]]
+
+    return CaptionData(
+        vocabulary=vocabulary,
+        train_ids=[caption.video_id for caption in by_split["train"]],
+        train_captions=encoded("train"),
+        val_ids=[caption.video_id for caption in by_split["val"]],
+        val_captions=encoded("val"),
+        references=references,
+        report=report,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Device and precision
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a ``TrainingError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means fp32 (always on CPU)."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+@torch.no_grad()
+def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch.device, autocast: torch.dtype | None) -> float:
+    """Mean negative log-likelihood per word (``<eos>`` included) over every validation pair."""
+    total, words = 0.0, 0
+    for batch in batches:
+        assert batch.tokens is not None
+        tokens = batch.tokens.to(device)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            loss = model.loss(batch.videos.to(device), tokens)
+        count = int((tokens != PAD_ID).sum())
+        total, words = total + float(loss) * count, words + count
+    return total / words
+
+
+@torch.no_grad()
+def greedy_captions(
+    model: ASTAR, batches: Iterator[CaptionBatch], vocabulary: Vocabulary, max_len: int,
+    device: torch.device, autocast: torch.dtype | None,
+) -> dict[str, str]:
+    """Video id → greedy caption of at most ``max_len`` tokens (``ASTAR.greedy``)."""
+    captions = {}
+    for batch in batches:
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            tokens, _ = model.greedy(batch.videos.to(device), max_len)
+        for video_id, row in zip(batch.video_ids, tokens.tolist()):
+            captions[video_id] = vocabulary.decode(row)
+    return captions
+
+
+# ---------------------------------------------------------------------------
+# Progress, results
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in ``last.pt`` and restored on resume.
+
+    Attributes:
+        epoch: completed epochs. batches_done: batches of the current epoch done.
+        step: optimizer steps in total.
+        loss_sum, loss_batches: training loss summed over the current epoch's batches.
+        best, best_epoch: best validation value of the stopping metric and when.
+        bad_evaluations: validations since the last improvement.
+        stopped_early: early stopping ended the run.
+        history: one dict per validation (the rows of ``metrics.csv``).
+    """
+
+    epoch: int = 0
+    batches_done: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    loss_batches: int = 0
+    best: float | None = None
+    best_epoch: int | None = None
+    bad_evaluations: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    """What a run ended with.
+
+    Attributes:
+        run_dir: the run directory (``astar.train.run.load_run`` reads it).
+        stopped: ``early stopping``, ``max epochs``, ``max steps`` or ``interrupted``.
+        epochs, steps: completed epochs and optimizer steps.
+        metric: the stopping metric; best, best_epoch: its best validation value and epoch.
+        history: one dict per validation (``metrics.csv``).
+    """
+
+    run_dir: Path
+    stopped: str
+    epochs: int
+    steps: int
+    metric: str
+    best: float | None
+    best_epoch: int | None
+    history: list[dict[str, Any]]
+
+
+def improved(metric: str, value: float, best: float | None) -> bool:
+    """True if ``value`` beats ``best`` (lower is better for loss, higher for scores)."""
+    return best is None or (value < best if metric == "loss" else value > best)
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """An event set by the first Ctrl-C or SIGTERM (a second Ctrl-C raises as usual).
+
+    Handlers can only be installed from the main thread; elsewhere the event is never set.
+    """
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if requested.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def say(message: str) -> None:
+    """A status line on stderr that does not break progress bars."""
+    tqdm.write(message, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# The run
+
+
+class Trainer:
+    """The state of one training process: model, optimizer, loaders, run directory, progress."""
+
+    def __init__(self, config: TrainConfig, paths: RunPaths, data: CaptionData, reader: FeatureReader,
+                 model_config: ModelConfig) -> None:
+        self.config, self.paths, self.data, self.model_config = config, paths, data, model_config
+        self.device = resolve_device(config.device)
+        self.autocast = autocast_dtype(self.device, config.precision)
+        self.progress = Progress()
+        seed_everything(config.seed)
+        vectors = None
+        if config.word2vec:
+            generator = torch.Generator().manual_seed(config.seed)
+            try:
+                vectors = load_word2vec(config.word2vec, list(data.vocabulary.tokens), model_config.embedding_dim,
+                                        generator=generator)
+            except (OSError, ValueError) as error:
+                raise TrainingError(f"--word2vec: {error}") from None
+        self.model = ASTAR(model_config, word_vectors=vectors).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
+
+        workers = config.loader_workers
+        train_set = CaptionBatches(reader, data.train_ids, data.train_captions)
+        self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed)
+        self.train_loader = make_loader(train_set, self.sampler, workers, persistent=True)
+        val_pairs = CaptionBatches(reader, data.val_ids, data.val_captions)
+        self.val_pairs = make_loader(val_pairs, BucketBatchSampler(val_pairs.lengths, config.batch_size, shuffle=False), workers)
+        val_videos = CaptionBatches(reader, list(data.references))
+        self.val_videos = make_loader(val_videos, BucketBatchSampler(val_videos.lengths, config.batch_size, shuffle=False), workers)
+
+    # -- checkpoints -------------------------------------------------------
+
+    def restore(self) -> None:
+        """Continue from ``last.pt``: model, optimizer, scaler, RNG states and progress."""
+        document = load_checkpoint(self.paths.checkpoint("last"), map_location=self.device)
+        if document.get("model_config") != asdict(self.model_config):
+            raise TrainingError(f"{self.paths.checkpoint('last')}: its model differs from {self.paths.config}")
+        if document.get("data_fingerprint") != self.data.fingerprint:
+            raise TrainingError(
+                f"{self.paths.root}: the captions or the stored videos changed since the run started; "
+                "resume needs the same data (start a new run instead)"
+            )
+        self.model.load_state_dict(document["model"])
+        self.optimizer.load_state_dict(document["optimizer"])
+        self.scaler.load_state_dict(document["scaler"])
+        restore_rng(document["rng"])
+        self.progress = Progress(**document["progress"])
+
+    def _model_document(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "model_config": asdict(self.model_config),
+                "progress": asdict(self.progress)}
+
+    def save_last(self) -> None:
+        save_checkpoint(
+            {
+                **self._model_document(),
+                "kind": "last",
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": capture_rng(),
+                "data_fingerprint": self.data.fingerprint,
+            },
+            self.paths.checkpoint("last"),
+        )
+
+    def save_best(self) -> None:
+        save_checkpoint({**self._model_document(), "kind": "best", "metric": self.config.metric},
+                        self.paths.checkpoint("best"))
+
+    # -- the loop ----------------------------------------------------------
+
+    def finished(self) -> str | None:
+        """Why the run is over, or None."""
+        if self.progress.stopped_early:
+            return "early stopping"
+        if self.progress.epoch >= self.config.epochs:
+            return "max epochs"
+        if self.config.max_steps is not None and self.progress.step >= self.config.max_steps:
+            return "max steps"
+        return None
+
+    def run(self, writer: SummaryWriter, stop: threading.Event) -> str:
+        """Train until finished or asked to stop; return why it ended (``TrainResult.stopped``)."""
+        while (reason := self.finished()) is None:
+            if not self.train_epoch(writer, stop):
+                return "interrupted" if stop.is_set() else "max steps"
+            self.progress.epoch += 1
+            self.progress.batches_done = 0
+            if self.progress.epoch % self.config.eval_every == 0 or self.progress.epoch == self.config.epochs:
+                self.validate(writer)
+            self.save_last()
+            write_metrics(self.paths, self.progress.history)
+        return reason
+
+    def train_epoch(self, writer: SummaryWriter, stop: threading.Event) -> bool:
+        """Train on the rest of the current epoch; False if stopped before its end."""
+        progress, config = self.progress, self.config
+        self.model.train()
+        self.sampler.set_epoch(progress.epoch, skip=progress.batches_done)
+        started, pairs = time.perf_counter(), 0
+        bar = tqdm(total=progress.batches_done + len(self.sampler), initial=progress.batches_done, unit="batch",
+                   desc=f"epoch {progress.epoch + 1}/{config.epochs}", disable=not config.progress, file=sys.stderr,
+                   dynamic_ncols=True)
+        with bar:
+            for batch in self.train_loader:
+                loss = self.train_step(batch)
+                progress.batches_done += 1
+                progress.step += 1
+                progress.loss_sum += loss
+                progress.loss_batches += 1
+                pairs += len(batch.video_ids)
+                writer.add_scalar("train/loss", loss, progress.step)
+                bar.update()
+                bar.set_postfix(loss=f"{progress.loss_sum / progress.loss_batches:.3f}",
+                                captions_per_s=f"{pairs / (time.perf_counter() - started):.1f}")
+                at_max_steps = config.max_steps is not None and progress.step >= config.max_steps
+                if at_max_steps or stop.is_set():
+                    self.save_last()
+                    return False
+                if config.checkpoint_every and progress.step % config.checkpoint_every == 0:
+                    self.save_last()
+        return True
+
+    def train_step(self, batch: CaptionBatch) -> float:
+        """One Adam step on a batch: the loss (eq. 3 or −L^K), clipped gradients; returns the loss."""
+        assert batch.tokens is not None
+        videos, tokens = batch.videos.to(self.device), batch.tokens.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            loss = self.model.loss(videos, tokens)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def validate(self, writer: SummaryWriter) -> None:
+        """Validation loss and scores, one history row, early-stopping bookkeeping, ``best.pt``."""
+        progress, config = self.progress, self.config
+        self.model.eval()
+        row: dict[str, Any] = {
+            "epoch": progress.epoch,
+            "step": progress.step,
+            "train_loss": progress.loss_sum / max(progress.loss_batches, 1),
+            "val_loss": validation_loss(self.model, iter(self.val_pairs), self.device, self.autocast),
+        }
+        progress.loss_sum, progress.loss_batches = 0.0, 0
+        if config.metric != "loss":
+            predictions = greedy_captions(self.model, iter(self.val_videos), self.data.vocabulary,
+                                          config.max_caption_len + 1, self.device, self.autocast)
+            scores = score_captions(predictions, self.data.references,
+                                    metrics=METRICS if config.metric == "METEOR" else TEXT_METRICS)
+            if config.metric in scores.missing:
+                raise TrainingError(f"{config.metric} could not be computed for early stopping: "
+                                    f"{'; '.join(scores.warnings)}; use --metric CIDEr or --metric loss")
+            row.update(scores.corpus)
+        progress.history.append(row)
+        for key, value in row.items():
+            if key not in ("epoch", "step"):
+                writer.add_scalar(f"val/{key}" if key != "train_loss" else "train/epoch_loss", value, progress.step)
+        value = row["val_loss" if config.metric == "loss" else config.metric]
+        if improved(config.metric, value, progress.best):
+            progress.best, progress.best_epoch, progress.bad_evaluations = value, progress.epoch, 0
+            self.save_best()
+        else:
+            progress.bad_evaluations += 1
+            progress.stopped_early = progress.bad_evaluations >= config.patience
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("epoch", "step"))
+        say(f"epoch {progress.epoch}: {shown}" + (" (best)" if progress.best_epoch == progress.epoch else ""))
+        self.model.train()
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """``runs/<dataset>-<variant>-<YYYYmmdd-HHMMSS>``."""
+    return Path("runs") / f"{config.dataset}-{config.variant}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def resume_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
+    """The config that continues ``run_dir``: its ``config.toml`` with ``RESUME_OVERRIDES`` changed.
+
+    Raises:
+        RunError: not a usable run directory. ValueError: a field that cannot change.
+    """
+    saved, _ = read_run_config(run_dir)
+    return resumed(saved, str(run_dir), **overrides)
+
+
+def _prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
+    """Check (resume) or create (fresh run) the run directory; the saved vocabulary when resuming."""
+    if config.resume:
+        paths = RunPaths(Path(config.resume))
+        saved, _ = read_run_config(paths.root)
+        changed = saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume"})
+        if changed:
+            raise TrainingError(f"{paths.root}: {', '.join(changed)} differ from the run's config.toml; "
+                                "a resumed run keeps its settings")
+        differences = identity_differences(read_store_attrs(paths), store.attrs)
+        if differences:
+            raise TrainingError(f"{store.url}: extracted differently from the run's store ({'; '.join(differences)})")
+        try:
+            vocabulary = Vocabulary.load(paths.vocabulary)
+        except (OSError, ValueError) as error:
+            raise RunError(f"{paths.vocabulary}: unusable vocabulary ({error})") from None
+        return replace(config, out=str(paths.root)), paths, vocabulary
+    paths = RunPaths(Path(config.out) if config.out else default_run_dir(config))
+    if paths.root.exists() and any(paths.root.iterdir()):
+        raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
+                            "or choose another --out")
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    return replace(config, out=str(paths.root)), paths, None
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train (or, with ``config.resume``, continue) an ASTAR model; see the module docstring.
+
+    Prints the store's provenance (loudly if its C3D weights were random-init), how
+    the annotations matched the store, and one line per validation on stderr.
+
+    Raises:
+        StoreError: the store is missing or of another schema version.
+        AnnotationError: the annotations are unreadable or share no video with the store.
+        TrainingError: the run cannot start or continue (message in one line);
+            ``RunError`` and ``CheckpointError`` for unusable run directories and checkpoints.
+        torch.OutOfMemoryError: the device ran out of memory.
+    """
+    if config.metric == "METEOR" and shutil.which("java") is None:
+        raise TrainingError(f"--metric METEOR needs Java: {JAVA_INSTALL_HINT}; or use --metric CIDEr or loss")
+    store = open_store(config.store, config.storage_options)
+    config, paths, vocabulary = _prepare_run(config, store)
+    data = caption_data(config, store, vocabulary)
+    if store.random_init:
+        say("WARNING: this store's features come from RANDOM-INIT C3D weights, not pretrained Sports-1M weights; "
+            "the model learns from random features (re-extract with astar-extract --weights c3d.pickle)")
+    say(data.report.summary())
+    model_config = config.model_config(len(data.vocabulary))
+    reader = FeatureReader(store, model_config, config.storage_options)
+    try:
+        reader.check_widths(data.train_ids[0])
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
+    trainer = Trainer(config, paths, data, reader, model_config)
+    if config.resume:
+        trainer.restore()
+        say(f"resuming {paths.root} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
+    else:
+        write_run_config(paths, config, model_config)
+        data.vocabulary.save(paths.vocabulary)
+        write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")
+    say(f"{len(data.train_ids):,} training pairs, {len(data.references):,} val videos, vocabulary "
+        f"{len(data.vocabulary):,} words; {config.preset} {config.variant} ({config.attention} attention) on "
+        f"{trainer.device.type}{'' if trainer.autocast is None else f' ({trainer.autocast})'} → {paths.root}")
+    writer = SummaryWriter(log_dir=str(paths.tensorboard), purge_step=trainer.progress.step if config.resume else None)
+    try:
+        with stop_requests() as stop:
+            stopped = trainer.run(writer, stop)
+    finally:
+        writer.close()
+    progress = trainer.progress
+    say(f"{stopped} after {progress.epoch} epochs, {progress.step} steps; best {config.metric} "
+        f"{'none yet' if progress.best is None else f'{progress.best:.4g} at epoch {progress.best_epoch}'}")
+    return TrainResult(paths.root, stopped, progress.epoch, progress.step, config.metric, progress.best,
+                       progress.best_epoch, progress.history)
