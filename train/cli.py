@@ -1,0 +1,161 @@
+"""Command-line entry points of the training stage: ``astar-train``.
+
+``astar-eval`` and ``astar-caption`` (registered in pyproject.toml) join this module later.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import fields
+from typing import Any
+
+import click
+import torch
+from click.core import ParameterSource
+
+from astar.extract import StoreError
+
+from .batch import LAYER_NAMES
+from .checkpoint import CheckpointError
+from .datasets import DATASETS, AnnotationError
+from .run import RunError, read_run_config
+from .settings import DEVICES, PRECISIONS, PRESETS, STOPPING_METRICS, VARIANTS, TrainConfig, resumed
+from .trainer import TrainingError, train
+
+DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
+EXIT_INTERRUPTED = 130
+"""Exit code when Ctrl-C or SIGTERM stopped training (``last.pt`` is saved; ``--resume`` continues)."""
+
+TRAIN_EPILOG = f"""\b
+Examples:
+  astar-train feats.zarr --dataset msvd --annotations data/msvd/
+  astar-train feats.zarr --dataset m-vad            # annotations in annotations/m-vad/ beside feats.zarr
+  astar-train demo.zarr --dataset csv --annotations demo/captions.csv --preset small --epochs 20
+  astar-train feats.zarr --dataset msr-vtt --variant single --layers pool4 --metric METEOR
+  astar-train feats.zarr --dataset msvd --attention hard --samples 10 --device cuda
+  astar-train --resume runs/msvd-astar-20250101-120000 --epochs 80
+
+\b
+Writes RUN_DIR/config.toml, vocab.json, store_attrs.json, metrics.csv, tensorboard/
+and checkpoints/{{last,best}}.pt. Without --annotations the captions are looked for in
+annotations/<dataset>/ beside the store, then in $ASTAR_DATA/<dataset>/.
+Exit codes: 0 finished; 1 an error stopped the run; 2 usage error;
+{EXIT_INTERRUPTED} stopped by Ctrl-C/SIGTERM (checkpoint saved; --resume continues).
+"""
+
+
+class KeyValue(click.ParamType):
+    """``KEY=VALUE`` → (key, value), for fsspec storage options."""
+
+    name = "KEY=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        key, sep, option = str(value).partition("=")
+        if not sep or not key:
+            self.fail(f"expected KEY=VALUE, got {value!r}", param, ctx)
+        return key, option
+
+
+def split_layers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``--layers pool3 --layers pool4`` or ``--layers pool3,pool4`` → ("pool3", "pool4"); none → None."""
+    layers = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    unknown = [name for name in layers if name not in LAYER_NAMES]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(LAYER_NAMES)}")
+    return layers or None
+
+
+def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """CLI values renamed to ``TrainConfig`` fields, and the names given on the command line."""
+    explicit = {
+        name for name in values
+        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
+    values = dict(values)
+    values["progress"] = not values.pop("quiet")
+    values["storage_options"] = dict(values["storage_options"])
+    renamed = {"quiet": "progress"}
+    return values, {renamed.get(name, name) for name in explicit}
+
+
+@click.command(epilog=TRAIN_EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("store", required=False)
+@click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format: msvd (YouTube2Text), msr-vtt, m-vad (LSMDC form) or csv (video_id,caption,split).")
+@click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store, then $ASTAR_DATA/<dataset>/.")
+@click.option("--out", metavar="RUN_DIR", help="Run directory to create. Default: runs/<dataset>-<variant>-<timestamp>.")
+@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes. small: a tiny CPU model reading the first 8/16/16/32 channels of pool2-pool5 and 64 of fc7.")
+@click.option("--variant", type=click.Choice(VARIANTS), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1).")
+@click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, e.g. --layers pool4,pool5 (repeatable). Default: all four; exactly one for --variant single.")
+@click.option("--attention", type=click.Choice(["soft", "hard"]), default=DEFAULTS["attention"], show_default=True, help="Abstraction-level attention: soft (eq. 7) or hard with the K-sample VIMCO bound (eqs. 8-14).")
+@click.option("--order", type=click.Choice(["position_first", "layer_first"]), default=DEFAULTS["order"], show_default=True, help="Which attention comes first (Section 3.2).")
+@click.option("--samples", type=click.IntRange(min=2), help="K of the multi-sample bound for hard attention. Default: 10 (paper), 4 (small).")
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS["epochs"], show_default=True, help="Most epochs (passes over every training video-caption pair).")
+@click.option("--patience", type=click.IntRange(min=1), default=DEFAULTS["patience"], show_default=True, help="Validations without improvement before early stopping.")
+@click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True, help="Video-caption pairs per step (paper: 32).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["lr"], show_default=True, help="Adam learning rate (paper: 2e-4).")
+@click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5).")
+@click.option("--min-count", type=click.IntRange(min=1), default=DEFAULTS["min_count"], show_default=True, help="Vocabulary keeps training words seen at least this often; rarer ones become <unk>.")
+@click.option("--max-caption-len", type=click.IntRange(min=1), default=DEFAULTS["max_caption_len"], show_default=True, help="Training captions are cut to this many words; validation captions stop there.")
+@click.option("--word2vec", type=click.Path(dir_okay=False), help="word2vec vectors (binary or text) to initialise word embeddings (paper: GoogleNews 300-d).")
+@click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set.")
+@click.option("--device", type=click.Choice(DEVICES), default=DEFAULTS["device"], show_default=True, help="auto picks CUDA when present.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULTS["precision"], show_default=True, help="CUDA autocast: auto = bf16 where supported, else fp16. CPU always runs fp32.")
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Seeds initialisation, dropout, hard-attention samples and batch order.")
+@click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULTS["loader_workers"], show_default=True, help="Processes reading features from the store (0: in the training process).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=DEFAULTS["checkpoint_every"], show_default=True, help="Also save last.pt every this many steps (0: only at epoch ends).")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps in total (resumable).")
+@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000. Not saved in the run (give again with --resume).")
+@click.option("--resume", metavar="RUN_DIR", help="Continue a run exactly where it stopped; its config.toml fixes every setting but store, epochs, patience, max-steps, device, loader-workers, checkpoint-every and storage options.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.pass_context
+def train_command(ctx: click.Context, **values: Any) -> None:
+    """Train ASTAR (or a baseline) on a feature store and a dataset's captions (Section 4.2).
+
+    STORE is a feature store written by astar-extract (path or fsspec URL). Adam
+    (lr 2e-4), batches of 32 video-caption pairs bucketed by length, gradient
+    clipping at 5, early stopping on the val split. Ctrl-C stops at the next step
+    with a checkpoint; --resume continues exactly.
+    """
+    values, explicit = _config_values(ctx, values)
+    try:
+        config = _resume_config(values, explicit) if values["resume"] else _fresh_config(values)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    except RunError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        result = train(config)
+    except (StoreError, AnnotationError, TrainingError, RunError, CheckpointError) as error:
+        raise click.ClickException(str(error)) from None
+    except torch.OutOfMemoryError:
+        raise click.ClickException(
+            f"out of memory at batch size {config.batch_size}; try a smaller --batch-size "
+            f"(e.g. {max(config.batch_size // 2, 1)}) or the small --preset"
+        ) from None
+    except OSError as error:
+        raise click.ClickException(f"{error.filename or 'run directory'}: {error.strerror or error}") from None
+    click.echo(f"run directory: {result.run_dir}", err=True)
+    if result.stopped == "interrupted":
+        click.echo(f"stopped; continue with: astar-train --resume {result.run_dir}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _fresh_config(values: dict[str, Any]) -> TrainConfig:
+    if not values["store"] or not values["dataset"]:
+        raise ValueError("give STORE and --dataset (or --resume RUN_DIR)")
+    return TrainConfig(**values)
+
+
+def _resume_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:
+    """The run's saved config with the command line's explicit, changed values applied."""
+    run_dir = values["resume"]
+    saved, _ = read_run_config(run_dir)
+    overrides = {name: values[name] for name in explicit - {"resume"} if values[name] != getattr(saved, name)}
+    return resumed(saved, run_dir, **overrides)
+
+
+if __name__ == "__main__":
+    train_command()
