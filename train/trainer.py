@@ -165,7 +165,28 @@ def seed_everything(seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Validation
+# One step, validation
+
+
+def train_step(
+    model: ASTAR, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: CaptionBatch,
+    clip_norm: float, autocast: torch.dtype | None = None,
+) -> float:
+    """One optimizer step on a batch: ``model.loss`` (eq. 3, or −L^K for hard attention),
+    gradients unscaled and clipped to norm ``clip_norm``; returns the loss."""
+    assert batch.tokens is not None
+    device = next(model.parameters()).device
+    videos, tokens = batch.videos.to(device), batch.tokens.to(device)
+    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        loss = model.loss(videos, tokens)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
 
 
 @torch.no_grad()
@@ -412,18 +433,7 @@ class Trainer:
         return True
 
     def train_step(self, batch: CaptionBatch) -> float:
-        """One Adam step on a batch: the loss (eq. 3 or −L^K), clipped gradients; returns the loss."""
-        assert batch.tokens is not None
-        videos, tokens = batch.videos.to(self.device), batch.tokens.to(self.device)
-        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-            loss = self.model.loss(videos, tokens)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return float(loss.detach())
+        return train_step(self.model, self.optimizer, self.scaler, batch, self.config.clip_norm, self.autocast)
 
     def validate(self, writer: SummaryWriter) -> None:
         """Validation loss and scores, one history row, early-stopping bookkeeping, ``best.pt``."""
