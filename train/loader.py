@@ -23,6 +23,7 @@ Bucketing: videos of one batch have similar pool5 lengths, so little of the padd
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,8 +53,9 @@ def model_layers(config: ModelConfig) -> tuple[str, ...]:
 class FeatureReader:
     """Reads one video's features from a store, cut to a model's widths (module docstring).
 
-    Picklable for ``DataLoader`` workers: a worker reopens the store from its URL and
-    ``storage_options``; in this process the store given is used as it is.
+    In ``DataLoader`` workers (forked or spawned) the store is reopened from its URL
+    and ``storage_options``: a remote file system's connections do not survive a fork.
+    In this process the store given is used as it is.
     """
 
     def __init__(self, store: FeatureStore, config: ModelConfig, storage_options: dict | None = None) -> None:
@@ -63,11 +65,12 @@ class FeatureReader:
         self.channels = {name: config.channels(name) for name in self.layers}
         self.fc7_dim = config.fc7_dim
         self._store: FeatureStore | None = store
+        self._opened_by = os.getpid()
 
     @property
     def store(self) -> FeatureStore:
-        if self._store is None:
-            self._store = open_store(self.url, self.storage_options)
+        if self._store is None or self._opened_by != os.getpid():
+            self._store, self._opened_by = open_store(self.url, self.storage_options), os.getpid()
         return self._store
 
     def __getstate__(self) -> dict:

@@ -210,6 +210,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
         vocabulary = Vocabulary.load(paths.vocabulary)
     except (OSError, ValueError) as error:
         raise RunError(f"{paths.vocabulary}: unusable vocabulary ({error})") from None
+    if checkpoint == "best" and not paths.checkpoint("best").exists() and paths.checkpoint("last").exists():
+        raise RunError(f"{paths.root}: no best checkpoint yet (no validation has run); load checkpoint 'last'")
     document = load_checkpoint(paths.checkpoint(checkpoint), map_location=device)
     if document.get("model_config") != asdict(model_config):
         raise CheckpointError(f"{paths.checkpoint(checkpoint)}: its model differs from {paths.config}")

@@ -229,7 +229,7 @@ class Progress:
     Attributes:
         epoch: completed epochs. batches_done: batches of the current epoch done.
         step: optimizer steps in total.
-        loss_sum, loss_batches: training loss summed over the current epoch's batches.
+        loss_sum, loss_batches: training loss summed over the batches since the last validation.
         best, best_epoch: best validation value of the stopping metric and when.
         bad_evaluations: validations since the last improvement.
         stopped_early: early stopping ended the run.
@@ -401,6 +401,8 @@ class Trainer:
                 self.validate(writer)
             self.save_last()
             write_metrics(self.paths, self.progress.history)
+            if stop.is_set():
+                return "interrupted"
         return reason
 
     def train_epoch(self, writer: SummaryWriter, stop: threading.Event) -> bool:
@@ -490,8 +492,16 @@ def resume_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
     return resumed(saved, str(run_dir), **overrides)
 
 
+def _absolute(path: str | None) -> str | None:
+    """Local paths made absolute, so a run resumes from any folder; URLs as they are."""
+    return path if path is None or "://" in path else str(Path(path).absolute())
+
+
 def _prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
-    """Check (resume) or create (fresh run) the run directory; the saved vocabulary when resuming."""
+    """Check the run directory: resumable (with its vocabulary) or, for a new run, free.
+
+    A new run's directory is only created once everything else has been checked.
+    """
     if config.resume:
         paths = RunPaths(Path(config.resume))
         saved, _ = read_run_config(paths.root)
@@ -511,8 +521,9 @@ def _prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig,
     if paths.root.exists() and any(paths.root.iterdir()):
         raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
                             "or choose another --out")
-    paths.checkpoints.mkdir(parents=True, exist_ok=True)
-    return replace(config, out=str(paths.root)), paths, None
+    config = replace(config, out=_absolute(str(paths.root)), store=_absolute(config.store),
+                     annotations=_absolute(config.annotations), word2vec=_absolute(config.word2vec))
+    return config, RunPaths(Path(config.out)), None
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -548,6 +559,7 @@ def train(config: TrainConfig) -> TrainResult:
         trainer.restore()
         say(f"resuming {paths.root} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
     else:
+        paths.checkpoints.mkdir(parents=True, exist_ok=True)
         write_run_config(paths, config, model_config)
         data.vocabulary.save(paths.vocabulary)
         write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
+
+import fsspec
 
 import numpy as np
 import pytest
@@ -151,3 +154,15 @@ def test_loader_workers_give_the_in_process_batches_in_the_same_order(store):
     assert [batch.video_ids for batch in with_workers] == [batch.video_ids for batch in in_process]
     for ours, theirs in zip(with_workers, in_process):
         torch.testing.assert_close(ours.videos.features["pool2"], theirs.videos.features["pool2"], rtol=0, atol=0)
+
+
+def test_an_fsspec_store_is_read_by_loader_workers(synthetic_store, store):
+    url = f"memory://{uuid.uuid4().hex}/feats.zarr"
+    fsspec.filesystem("memory").put(str(synthetic_store.store), url.removeprefix("memory://"), recursive=True)
+    remote = open_store(url)
+    videos = CaptionBatches(FeatureReader(remote, SMALL), remote.video_ids)
+    sampler = BucketBatchSampler(videos.lengths, batch_size=5, shuffle=False)
+    for batch in make_loader(videos, sampler, workers=2):
+        for row, video_id in enumerate(batch.video_ids):
+            expected = store.read(video_id, "fc7")[: SMALL.fc7_dim]
+            np.testing.assert_array_equal(batch.videos.fc7[row].numpy(), expected)

@@ -60,12 +60,13 @@ def test_resume_continues_a_stopped_run(synthetic_store, tmp_path):
         (["--resume", "{tmp}/nowhere"], 1, "nowhere: not an astar-train run directory"),
     ],
 )
-def test_bad_input_is_one_line_without_traceback(synthetic_store, tmp_path, args, code, message):
+def test_bad_input_is_one_line_without_traceback_or_run_directory(synthetic_store, tmp_path, args, code, message):
     zarr.open_group(tmp_path / "v99.zarr", mode="w").attrs["astar_schema_version"] = 99
     (tmp_path / "other.csv").write_text("video_id,caption,split\nelsewhere1,a cat,train\nelsewhere2,a dog,val\n")
     values = {"tmp": tmp_path, "store": synthetic_store.store, "captions": synthetic_store.captions}
     result = run(*[arg.format(**values) for arg in args], "--out", tmp_path / "run", *QUICK)
     assert_one_line_error(result, code, message)
+    assert not (tmp_path / "run").exists()  # a run that cannot start leaves nothing to clean up
 
 
 def test_resume_refuses_flags_that_would_change_the_run(synthetic_store, tmp_path):
