@@ -188,3 +188,28 @@ def test_early_stopping_ends_the_run_after_patience_validations_without_improvem
     assert result.stopped == "early stopping"
     assert (result.epochs, result.best_epoch) == (3, 1)
     assert {"BLEU-4", "ROUGE-L", "CIDEr"} <= set(result.history[0])
+
+
+def test_word2vec_vectors_initialise_the_embedding(quick_config, tmp_path):
+    vectors = {"circle": [0.5] * 32, "red": [-0.25] * 32}
+    path = tmp_path / "vectors.txt"
+    path.write_text("".join(f"{word} {' '.join(map(str, values))}\n" for word, values in vectors.items()))
+    result = train(quick_config(word2vec=str(path), lr=1e-12, max_steps=1))
+    loaded = load_run(result.run_dir, checkpoint="last")
+    for word, values in vectors.items():
+        embedding = loaded.model.embedding.weight[loaded.vocabulary.id(word)]
+        torch.testing.assert_close(embedding, torch.tensor(values), rtol=0, atol=1e-6)
+
+
+def test_meteor_without_java_is_refused_before_training(quick_config, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(TrainingError, match="--metric METEOR needs Java"):
+        train(quick_config(metric="METEOR"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_autocast_trains_with_finite_losses(quick_config, precision):
+    result = train(quick_config(device="cuda", precision=precision, attention="hard", epochs=1))
+    assert result.steps == 5
+    assert all(torch.isfinite(torch.tensor(row["val_loss"])) for row in result.history)
