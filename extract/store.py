@@ -43,9 +43,14 @@ def astar_version() -> str:
         return "unknown"
 
 
+def _fsspec_options(storage_options: dict | None) -> dict[str, Any]:
+    """The user's fsspec options, with listings read afresh: other processes (workers, concurrent runs) add videos."""
+    return {"use_listings_cache": False, **(storage_options or {})}
+
+
 def _zarr_store(url: str, storage_options: dict | None, read_only: bool) -> zarr.abc.store.Store:
     if is_url(url):
-        return zarr.storage.FsspecStore.from_url(url, storage_options=storage_options or {}, read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(url, storage_options=_fsspec_options(storage_options), read_only=read_only)
     return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
 
 
@@ -288,6 +293,6 @@ def store_size_bytes(url: str, storage_options: dict | None = None) -> int:
     """Total bytes under a store (local or remote)."""
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = fsspec.core.url_to_fs(url, **_fsspec_options(storage_options))
     return int(fs.du(path)) if fs.exists(path) else 0
 
