@@ -6,7 +6,9 @@ scheduler never sees a feature tensor. A task (``extract_video_task``) runs in a
 worker process: it builds the ``Extractor`` once per process (cached by settings),
 decodes the video, runs C3D and writes the video with the store's crash-safe order
 (storage_schema.md §6) through ``store_decoded`` — the same step the in-process
-batch uses, so both paths write the same bytes.
+batch uses, so both paths write the same bytes when C3D runs on as many torch threads
+(oneDNN splits convolution sums by thread count, which moves the last float16 bit of
+some pool4/pool5 values; a task gets ``torch_threads_per_task``).
 
 Faults: a corrupt video is a ``failed`` outcome recorded in the store, as in-process.
 A worker process that dies mid-video (OOM, kill -9) leaves that video without its
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 import threading
 import time
 import uuid
@@ -49,7 +52,6 @@ from .store import MANIFEST, StoreWriter, store_size_bytes
 
 RETRIES = 2
 """Reruns of a task that raised (a transient store error); worker deaths are counted by the scheduler."""
-
 
 
 class ClusterError(Exception):
@@ -139,25 +141,49 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     """A client of an existing scheduler (``tcp://host:8786`` or a scheduler file), else of a new local cluster.
 
     The local cluster has ``workers`` processes of one thread each; its workers are
-    not daemonic so that each can isolate decoding in a child process.
+    not daemonic so that each can isolate decoding in a child process. A scheduler
+    that does not answer within Dask's ``distributed.comm.timeouts.connect`` (30 s
+    unless configured, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s``) is an error.
 
     Raises:
         ClusterError: the scheduler cannot be reached.
     """
     if scheduler:
+        if not Path(scheduler).is_file() and ":" not in scheduler:
+            raise ClusterError(f"{scheduler}: neither a scheduler address (tcp://host:8786) nor an existing scheduler file")
         options = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
         try:
-            client = Client(**options, timeout="20s")
+            client = Client(**options)
         except (OSError, ValueError) as error:
             raise ClusterError(f"cannot reach the Dask scheduler {scheduler}: {' '.join(str(error).split())}") from None
         with client:
             yield client
         return
     # Read again whenever a nanny restarts a dead worker, so it stays set for the cluster's life.
-    with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(
+    with _environ_restored(), dask.config.set({"distributed.worker.daemon": False}), LocalCluster(
         n_workers=workers or 1, threads_per_worker=1, processes=True
     ) as cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _environ_restored() -> Iterator[None]:
+    """Give this process back the environment variables that the local cluster's nannies set.
+
+    Nannies put ``OMP_NUM_THREADS=1`` and the like (``distributed.nanny.pre-spawn-environ``,
+    and ``PYTHONHASHSEED``) into the *parent's* environment before spawning each worker
+    and leave them there, so every process started afterwards would run single-threaded.
+    """
+    keys = [*dask.config.get("distributed.nanny.pre-spawn-environ"), "PYTHONHASHSEED"]
+    saved = {key: os.environ.get(key) for key in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _task_keys(videos: list[VideoInput]) -> list[str]:
@@ -222,9 +248,9 @@ def extract_on_dask(
                 frames += outcome.frames
                 if outcome.status == "failed":
                     bar.write(f"failed: {outcome.source}: {outcome.error}")
-                bar.update()
                 failed = sum(o.status == "failed" for o in outcomes.values())
-                bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed)
+                bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed, refresh=False)
+                bar.update()
     finally:
         client.cancel(futures)  # after Ctrl-C or a store error nothing keeps running for this run
     ordered = [outcomes[v.video_id] for v in inputs]
