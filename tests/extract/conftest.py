@@ -1,4 +1,7 @@
-"""Fixtures shared by the extraction tests: small generated videos and a session-wide extractor."""
+"""Fixtures shared by the extraction tests: small generated videos, a session-wide extractor, a local S3 server."""
+import socket
+import uuid
+
 import numpy as np
 import pytest
 
@@ -21,3 +24,50 @@ def video_folder(tmp_path):
         codec = "libvpx-vp9" if name.endswith("webm") else "libx264"
         write_video(folder / name, rng.integers(0, 255, (frames, 48, 64, 3), dtype=np.uint8), fps=10, codec=codec)
     return folder
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (until someone binds it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3-compatible server; dummy credentials, and no AWS endpoint outside 127.0.0.1 can be reached."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": endpoint,  # inputs are opened with fsspec's defaults
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint) -> tuple[str, dict]:
+    """A fresh bucket (moto's state is process-wide) and the store's storage options."""
+    import s3fs
+
+    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+    name = f"astar-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(**options).mkdir(name)
+    return name, options
+
+
+@pytest.fixture
+def closed_port() -> int:
+    return free_port()

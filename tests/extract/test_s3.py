@@ -1,54 +1,10 @@
 """Feature stores and inputs on S3, through a moto server on 127.0.0.1 started by the tests."""
-import socket
-import uuid
-
 import numpy as np
 import pytest
 
 from astar.extract import ExtractionSettings, StoreError, collect_inputs, extract_videos, open_store
 
 LAYERS_AND_FC7 = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    """A local S3-compatible server; dummy credentials, and no AWS endpoint outside 127.0.0.1 can be reached."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_ENDPOINT_URL": endpoint,  # inputs are opened with fsspec's defaults
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_PROFILE", raising=False)
-        yield endpoint
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint) -> tuple[str, dict]:
-    """A fresh bucket (moto's state is process-wide) and the store's storage options."""
-    import s3fs
-
-    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
-    name = f"astar-{uuid.uuid4().hex[:12]}"
-    s3fs.S3FileSystem(**options).mkdir(name)
-    return name, options
 
 
 def test_s3_store_round_trip_matches_a_local_store(video_folder, tmp_path, extractor, bucket):

@@ -1,0 +1,236 @@
+"""Extraction on a Dask cluster and concurrent writers: the in-process result, killed workers, two runs on one store, the CLI."""
+import multiprocessing as mp
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from astar.extract import (
+    LAYERS, ExtractionSettings, StoreError, StoreWriter, collect_inputs, dask_client, decode_video, extract_on_dask,
+    extract_videos, open_store,
+)
+from astar.extract.cli import main
+from astar.extract.distributed import torch_threads_per_task
+from astar.pipelines.cluster import extract_on_cluster
+from tests.extract.test_batch import EXTRACT, add_bad_videos
+from tests.videos import write_video
+
+ARRAYS = (*LAYERS, "fc7", "fc7_windows")
+CPU = ExtractionSettings(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One local cluster for the module: 2 worker processes of 1 thread, as ``--workers 2`` starts."""
+    with dask_client(workers=2) as client:
+        yield client
+
+
+@contextmanager
+def torch_threads(count: int):
+    """Run in-process extraction with ``count`` intra-op threads, as each cluster task does.
+
+    Bit-for-bit equality needs the same thread count: oneDNN splits convolution
+    reductions by threads, so 1 and 2 threads differ in the last float16 bits of some
+    pool4/pool5 values on the same machine, in or out of a cluster.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def assert_same_arrays(store, reference, video_ids) -> None:
+    """Every array of ``video_ids`` is float16 and equal bit for bit in both stores."""
+    for video_id in video_ids:
+        for name in ARRAYS:
+            ours, theirs = store.read(video_id, name), reference.read(video_id, name)
+            assert ours.dtype == theirs.dtype == np.float16
+            assert ours.tobytes() == theirs.tobytes(), (video_id, name)
+
+
+@pytest.mark.slow
+def test_cluster_run_stores_what_the_in_process_run_stores(client, video_folder, tmp_path, extractor):
+    add_bad_videos(video_folder)
+    inputs = collect_inputs([str(video_folder)])
+    with torch_threads(torch_threads_per_task(client)):
+        local = extract_videos(inputs, str(tmp_path / "local.zarr"), extractor=extractor, progress=False)
+    cluster = extract_on_dask(client, inputs, str(tmp_path / "dask.zarr"), CPU, progress=False)
+    store, reference = open_store(str(tmp_path / "dask.zarr")), open_store(str(tmp_path / "local.zarr"))
+    assert {"a", "c d", "nested/b"} <= set(store.video_ids) and store.video_ids == reference.video_ids
+    assert_same_arrays(store, reference, store.video_ids)
+    assert {"empty", "text", "truncated"} <= set(store.failures.video_id)
+    assert list(store.failures.video_id) == list(reference.failures.video_id)
+    assert cluster.table()[["video_id", "status"]].equals(local.table()[["video_id", "status"]])
+    assert cluster.exit_code == local.exit_code == 3
+
+
+def test_extract_on_cluster_returns_one_row_per_video(client, video_folder, tmp_path):
+    (video_folder / "bad.mp4").write_bytes(b"not a video")
+    table = extract_on_cluster(client, [str(video_folder)], str(tmp_path / "feats.zarr"), CPU)
+    assert list(table.columns) == ["video_id", "source", "status", "error", "frames", "seconds"]
+    assert dict(zip(table.video_id, table.status)) == {"a": "done", "bad": "failed", "c d": "done", "nested/b": "done"}
+    assert table.set_index("video_id").loc["bad", "error"].startswith("FFmpeg cannot decode it")
+    assert list(table.frames) == [5, 0, 8, 2]  # 2.5 s, –, 4 s, 1 s at 2 fps
+    assert table.attrs["store_bytes"] > 0 and table.attrs["seconds"] > 0
+    again = extract_on_cluster(client, [str(video_folder)], str(tmp_path / "feats.zarr"), CPU)
+    assert list(again.status) == ["skipped", "failed", "skipped", "skipped"]
+
+
+@pytest.mark.slow
+def test_s3_store_through_the_cluster_reopens_and_resumes(client, video_folder, bucket):
+    name, options = bucket
+    (video_folder / "bad.mp4").write_bytes(b"not a video")
+    url, settings = f"s3://{name}/feats.zarr", ExtractionSettings(device="cpu", storage_options=options)
+    inputs = collect_inputs([str(video_folder)])
+    first = extract_on_dask(client, inputs, url, settings, progress=False)
+    assert (first.count("done"), first.count("failed")) == (3, 1)
+    store = open_store(url, options)
+    assert store.video_ids == ["a", "c d", "nested/b"] and list(store.failures.video_id) == ["bad"]
+    assert store.read("c d", "pool5").shape == (1, 4, 4, 512)
+    second = extract_on_dask(client, inputs, url, settings, progress=False)
+    assert (second.count("skipped"), second.count("failed"), second.count("done")) == (3, 1, 0)
+
+
+def _executing(dask_worker) -> list[str]:
+    return [str(task.key) for task in dask_worker.state.executing]
+
+
+def kill_worker_running(client, key_prefix: str, deadline_s: float = 120) -> str:
+    """SIGKILL the worker process that is executing the task whose key starts with ``key_prefix``; its address."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for address, keys in client.run(_executing).items():
+            if any(key.startswith(key_prefix) for key in keys):
+                [pid] = client.run(os.getpid, workers=[address]).values()
+                os.kill(pid, signal.SIGKILL)
+                return address
+        time.sleep(0.05)
+    raise AssertionError(f"no task {key_prefix}… ran within {deadline_s} s")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_video_has_the_video_redone_and_stored_once(client, video_folder, tmp_path, extractor):
+    frames = np.random.default_rng(1).integers(0, 255, (160, 48, 64, 3), np.uint8)
+    long = write_video(video_folder / "long.mp4", frames, fps=10)  # 16 s: 32 frames through C3D, seconds of work
+    out = str(tmp_path / "feats.zarr")
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(extract_on_dask, client, collect_inputs([str(video_folder)]), out, CPU, progress=False)
+        killed = kill_worker_running(client, "extract-long-")
+        assert "long" not in open_store(out)  # the killed attempt left at most a half-written, uncounted video
+        summary = run.result(timeout=300)
+    assert killed not in client.scheduler_info(n_workers=-1)["workers"]
+    assert (summary.count("done"), summary.count("failed")) == (4, 0)
+    store = open_store(out)
+    assert store.video_ids == ["a", "c d", "long", "nested/b"]
+    with torch_threads(torch_threads_per_task(client)):
+        extract_videos(collect_inputs([str(long)]), str(tmp_path / "long.zarr"), extractor=extractor, progress=False)
+    assert_same_arrays(store, open_store(str(tmp_path / "long.zarr")), ["long"])
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted the killed worker: later tests get both
+
+
+def write_videos_at_once(out: str, identity: dict, videos: list, start) -> None:
+    """One of two writers started together: create the store, then write each (record, features) of ``videos``."""
+    start.wait()
+    writer = StoreWriter(out, identity)
+    for record, features in videos:
+        writer.write_video(record, features.layers, features.fc7, features.fc7_windows)
+
+
+@pytest.mark.filterwarnings("ignore:Object at .* is not recognized")  # listing while a writer's temporary file exists
+def test_two_writers_of_the_same_videos_never_expose_a_marked_video_without_its_arrays(video_folder, tmp_path, extractor):
+    decoded = decode_video(video_folder / "c d.webm", extractor.preprocessing)
+    features = extractor.features(decoded)
+    expected = {**features.layers, "fc7": features.fc7, "fc7_windows": features.fc7_windows}
+    ids = [f"v{index:02d}" for index in range(12)]
+    videos = [(extractor.record(video_id, "c d.webm", decoded, time.perf_counter()), features) for video_id in ids]
+    out = str(tmp_path / "feats.zarr")
+    spawn = mp.get_context("spawn")
+    start = spawn.Barrier(2)
+    writers = [spawn.Process(target=write_videos_at_once, args=(out, extractor.identity(), videos, start)) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    reads = 0
+    while any(writer.is_alive() for writer in writers):
+        try:
+            store = open_store(out)
+        except StoreError:  # not created yet
+            continue
+        for video_id in store.video_ids:  # marked complete: everything must be there, whoever wrote it
+            assert store.info(video_id)["frames"] == len(decoded.frames)
+            for name, array in expected.items():
+                assert store.read(video_id, name).tobytes() == array.tobytes(), (video_id, name)
+            reads += 1
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    assert open_store(out).video_ids == ids and reads > 0
+
+
+@pytest.mark.slow
+def test_two_cli_runs_on_one_store_at_once_leave_every_video_complete_once(video_folder, tmp_path, extractor):
+    extra = write_video(tmp_path / "extra.mp4", np.full((20, 48, 64, 3), 90, np.uint8), fps=10)
+    out = tmp_path / "feats.zarr"
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core each, and the reference below computes alike
+    runs = [
+        subprocess.Popen(
+            [*EXTRACT, *inputs, "--out", str(out), "--device", "cpu", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=one_thread
+        )
+        for inputs in ([str(video_folder)], [str(video_folder), str(extra)])  # overlapping: a, c d, nested/b in both
+    ]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], results
+    reference = tmp_path / "reference.zarr"
+    with torch_threads(1):
+        extract_videos(collect_inputs([str(video_folder), str(extra)]), str(reference), extractor=extractor, progress=False)
+    store = open_store(str(out))
+    assert store.video_ids == ["a", "c d", "extra", "nested/b"] and store.failures.empty
+    assert_same_arrays(store, open_store(str(reference)), store.video_ids)
+    assert all(store.info(video_id)["status"] == "complete" for video_id in store.video_ids)
+
+
+@pytest.mark.slow
+def test_cli_with_workers_prints_the_dashboard_and_stores_every_video(video_folder, tmp_path):
+    out = tmp_path / "feats.zarr"
+    result = subprocess.run([*EXTRACT, str(video_folder), "--out", str(out), "--workers", "2", "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", result.stderr)
+    assert "extract (dask)" in result.stderr and "frames_per_s" in result.stderr
+    assert "3 done, 0 skipped, 0 failed" in result.stdout
+    assert open_store(str(out)).video_ids == ["a", "c d", "nested/b"]
+
+
+def test_cli_scheduler_file_that_does_not_exist_is_a_one_line_error(video_folder, tmp_path):
+    missing = tmp_path / "scheduler.json"
+    result = CliRunner().invoke(main, [str(video_folder), "--out", str(tmp_path / "f.zarr"), "--scheduler", str(missing), "--device", "cpu"])
+    assert result.exit_code == 1
+    assert f"Error: {missing}: neither a scheduler address (tcp://host:8786) nor an existing scheduler file" in result.output
+
+
+def test_cli_workers_and_scheduler_together_is_a_usage_error(video_folder, tmp_path):
+    args = [str(video_folder), "--out", str(tmp_path / "f.zarr"), "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "give one" in result.output and "Traceback" not in result.output
+
+
+def test_cli_unreachable_scheduler_is_a_one_line_error(video_folder, tmp_path, closed_port):
+    address = f"tcp://127.0.0.1:{closed_port}"
+    environment = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
+    started = time.monotonic()
+    result = subprocess.run(
+        [*EXTRACT, str(video_folder), "--out", str(tmp_path / "f.zarr"), "--scheduler", address, "--device", "cpu", "-q"],
+        capture_output=True, text=True, timeout=120, env=environment,
+    )
+    assert result.returncode == 1
+    assert f"Error: cannot reach the Dask scheduler {address}: Timed out trying to connect" in result.stderr
+    assert "Traceback" not in result.stderr and time.monotonic() - started < 60
