@@ -50,6 +50,7 @@ from .run import (
     write_text,
 )
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
+from .search import beam_search
 from .settings import RESUME_OVERRIDES, TrainConfig, resumed
 from .text import PAD_ID, Vocabulary, build_vocabulary, normalize
 from .word2vec import load_word2vec
@@ -204,15 +205,18 @@ def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch
 
 
 @torch.no_grad()
-def greedy_captions(
+def decode_captions(
     model: ASTAR, batches: Iterator[CaptionBatch], vocabulary: Vocabulary, max_len: int,
-    device: torch.device, autocast: torch.dtype | None,
+    device: torch.device, autocast: torch.dtype | None, beam_size: int = 1, length_penalty: float = 0.0,
 ) -> dict[str, str]:
-    """Video id → greedy caption of at most ``max_len`` tokens (``ASTAR.greedy``)."""
+    """Video id → caption of at most ``max_len`` tokens by ``beam_search``; beam size 1 is greedy.
+
+    Validation decodes greedily; ``astar-eval`` uses the same loop with a wider beam.
+    """
     captions = {}
     for batch in batches:
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            tokens, _ = model.greedy(batch.videos.to(device), max_len)
+            tokens = beam_search(model, batch.videos.to(device), max_len, beam_size, length_penalty).tokens
         for video_id, row in zip(batch.video_ids, tokens.tolist()):
             captions[video_id] = vocabulary.decode(row)
     return captions
@@ -449,7 +453,7 @@ class Trainer:
         }
         progress.loss_sum, progress.loss_batches = 0.0, 0
         if config.metric != "loss":
-            predictions = greedy_captions(self.model, iter(self.val_videos), self.data.vocabulary,
+            predictions = decode_captions(self.model, iter(self.val_videos), self.data.vocabulary,
                                           config.max_caption_len + 1, self.device, self.autocast)
             scores = score_captions(predictions, self.data.references,
                                     metrics=METRICS if config.metric == "METEOR" else TEXT_METRICS)
