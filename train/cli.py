@@ -1,25 +1,28 @@
-"""Command-line entry points of the training stage: ``astar-train``.
-
-``astar-eval`` and ``astar-caption`` (registered in pyproject.toml) join this module later.
-"""
+"""Command-line entry points of the training stage: ``astar-train``, ``astar-eval`` and ``astar-caption``."""
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import click
 import torch
 from click.core import ParameterSource
 
-from astar.extract import StoreError
+from astar.extract import EXIT_SOME_FAILED, StoreError, WeightsError
 
 from .batch import LAYER_NAMES
+from .caption import CaptionError, caption_videos, prepare_extraction
 from .checkpoint import CheckpointError
 from .datasets import DATASETS, AnnotationError
-from .run import RunError, read_run_config
+from .evaluate import SPLITS, EvalError, EvalOptions, evaluate, format_scores, weights_line
+from .loader import DEFAULT_LOADER_WORKERS
+from .run import CHECKPOINTS, RunError, load_run, read_run_config
+from .search import DEFAULT_BEAM_SIZE
 from .settings import DEVICES, PRECISIONS, PRESETS, STOPPING_METRICS, VARIANTS, TrainConfig, resumed
-from .trainer import TrainingError, train
+from .trainer import TrainingError, resolve_device, train
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
 EXIT_INTERRUPTED = 130
@@ -155,6 +158,133 @@ def _resume_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:
     saved, _ = read_run_config(run_dir)
     overrides = {name: values[name] for name in explicit - {"resume"} if values[name] != getattr(saved, name)}
     return resumed(saved, run_dir, **overrides)
+
+
+# ---------------------------------------------------------------------------
+# astar-eval, astar-caption
+
+RUN_ERRORS = (RunError, CheckpointError, StoreError, AnnotationError, TrainingError)
+"""Errors a user causes with a run, store or annotations; each is one line."""
+
+
+def _warn_random_init(store_attrs: dict[str, Any], run_dir: Path) -> None:
+    if store_attrs.get("model", {}).get("random_init"):
+        click.echo(f"WARNING: {run_dir} was trained on features from {weights_line(store_attrs)}, so its captions "
+                   "rest on random features; extract with astar-extract --weights c3d.pickle and train again", err=True)
+
+
+def decoding_options(command: Any) -> Any:
+    """The beam search and model options ``astar-eval`` and ``astar-caption`` share."""
+    for option in reversed([
+        click.option("--checkpoint", type=click.Choice(CHECKPOINTS), default="best", show_default=True, help="best: the best validation score; last: the latest state."),
+        click.option("--beam-size", type=click.IntRange(min=1), default=DEFAULT_BEAM_SIZE, show_default=True, help="Beam search width; 1 is greedy decoding."),
+        click.option("--length-penalty", type=click.FloatRange(min=0), default=0.0, show_default=True, help="alpha of GNMT's length penalty ((5+n)/6)^alpha; larger favours longer captions."),
+        click.option("--max-len", type=click.IntRange(min=1), help="Most tokens per caption, <eos> included. Default: the run's --max-caption-len + 1."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto picks CUDA when present."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+    ]):
+        command = option(command)
+    return command
+
+
+EVAL_EPILOG = """\b
+Examples:
+  astar-eval runs/msvd-astar-20250101-120000
+  astar-eval runs/msvd-astar-20250101-120000 --split val --beam-size 1 --checkpoint last
+  astar-eval demo_output/run --store /data/feats.zarr --out demo_output/eval-test-beam3 --beam-size 3
+
+\b
+Writes OUT/scores.json (corpus BLEU-1..4, METEOR, ROUGE-L, CIDEr; warnings; the
+decoding settings) and OUT/per_video.csv (video_id, caption, references, per-video
+scores). METEOR and the PTB tokenizer need Java; without it METEOR is left out and
+one warning says what to install. Exit codes: 0 scored; 1 an error; 2 usage error.
+"""
+
+
+@click.command(epilog=EVAL_EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("run_dir")
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Split to caption and score.")
+@decoding_options
+@click.option("--store", help="Feature store to read. Default: the one the run was trained on.")
+@click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: the run's.")
+@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@click.option("--out", help="Output folder. Default: RUN_DIR/eval-<split>.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Videos per beam search. Default: the run's batch size.")
+@click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULT_LOADER_WORKERS, show_default=True, help="Processes reading features from the store (0: this process).")
+def eval_command(run_dir: str, quiet: bool, **values: Any) -> None:
+    """Caption a split with a trained run and score it with pycocoevalcap (Section 4.3).
+
+    RUN_DIR is a run directory written by astar-train. Every video of the split that
+    is in the store is captioned by beam search and scored against its references.
+    """
+    options = EvalOptions(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
+    try:
+        result = evaluate(run_dir, options)
+    except (*RUN_ERRORS, EvalError) as error:
+        raise click.ClickException(str(error)) from None
+    for warning in result.scores.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    _warn_random_init(result.store_attrs, Path(run_dir))
+    settings = result.settings
+    click.echo(f"{settings['split']} split, {len(result.scores.per_video)} videos, beam size {settings['beam_size']}, "
+               f"{settings['checkpoint']} checkpoint (epoch {settings['epoch']}); scores ×100:")
+    click.echo(format_scores(result.scores))
+    click.echo(f"wrote {result.out_dir / 'scores.json'} and {result.out_dir / 'per_video.csv'}", err=True)
+
+
+CAPTION_EPILOG = f"""\b
+Examples:
+  astar-caption runs/msvd-astar-20250101-120000 cat.mp4 dog.mkv --weights c3d.pickle
+  astar-caption demo_output/run demo_output/heldout/heldout.mp4 --attention figures/
+  astar-caption demo_output/run clips/*.mp4 --json > captions.json
+
+\b
+Videos are decoded and run through C3D exactly as the run's store was made: the
+same preprocessing and weights (a random-init run re-creates its random network from
+the recorded seed; a run on a weights file needs --weights with that file, checked by
+sha256). Prints "video: caption" per video, or with --json a list of
+{{video, caption, log_prob, error}}. A missing or corrupt file gets one line on stderr
+and the others are still captioned. Exit codes: 0 all captioned; 1 an error; 2 usage
+error; {EXIT_SOME_FAILED} some videos failed.
+"""
+
+
+@click.command(epilog=CAPTION_EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("run_dir")
+@click.argument("videos", nargs=-1, required=True)
+@click.option("--weights", type=click.Path(dir_okay=False), help="C3D weights file the run's store was extracted with (not for random-init runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {video, caption, log_prob, error} instead of lines.")
+@click.option("--attention", type=click.Path(file_okay=False, path_type=Path), help="Folder for one attention figure per video (PNG, as the paper's Figure 3).")
+@decoding_options
+def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, as_json: bool, attention: Path | None,
+                    checkpoint: str, beam_size: int, length_penalty: float, max_len: int | None, device: str,
+                    quiet: bool) -> None:
+    """Caption new video files with a trained run.
+
+    RUN_DIR is a run directory written by astar-train; VIDEOS are video files.
+    """
+    try:
+        torch_device = resolve_device(device)
+        run = load_run(run_dir, checkpoint, torch_device)
+        settings, extractor = prepare_extraction(run, weights, torch_device.type)
+    except (*RUN_ERRORS, CaptionError, WeightsError) as error:
+        raise click.ClickException(str(error)) from None
+    _warn_random_init(run.store_attrs, run.run_dir)
+    results = caption_videos(run, videos, settings, extractor, beam_size, length_penalty, max_len, attention,
+                             progress=not quiet)
+    for result in results:
+        if result.error is not None:
+            click.echo(f"failed: {result.video}: {result.error}", err=True)
+        elif not as_json:
+            click.echo(f"{result.video}: {result.caption}")
+        if attention is not None and result.error is None:
+            click.echo(f"attention figure: {result.figure}" if result.figure else
+                       f"{result.video}: no attention figure (the {run.model_config.variant} model attends to nothing "
+                       "or the caption is empty)", err=True)
+    if as_json:
+        click.echo(json.dumps([result.to_json() for result in results], indent=2))
+    if any(result.error is not None for result in results):
+        sys.exit(EXIT_SOME_FAILED)
 
 
 if __name__ == "__main__":
