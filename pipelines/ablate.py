@@ -1,0 +1,257 @@
+"""``astar-ablate``: the rows of the paper's Tables 1–2, trained and evaluated with one budget and seed.
+
+    astar-ablate feats.zarr --dataset msvd --annotations data/msvd/
+    astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 20 --rows fc7,pool4,astar-soft
+
+Each row of ``paper_tables.ROWS`` (fc7, pool2 … pool5, MLP, max-pool, avg-pool,
+hypercolumn, ASTAR soft and hard) is one ``astar-train`` run in ``OUT/<row>`` with
+the same preset, epochs, seed and batch size, then one ``astar-eval`` on the split,
+in ``OUT/<row>/eval-<split>``. Per row it is resumable: a row whose evaluation with
+these settings exists is skipped, a half-trained row continues from its
+``last.pt``. ``OUT/results.json`` and ``results.csv`` are rewritten after every row,
+and the table is printed in the paper's layout (BLEU-4, METEOR, CIDEr ×100) with
+the published numbers beside ours for msvd, m-vad and msr-vtt.
+
+Built on the public APIs of ``astar.train`` (``settings``, ``trainer``, ``run``,
+``evaluate``) and ``astar.pipelines.paper_tables``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from astar.extract import StoreError
+from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
+from astar.train.checkpoint import CheckpointError
+from astar.train.cli import KeyValue
+from astar.train.datasets import DATASETS, AnnotationError
+from astar.train.evaluate import SPLITS, TABLE_METRICS, EvalError, EvalOptions, evaluate
+from astar.train.run import RunError, RunPaths, read_run_config
+from astar.train.scoring import SCORES_FILE
+from astar.train.search import DEFAULT_BEAM_SIZE
+from astar.train.settings import PRESETS, RESUME_OVERRIDES, TrainConfig
+from astar.train.trainer import TrainResult, TrainingError, resume_config, train
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+TRAIN_DEFAULTS = TrainConfig(store="", dataset="csv")
+"""``astar-train``'s defaults, for this command's defaults."""
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """One ablation: the store and captions, the rows, and the budget every row gets.
+
+    Attributes:
+        store, dataset, annotations, storage_options: as for ``astar-train``.
+        rows: keys of ``paper_tables.ROWS`` to run, in the paper's order.
+        out: folder with one run directory per row; None gives ``ablation-<dataset>``.
+        preset, epochs, seed, batch_size, device, loader_workers: the training budget,
+            the same for every row (``TrainConfig``).
+        split, beam_size: what each row is evaluated on and how it decodes.
+        progress: show progress bars.
+    """
+
+    store: str
+    dataset: str
+    annotations: str | None = None
+    rows: tuple[str, ...] = ROW_KEYS
+    out: str | None = None
+    preset: str = TRAIN_DEFAULTS.preset
+    epochs: int = TRAIN_DEFAULTS.epochs
+    seed: int = TRAIN_DEFAULTS.seed
+    batch_size: int = TRAIN_DEFAULTS.batch_size
+    device: str = TRAIN_DEFAULTS.device
+    loader_workers: int = TRAIN_DEFAULTS.loader_workers
+    split: str = "test"
+    beam_size: int = DEFAULT_BEAM_SIZE
+    storage_options: dict[str, str] = field(default_factory=dict)
+    progress: bool = True
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or f"ablation-{self.dataset}")
+
+    def run_dir(self, row: TableRow) -> Path:
+        return self.out_dir / row.key
+
+    def train_config(self, row: TableRow) -> TrainConfig:
+        """The ``astar-train`` settings of ``row``: this budget and the row's model fields."""
+        return TrainConfig(
+            store=self.store, dataset=self.dataset, annotations=self.annotations, out=str(self.run_dir(row)),
+            preset=self.preset, epochs=self.epochs, seed=self.seed, batch_size=self.batch_size, device=self.device,
+            loader_workers=self.loader_workers, storage_options=self.storage_options, progress=self.progress,
+            **row.model_fields(),
+        )
+
+    def eval_options(self, row: TableRow) -> EvalOptions:
+        return EvalOptions(
+            split=self.split, beam_size=self.beam_size, store=self.store, annotations=self.annotations,
+            storage_options=self.storage_options, out=str(self.run_dir(row) / f"eval-{self.split}"),
+            device=self.device, loader_workers=self.loader_workers, progress=self.progress,
+        )
+
+
+def say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def finished_scores(settings: AblationSettings, row: TableRow) -> dict[str, float] | None:
+    """The row's corpus scores if it was trained for these epochs and evaluated on this split and beam size."""
+    path = settings.run_dir(row) / f"eval-{settings.split}" / SCORES_FILE
+    if not path.is_file():
+        return None
+    document = json.loads(path.read_text(encoding="utf-8"))
+    done = document.get("evaluation", {})
+    if (done.get("split"), done.get("beam_size")) != (settings.split, settings.beam_size):
+        return None
+    trained, _ = read_run_config(settings.run_dir(row))
+    if trained.epochs != settings.epochs:
+        return None
+    return {key: value for key, value in document["metrics"].items() if value is not None}
+
+
+def train_resumably(config: TrainConfig) -> TrainResult:
+    """Train ``config`` into ``config.out``, continuing the run there if one was started.
+
+    A run directory with a ``last.pt`` is resumed (a finished run returns at once),
+    with ``config``'s ``RESUME_OVERRIDES`` (store, epochs, device, …) applied; one that
+    stopped before its first checkpoint is started again.
+
+    Raises:
+        TrainingError: ``config.out`` holds a run with other settings.
+    """
+    paths = RunPaths(Path(config.out))
+    if paths.checkpoint("last").is_file():
+        saved, _ = read_run_config(paths.root)
+        # The run saved its paths absolute; changed captions are caught on resume by its data fingerprint.
+        changed = saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
+        if changed:
+            raise TrainingError(f"{paths.root}: trained with other {', '.join(changed)}; "
+                                "choose another --out for these settings")
+        return train(resume_config(paths.root, **{name: getattr(config, name) for name in RESUME_OVERRIDES}))
+    if paths.root.exists():
+        say(f"{paths.root}: stopped before its first checkpoint; starting it again")
+        shutil.rmtree(paths.root)
+    return train(config)
+
+
+def run_row(settings: AblationSettings, row: TableRow) -> dict[str, float]:
+    """Train (or resume) and evaluate one row, unless already done; its corpus scores."""
+    scores = finished_scores(settings, row)
+    if scores is not None:
+        say(f"{row.key}: already trained and evaluated on {settings.split}; skipped")
+        return scores
+    train_resumably(settings.train_config(row))
+    result = evaluate(settings.run_dir(row), settings.eval_options(row))
+    for warning in result.scores.warnings:
+        say(f"warning: {warning}")
+    return result.scores.corpus
+
+
+def write_results(settings: AblationSettings, results: dict[str, dict[str, float]]) -> tuple[Path, Path]:
+    """``results.json`` and ``results.csv`` in the output folder: our scores and the paper's."""
+    published = PAPER_SCORES.get(settings.dataset, {})
+    records = []
+    for key, scores in results.items():
+        row = table_row(key)
+        paper = dict(zip(METRICS, published[key])) if key in published else {}
+        records.append({
+            "row": key, "method": row.label, "group": row.group, "run_dir": str(settings.run_dir(row)),
+            **{metric: scores.get(metric) for metric in TABLE_METRICS},
+            **{f"paper {metric}": paper.get(metric) for metric in METRICS},
+        })
+    document = {
+        "dataset": settings.dataset, "split": settings.split, "preset": settings.preset, "epochs": settings.epochs,
+        "seed": settings.seed, "beam_size": settings.beam_size, "scale": "fractions; the paper prints ×100",
+        "rows": records,
+    }
+    json_path, csv_path = settings.out_dir / RESULTS_JSON, settings.out_dir / RESULTS_CSV
+    json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    return json_path, csv_path
+
+
+def ablate(settings: AblationSettings) -> dict[str, dict[str, float]]:
+    """Every row in ``settings.rows``, in the paper's order; row key → corpus scores."""
+    rows = [row for row in map(table_row, ROW_KEYS) if row.key in settings.rows]
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, float]] = {}
+    for number, row in enumerate(rows, start=1):
+        say(f"[{number}/{len(rows)}] {row.key}: {row.label}")
+        results[row.key] = run_row(settings, row)
+        write_results(settings, results)
+    return results
+
+
+def split_rows(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """``fc7,pool4,astar-soft`` → the keys, checked; none → every row."""
+    if not value:
+        return ROW_KEYS
+    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    unknown = [key for key in keys if key not in ROW_KEYS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(ROW_KEYS)}")
+    return keys
+
+
+EPILOG = f"""\b
+Examples:
+  astar-ablate feats.zarr --dataset msvd --annotations data/msvd/
+  astar-ablate feats.zarr --dataset msr-vtt --rows fc7,pool3,pool4,astar-soft,astar-hard
+  astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 20 --out ablation-demo
+
+\b
+Rows: {', '.join(ROW_KEYS)}.
+Writes OUT/<row>/ (an astar-train run with eval-<split>/ inside), OUT/results.json
+and OUT/results.csv. Run it again to resume: evaluated rows are skipped and a
+half-trained row continues from its last checkpoint.
+"""
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("store")
+@click.option("--dataset", type=click.Choice(DATASETS), required=True, help="Annotation format (as for astar-train).")
+@click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store.")
+@click.option("--rows", callback=split_rows, help="Comma-separated rows to run. Default: all, in the paper's order.")
+@click.option("--out", help="Folder for the runs and results. Default: ablation-<dataset>.")
+@click.option("--preset", type=click.Choice(PRESETS), default=TRAIN_DEFAULTS.preset, show_default=True, help="Model sizes for every row (small: a CPU-sized model).")
+@click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.epochs, show_default=True, help="Most epochs per row (early stopping on val may end a row sooner).")
+@click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True, help="The same seed for every row.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.batch_size, show_default=True, help="Video-caption pairs per step.")
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Split every row is scored on.")
+@click.option("--beam-size", type=click.IntRange(min=1), default=DEFAULT_BEAM_SIZE, show_default=True, help="Beam search width for the scored captions.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TRAIN_DEFAULTS.device, show_default=True, help="auto picks CUDA when present.")
+@click.option("--loader-workers", type=click.IntRange(min=0), default=TRAIN_DEFAULTS.loader_workers, show_default=True, help="Processes reading features from the store.")
+@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option of a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def main(quiet: bool, **values: Any) -> None:
+    """Train and evaluate the paper's Table 1-2 rows with one budget and seed; print the table.
+
+    STORE is a feature store written by astar-extract (path or fsspec URL).
+    """
+    try:
+        settings = AblationSettings(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
+        for key in settings.rows:
+            settings.train_config(table_row(key))  # a ValueError here names a row this preset cannot train
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        results = ablate(settings)
+    except (StoreError, AnnotationError, TrainingError, EvalError, RunError, CheckpointError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(format_results_table(settings.dataset, results))
+    click.echo(f"results: {settings.out_dir / RESULTS_JSON}, {settings.out_dir / RESULTS_CSV}", err=True)
+
+
+if __name__ == "__main__":
+    main()
