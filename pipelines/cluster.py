@@ -3,10 +3,13 @@
     from distributed import Client
     from astar.pipelines.cluster import extract_on_cluster
 
-    client = Client("tcp://scheduler:8786")          # or Client(LocalCluster(n_workers=4, threads_per_worker=1))
+    client = Client("tcp://scheduler:8786")
     table = extract_on_cluster(client, ["s3://bucket/videos/"], "s3://bucket/feats.zarr",
                                storage_options={"endpoint_url": "http://minio:9000"})
     table[table.status == "failed"]
+
+A local cluster as ``astar-extract --workers 4`` starts it (one thread per worker, workers
+allowed to isolate decoding in a child process): ``with astar.extract.dask_client(workers=4) as client: …``.
 
 Built only on ``astar.extract``'s public API; the work itself is ``extract_on_dask``.
 """

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from astar.extract import (
     LAYERS, ExtractionSettings, StoreError, StoreWriter, collect_inputs, dask_client, decode_video, extract_on_dask,
-    extract_videos, open_store,
+    extract_videos, open_store, video_key,
 )
 from astar.extract.cli import main
 from astar.extract.distributed import torch_threads_per_task
@@ -140,6 +140,13 @@ def test_a_worker_killed_mid_video_has_the_video_redone_and_stored_once(client, 
     client.wait_for_workers(2, timeout=120)  # the nanny restarted the killed worker: later tests get both
 
 
+def extracted(video_folder, extractor):
+    """A real video's decoded frames, its features, and every array the store should hold for it."""
+    decoded = decode_video(video_folder / "c d.webm", extractor.preprocessing)
+    features = extractor.features(decoded)
+    return decoded, features, {**features.layers, "fc7": features.fc7, "fc7_windows": features.fc7_windows}
+
+
 def write_videos_at_once(out: str, identity: dict, videos: list, start) -> None:
     """One of two writers started together: create the store, then write each (record, features) of ``videos``."""
     start.wait()
@@ -150,9 +157,7 @@ def write_videos_at_once(out: str, identity: dict, videos: list, start) -> None:
 
 @pytest.mark.filterwarnings("ignore:Object at .* is not recognized")  # listing while a writer's temporary file exists
 def test_two_writers_of_the_same_videos_never_expose_a_marked_video_without_its_arrays(video_folder, tmp_path, extractor):
-    decoded = decode_video(video_folder / "c d.webm", extractor.preprocessing)
-    features = extractor.features(decoded)
-    expected = {**features.layers, "fc7": features.fc7, "fc7_windows": features.fc7_windows}
+    decoded, features, expected = extracted(video_folder, extractor)
     ids = [f"v{index:02d}" for index in range(12)]
     videos = [(extractor.record(video_id, "c d.webm", decoded, time.perf_counter()), features) for video_id in ids]
     out = str(tmp_path / "feats.zarr")
@@ -174,6 +179,19 @@ def test_two_writers_of_the_same_videos_never_expose_a_marked_video_without_its_
             reads += 1
     assert [writer.exitcode for writer in writers] == [0, 0]
     assert open_store(out).video_ids == ids and reads > 0
+
+
+def test_a_half_written_video_left_by_a_crash_is_rewritten_whole(video_folder, tmp_path, extractor):
+    decoded, features, expected = extracted(video_folder, extractor)
+    writer = StoreWriter(str(tmp_path / "feats.zarr"), extractor.identity())
+    leftover = writer.root["videos"].create_group(video_key("c d"), attributes={"video_id": "c d", "status": "writing"})
+    leftover.create_array("pool2", shape=(3, 28, 28, 128), dtype="float16", fill_value=1)  # an earlier, longer source
+    leftover.create_array("pool3", data=np.full_like(features.layers["pool3"], 7))  # same shape, wrong values
+    writer.write_video(extractor.record("c d", "c d.webm", decoded, time.perf_counter()), features.layers, features.fc7, features.fc7_windows)
+    store = open_store(str(tmp_path / "feats.zarr"))
+    for name, array in expected.items():
+        assert store.read("c d", name).tobytes() == array.tobytes(), name
+    assert store.info("c d")["status"] == "complete"
 
 
 @pytest.mark.slow
