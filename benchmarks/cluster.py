@@ -98,7 +98,7 @@ def task_gaps(stream: list[dict]) -> tuple[list[float], list[float]]:
 
 
 def cluster_rate(workers: int, videos: list[VideoInput], scratch: Path, torch_threads: int) -> tuple[float, dict]:
-    """Warm marginal videos/s of a local cluster, with its start-up time and (2+ workers) its scheduler overhead."""
+    """Warm marginal videos/s of a local cluster, with its start-up time, task times and scheduler overhead."""
     started = time.perf_counter()
     with dask_client(workers=workers) as client:
         warm_up(client, videos, scratch, torch_threads)
@@ -136,8 +136,11 @@ def main() -> None:
         two, two_details = cluster_rate(2, videos, scratch, torch_threads=1)
 
     print(f"in-process ({cores} torch threads): {in_process:.3f} videos/s (N-video run {in_process_wall:.1f} s, model build {build:.1f} s)")
-    print(f"1 worker × 1 thread: {one:.3f} videos/s (N-video run {one_details['wall']:.1f} s; cluster start + warm-up {one_details['startup']:.1f} s)")
-    print(f"2 workers × 1 thread: {two:.3f} videos/s (N-video run {two_details['wall']:.1f} s; cluster start + warm-up {two_details['startup']:.1f} s)")
+    for workers, rate, details in ((1, one, one_details), (2, two, two_details)):
+        print(
+            f"{workers} worker{'s' * (workers > 1)} × 1 thread: {rate:.3f} videos/s (N-video run {details['wall']:.1f} s, "
+            f"mean task {statistics.mean(details['computes']):.2f} s; cluster start + warm-up {details['startup']:.1f} s)"
+        )
     print(f"scaling, 2 workers vs 1 worker: {two / one:.2f}× (target ≥ 1.7×)")
     print(f"2-worker cluster vs in-process on both cores: {two / in_process:.2f}× (target ≥ 1.0×)")
     task = statistics.mean(two_details["computes"])
