@@ -218,7 +218,9 @@ def extract_on_dask(
         client: a connected ``distributed.Client``; workers must see the inputs,
             the weights file and the store at the same paths or URLs.
         extractor: this run's extractor, used here only for the store's identity
-            (built from ``settings`` when None).
+            (built from ``settings`` when None). Its precision is what every worker
+            computes in, so GPU workers driven from a machine without one run the
+            CPU default (fp32) unless ``settings.precision`` says otherwise (bf16).
         torch_threads: intra-op threads per task; None gives ``torch_threads_per_task``.
 
     Raises:
@@ -227,6 +229,8 @@ def extract_on_dask(
     started = time.perf_counter()
     identity = (extractor or Extractor.build(settings)).identity()
     writer = StoreWriter(out, identity, settings.storage_options, overwrite=overwrite)
+    # Each worker resolves device "auto" for itself; the precision the store records must not follow it.
+    settings = replace(settings, precision=identity["precision"])
     if settings.weights and not is_url(settings.weights):
         settings = replace(settings, weights=str(Path(settings.weights).resolve()))
     inputs = [VideoInput(v.video_id, absolute_source(v.source)) for v in inputs]

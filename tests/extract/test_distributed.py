@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from astar.extract import (
-    LAYERS, ExtractionSettings, StoreError, StoreWriter, collect_inputs, dask_client, decode_video, extract_on_dask,
+    LAYERS, ExtractionSettings, Extractor, StoreError, StoreWriter, collect_inputs, dask_client, decode_video, extract_on_dask,
     extract_videos, open_store, video_key,
 )
 from astar.extract.cli import main
@@ -86,6 +86,15 @@ def test_extract_on_cluster_returns_one_row_per_video(client, video_folder, tmp_
     assert table.attrs["store_bytes"] > 0 and table.attrs["seconds"] > 0
     again = extract_on_cluster(client, [str(video_folder)], str(tmp_path / "feats.zarr"), CPU)
     assert list(again.status) == ["skipped", "failed", "skipped", "skipped"]
+
+
+def test_workers_compute_in_the_precision_the_driver_recorded(client, video_folder, tmp_path):
+    # As when a CPU-only machine drives GPU workers: "auto" would resolve differently on the two sides.
+    driver = Extractor.build(ExtractionSettings(device="cpu", precision="bf16"))
+    out = str(tmp_path / "feats.zarr")
+    summary = extract_on_dask(client, collect_inputs([str(video_folder)]), out, CPU, progress=False, extractor=driver)
+    assert summary.count("done") == 3
+    assert open_store(out).attrs["precision"] == "bf16"
 
 
 @pytest.mark.slow
