@@ -39,6 +39,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from astar.extract import FeatureStore, open_store
+from astar.extract import resolve_device as extraction_device
 
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import ModelConfig
@@ -139,12 +140,11 @@ def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabular
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a ``TrainingError``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
+    """``auto`` → CUDA when available, else CPU (``astar.extract.resolve_device``); a missing CUDA is a ``TrainingError``."""
+    try:
+        return extraction_device(name)
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
