@@ -49,7 +49,7 @@ class AblationSettings:
     """One ablation: the store and captions, the rows, and the budget every row gets.
 
     Attributes:
-        store, dataset, annotations, storage_options: as for ``astar-train``.
+        store, dataset, annotations, paper_split, storage_options: as for ``astar-train``.
         rows: keys of ``paper_tables.ROWS`` to run, in the paper's order.
         out: folder with one run directory per row; None gives ``ablation-<dataset>``.
         preset, epochs, seed, batch_size, device, loader_workers: the training budget,
@@ -61,6 +61,7 @@ class AblationSettings:
     store: str
     dataset: str
     annotations: str | None = None
+    paper_split: bool = False
     rows: tuple[str, ...] = ROW_KEYS
     out: str | None = None
     preset: str = TRAIN_DEFAULTS.preset
@@ -84,7 +85,8 @@ class AblationSettings:
     def train_config(self, row: TableRow) -> TrainConfig:
         """The ``astar-train`` settings of ``row``: this budget and the row's model fields."""
         return TrainConfig(
-            store=self.store, dataset=self.dataset, annotations=self.annotations, out=str(self.run_dir(row)),
+            store=self.store, dataset=self.dataset, annotations=self.annotations, paper_split=self.paper_split,
+            out=str(self.run_dir(row)),
             preset=self.preset, epochs=self.epochs, seed=self.seed, batch_size=self.batch_size, device=self.device,
             loader_workers=self.loader_workers, storage_options=self.storage_options, progress=self.progress,
             **row.model_fields(),
@@ -207,7 +209,7 @@ def split_rows(ctx: click.Context, param: click.Parameter, value: str | None) ->
 EPILOG = f"""\b
 Examples:
   astar-ablate feats.zarr --dataset msvd --annotations data/msvd/
-  astar-ablate feats.zarr --dataset msr-vtt --rows fc7,pool3,pool4,astar-soft,astar-hard
+  astar-ablate feats.zarr --dataset msr-vtt --paper-split --rows fc7,pool3,pool4,astar-soft,astar-hard
   astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 20 --out ablation-demo
 
 \b
@@ -222,6 +224,7 @@ half-trained row continues from its last checkpoint.
 @click.argument("store")
 @click.option("--dataset", type=click.Choice(DATASETS), required=True, help="Annotation format (as for astar-train).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store.")
+@click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set (Table 2).")
 @click.option("--rows", callback=split_rows, help="Comma-separated rows to run. Default: all, in the paper's order.")
 @click.option("--out", help="Folder for the runs and results. Default: ablation-<dataset>.")
 @click.option("--preset", type=click.Choice(PRESETS), default=TRAIN_DEFAULTS.preset, show_default=True, help="Model sizes for every row (small: a CPU-sized model).")

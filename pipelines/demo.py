@@ -1,17 +1,30 @@
-"""The README's main job: synthetic captioned videos → C3D features on a Dask LocalCluster → a summary.
+"""The README's main job, end to end on generated videos: generate → extract → train → evaluate → caption.
 
     python -m astar.pipelines.demo                 # or: make demo
-    python -m astar.pipelines.demo --out /tmp/demo --videos 24 --workers 1
+    python -m astar.pipelines.demo --out /tmp/demo --videos 24 --epochs 3 --workers 1
 
-Every stage is resumable: the videos are generated once (kept when ``captions.csv``
-exists), and extraction skips videos already in the store. Built only on the public
-APIs of ``astar.extract`` and ``astar.pipelines.synthetic``.
+1. generate captioned synthetic clips (``pipelines.synthetic``, train/val/test splits);
+2. extract C3D features on a Dask ``LocalCluster`` into ``OUT/feats.zarr``;
+3. train the small preset (``astar-train --preset small``) into ``OUT/run``;
+4. caption the test split by beam search and score it (``astar-eval``), printing the
+   scores and a few captions beside their references;
+5. caption two test videos and one held-out clip the dataset never saw
+   (``astar-caption``), with an attention figure (the paper's Figure 3) for each.
+
+Without ``--weights`` the C3D weights are random-init, and every stage says so. Every
+stage is resumable: the videos are generated once, extraction skips stored videos,
+and training continues its run (a finished run is kept). Built only on the public
+APIs of ``astar.extract``, ``astar.train`` and ``astar.pipelines``.
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import click
@@ -28,9 +41,28 @@ from astar.extract import (
     extract_on_dask,
     open_store,
 )
-from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
+from astar.pipelines.ablate import train_resumably
+from astar.pipelines.synthetic import COLOURS, COUNTS, DIRECTIONS, SHAPES, SIZES, CAPTIONS_FILE, clip_captions, generate_dataset
+from astar.train.caption import CaptionError, VideoCaption, caption_videos, prepare_extraction
+from astar.train.checkpoint import CheckpointError
+from astar.train.datasets import AnnotationError
+from astar.train.evaluate import EvalError, EvalOptions, EvalResult, evaluate, format_scores, weights_line
+from astar.train.run import RunError, load_run
+from astar.train.search import DEFAULT_BEAM_SIZE
+from astar.train.settings import TrainConfig
+from astar.train.trainer import TrainingError
 
 DEFAULT_OUT = Path("demo_output")
+STAGES = 5
+SHOWN_CAPTIONS = 6
+"""Test videos whose generated caption is printed beside a reference."""
+FIGURE_VIDEOS = 2
+"""Test videos that get an attention figure."""
+HELDOUT_VIDEO = "heldout.mp4"
+ATTRIBUTES: dict[str, tuple] = {
+    "colour": tuple(COLOURS), "shape": SHAPES, "size": tuple(SIZES), "direction": tuple(DIRECTIONS), "count": COUNTS,
+}
+"""What a synthetic caption says (``synthetic.clip_captions``'s arguments) and the values each can take."""
 
 
 @dataclass(frozen=True)
@@ -38,18 +70,31 @@ class DemoSettings:
     """What the demo does; the defaults are what ``make demo`` runs.
 
     Attributes:
-        out: folder for everything the demo writes (videos/, feats.zarr).
+        out: folder for everything the demo writes (videos/, feats.zarr, run/, figures/, heldout/).
         videos: number of synthetic clips to generate.
         workers: Dask LocalCluster worker processes for extraction.
-        seed: seed of the synthetic dataset (and of random-init C3D).
+        seed: seed of the synthetic dataset, of random-init C3D and of training;
+            the held-out clip uses ``seed + 1``.
         weights: C3D weights file; None gives random-init weights, said loudly.
+        epochs: training epochs of the small preset.
+        lr: Adam learning rate; the small model on a few hundred captions needs far more than the paper's 2e-4.
+        batch_size: video-caption pairs per step.
+        beam_size: beam width of the scored and shown captions.
+        loader_workers: processes reading features while the model trains.
+        progress: show progress bars.
     """
 
     out: Path = DEFAULT_OUT
-    videos: int = 48
+    videos: int = 96
     workers: int = 2
     seed: int = 0
     weights: str | None = None
+    epochs: int = 15
+    lr: float = 1e-2
+    batch_size: int = 16
+    beam_size: int = DEFAULT_BEAM_SIZE
+    loader_workers: int = 2
+    progress: bool = True
 
     @property
     def video_dir(self) -> Path:
@@ -59,18 +104,43 @@ class DemoSettings:
     def store(self) -> Path:
         return self.out / "feats.zarr"
 
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "run"
+
+    @property
+    def figures(self) -> Path:
+        return self.out / "figures"
+
+    @property
+    def heldout_dir(self) -> Path:
+        return self.out / "heldout"
+
+    def train_config(self) -> TrainConfig:
+        """The small preset on the generated captions, validated on val CIDEr every epoch."""
+        return TrainConfig(
+            store=str(self.store), dataset="csv", annotations=str(self.video_dir / CAPTIONS_FILE),
+            out=str(self.run_dir), preset="small", epochs=self.epochs, patience=self.epochs, lr=self.lr,
+            batch_size=self.batch_size, seed=self.seed, device="cpu", loader_workers=self.loader_workers,
+            progress=self.progress,
+        )
+
 
 def say(message: str) -> None:
     click.echo(message, err=True)
+
+
+def stage(number: int, what: str) -> None:
+    say(f"[{number}/{STAGES}] {what}")
 
 
 def ensure_videos(settings: DemoSettings) -> Path:
     """Generate the synthetic clips and ``captions.csv`` unless a previous run left them."""
     captions = settings.video_dir / CAPTIONS_FILE
     if captions.exists():
-        say(f"[1/2] synthetic videos: reusing {settings.video_dir}")
+        stage(1, f"synthetic videos: reusing {settings.video_dir}")
         return captions
-    say(f"[1/2] synthetic videos: generating {settings.videos} captioned clips in {settings.video_dir}")
+    stage(1, f"synthetic videos: generating {settings.videos} captioned clips in {settings.video_dir}")
     generate_dataset(settings.video_dir, n_videos=settings.videos, seed=settings.seed)
     return captions
 
@@ -79,12 +149,13 @@ def extract(settings: DemoSettings) -> RunSummary:
     """Extract every clip into the store on a Dask LocalCluster (resumes a previous run)."""
     extraction = ExtractionSettings(weights=settings.weights, seed=settings.seed)
     extractor = Extractor.build(extraction)
-    say(f"[2/2] C3D features → {settings.store} on a Dask LocalCluster of {settings.workers} worker(s)")
+    stage(2, f"C3D features → {settings.store} on a Dask LocalCluster of {settings.workers} worker(s)")
     say(extractor.banner())
     inputs = collect_inputs([str(settings.video_dir)])
     with dask_client(workers=settings.workers) as client:
         say(f"Dask dashboard: {client.dashboard_link}")
-        return extract_on_dask(client, inputs, str(settings.store), extraction, extractor=extractor)
+        return extract_on_dask(client, inputs, str(settings.store), extraction, extractor=extractor,
+                               progress=settings.progress)
 
 
 def describe_store(settings: DemoSettings, summary: RunSummary) -> str:
@@ -96,43 +167,164 @@ def describe_store(settings: DemoSettings, summary: RunSummary) -> str:
     example = store.video_ids[0]
     info = store.info(example)
     shapes = ", ".join(f"{name} {store.array(example, name).shape}" for name in (*LAYERS, "fc7"))
-    weights = "RANDOM-INIT C3D weights" if store.random_init else f"C3D weights {store.attrs['model']['weights']}"
     return "\n".join(
         [
             f"extraction: {summary.line()}",
-            f"store: {len(store.video_ids)} videos, {len(store.failures)} failures, {weights}",
+            f"store: {len(store.video_ids)} videos, {len(store.failures)} failures, {weights_line(store.attrs)}",
             f"splits: {counts['train']} train / {counts['val']} val / {counts['test']} test videos",
             f"example {example!r}: {info['frames']} frames at 2 fps (padded to {info['padded_frames']}): {shapes}",
         ]
     )
 
 
+def train_model(settings: DemoSettings) -> str:
+    """Train (or resume, or keep) the small model; one line on how it ended."""
+    stage(3, f"training the small preset for up to {settings.epochs} epochs → {settings.run_dir}")
+    result = train_resumably(settings.train_config())
+    best = "none" if result.best is None else f"{result.best:.3f} at epoch {result.best_epoch}"
+    return f"training: {result.stopped} after {result.epochs} epochs ({result.steps} steps); best val {result.metric} {best}"
+
+
+def evaluate_test(settings: DemoSettings) -> EvalResult:
+    stage(4, f"captioning the test split (beam size {settings.beam_size}) and scoring it")
+    return evaluate(settings.run_dir, EvalOptions(split="test", beam_size=settings.beam_size, device="cpu",
+                                                  loader_workers=0, progress=settings.progress))
+
+
+@cache
+def value_words(attribute: str) -> dict[object, frozenset[str]]:
+    """Per value of ``attribute``, the words of ``clip_captions`` that name it and no other value.
+
+    E.g. size: small → {small, little}; direction: up → {up, upwards}; count: 2 → {two, are, …}.
+    """
+    words: dict[object, set[str]] = {value: set() for value in ATTRIBUTES[attribute]}
+    for combination in itertools.product(*ATTRIBUTES.values()):
+        chosen = dict(zip(ATTRIBUTES, combination))
+        for caption in clip_captions(**chosen):
+            words[chosen[attribute]].update(caption.split())
+    return {value: frozenset(named - set().union(*(words[other] for other in words if other != value)))
+            for value, named in words.items()}
+
+
+def stated_value(caption: str, attribute: str) -> object | None:
+    """The one value of ``attribute`` that ``caption`` names, or None if it names none or several."""
+    said = set(caption.split())
+    named = [value for value, words in value_words(attribute).items() if said & words]
+    return named[0] if len(named) == 1 else None
+
+
+def attribute_accuracy(pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+    """Per attribute, (generated captions naming the true value, videos) over (generated, canonical) pairs."""
+    pairs = list(pairs)
+    return {
+        attribute: (sum(stated_value(generated, attribute) == stated_value(truth, attribute) for generated, truth in pairs),
+                    len(pairs))
+        for attribute in ATTRIBUTES
+    }
+
+
+def describe_accuracy(result: EvalResult) -> str:
+    """How often the test captions name each attribute right, beside chance (one value in n)."""
+    table = result.scores.per_video
+    accuracy = attribute_accuracy(zip(table.caption, (references.split(" | ")[0] for references in table.references)))
+    right = ", ".join(f"{attribute} {hits}/{total}" for attribute, (hits, total) in accuracy.items())
+    chance = ", ".join(f"{100 / len(values):.0f} %" for values in ATTRIBUTES.values())
+    return f"test captions naming the right {right} (chance: {chance})"
+
+
+def describe_scores(result: EvalResult) -> str:
+    """The scores table, warnings, and a few generated captions beside a reference."""
+    table = result.scores.per_video
+    lines = [
+        f"test scores ×100 over {len(table)} videos ({result.settings['c3d_weights']}):",
+        format_scores(result.scores),
+        *(f"warning: {warning}" for warning in result.scores.warnings),
+        describe_accuracy(result),
+        "generated caption → a reference:",
+    ]
+    width = max(len(video_id) for video_id in table.video_id)
+    for row in table.head(SHOWN_CAPTIONS).itertuples():
+        lines.append(f"  {row.video_id:<{width}}  {row.caption!r} → {row.references.split(' | ')[0]!r}")
+    return "\n".join(lines)
+
+
+def heldout_clip(settings: DemoSettings) -> tuple[Path, str]:
+    """A clip generated with another seed, so the dataset never saw it; (``heldout.mp4``, its canonical caption)."""
+    video = settings.heldout_dir / HELDOUT_VIDEO
+    if not video.exists():
+        clip = generate_dataset(settings.heldout_dir, n_videos=1, seed=settings.seed + 1)[0]
+        (settings.heldout_dir / clip.filename).rename(video)
+    with open(settings.heldout_dir / CAPTIONS_FILE, newline="", encoding="utf-8") as handle:
+        return video, next(csv.DictReader(handle))["caption"]
+
+
+def caption_new_videos(settings: DemoSettings, test_ids: list[str]) -> list[VideoCaption]:
+    """``astar-caption`` on two test clips and a held-out one, with an attention figure for each."""
+    heldout, truth = heldout_clip(settings)
+    videos = [settings.video_dir / f"{video_id}.mp4" for video_id in test_ids[:FIGURE_VIDEOS]] + [heldout]
+    stage(5, f"captioning video files, attention figures → {settings.figures}")
+    say("  = astar-caption " + " ".join(map(str, [settings.run_dir, *videos]))
+        + f" --attention {settings.figures} --beam-size {settings.beam_size}"
+        + (f" --weights {settings.weights}" if settings.weights else ""))
+    run = load_run(settings.run_dir, device="cpu")
+    extraction, extractor = prepare_extraction(run, settings.weights, "cpu")
+    results = caption_videos(run, [str(video) for video in videos], extraction, extractor, settings.beam_size,
+                             attention_dir=settings.figures)
+    results[-1].video = f"{results[-1].video} (held out; truth: {truth!r})"
+    return results
+
+
+def describe_captions(results: list[VideoCaption], store_attrs: dict) -> str:
+    lines = [f"captions of video files ({weights_line(store_attrs)}):"]
+    for result in results:
+        said = f"failed: {result.error}" if result.error else repr(result.caption)
+        lines.append(f"  {result.video}: {said}")
+        if not result.error:
+            lines.append(f"    attention figure: {result.figure}" if result.figure else
+                         "    no attention figure: the caption has no word")
+    return "\n".join(lines)
+
+
 def run_demo(settings: DemoSettings) -> RunSummary:
-    """All stages in order; returns the extraction summary."""
+    """All stages in order, printing what each produced; returns the extraction summary."""
+    started = time.perf_counter()
     settings.out.mkdir(parents=True, exist_ok=True)
     ensure_videos(settings)
     summary = extract(settings)
     click.echo(describe_store(settings, summary))
+    click.echo(train_model(settings))
+    scores = evaluate_test(settings)
+    click.echo(describe_scores(scores))
+    results = caption_new_videos(settings, list(scores.scores.per_video.video_id))
+    click.echo(describe_captions(results, scores.store_attrs))
+    click.echo(f"demo finished in {time.perf_counter() - started:.0f} s; everything is in {settings.out}/")
     return summary
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True, help="Folder for the videos, the feature store and the results.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True, help="Folder for the videos, the feature store, the run and the figures.")
 @click.option("--videos", type=click.IntRange(min=3), default=DemoSettings.videos, show_default=True, help="Synthetic clips to generate (70/15/15 % train/val/test).")
 @click.option("--workers", type=click.IntRange(min=1), default=DemoSettings.workers, show_default=True, help="Dask LocalCluster worker processes for extraction.")
-@click.option("--seed", type=int, default=DemoSettings.seed, show_default=True, help="Seed of the synthetic videos and of random-init C3D.")
+@click.option("--epochs", type=click.IntRange(min=1), default=DemoSettings.epochs, show_default=True, help="Training epochs of the small model.")
+@click.option("--beam-size", type=click.IntRange(min=1), default=DemoSettings.beam_size, show_default=True, help="Beam width of the scored and shown captions; 1 is greedy.")
+@click.option("--seed", type=int, default=DemoSettings.seed, show_default=True, help="Seed of the synthetic videos, random-init C3D and training.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="C3D Sports-1M weights (c3d.pickle); default random-init.")
-def main(out: Path, videos: int, workers: int, seed: int, weights: str | None) -> None:
-    """Run astar end to end on generated videos: generate, extract on a Dask LocalCluster, summarise.
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed: int, weights: str | None,
+         quiet: bool) -> None:
+    """Run astar end to end on generated videos: generate, extract on a Dask LocalCluster,
+    train the small model, evaluate it, caption new video files with attention figures.
 
     \b
     Example:
       python -m astar.pipelines.demo --out demo_output --workers 2
     """
-    settings = DemoSettings(out=out, videos=videos, workers=workers, seed=seed, weights=weights)
+    settings = DemoSettings(out=out, videos=videos, workers=workers, epochs=epochs, beam_size=beam_size, seed=seed,
+                            weights=weights, progress=not quiet)
     try:
         summary = run_demo(settings)
-    except (StoreError, WeightsError) as error:
+    except (StoreError, WeightsError, AnnotationError, TrainingError, RunError, CheckpointError, EvalError,
+            CaptionError) as error:
         raise click.ClickException(str(error)) from None
     if summary.count("failed"):
         sys.exit(summary.exit_code)
