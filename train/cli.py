@@ -222,6 +222,7 @@ def eval_command(run_dir: str, quiet: bool, **values: Any) -> None:
         result = evaluate(run_dir, options)
     except (*RUN_ERRORS, EvalError) as error:
         raise click.ClickException(str(error)) from None
+    click.echo(result.report.summary(), err=True)
     for warning in result.scores.warnings:
         click.echo(f"warning: {warning}", err=True)
     _warn_random_init(result.store_attrs, Path(run_dir))

@@ -157,6 +157,7 @@ def evaluate(run_dir: str | Path, options: EvalOptions = EvalOptions()) -> EvalR
         RunError, CheckpointError: unusable run directory or checkpoint.
         StoreError: no usable store. AnnotationError: unusable annotations.
         EvalError: a store extracted differently from the run's, or no captioned video.
+        TrainingError: ``--device cuda`` without CUDA.
     """
     device = resolve_device(options.device)
     run = load_run(run_dir, options.checkpoint, device)
