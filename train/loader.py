@@ -97,6 +97,26 @@ class FeatureReader:
         return layers, self.store.array(video_id, "fc7")[: self.fc7_dim]
 
 
+def feature_rms(reader: FeatureReader, video_ids: Sequence[str], limit: int = 64) -> dict[str, float]:
+    """Root mean square of every input ``reader`` gives (its layers and ``fc7``) over some videos.
+
+    Uses up to ``limit`` of ``video_ids`` spread evenly over the sorted list, every element
+    of each (narrowed, unpadded) array, in float64. This is the constant ``ASTAR`` divides
+    its inputs by (``ASTAR.set_feature_scale``); an all-zero input gets 1.
+    """
+    chosen = sorted(set(video_ids))
+    chosen = [chosen[index] for index in np.linspace(0, len(chosen) - 1, min(limit, len(chosen))).round().astype(int)]
+    squares: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for video_id in dict.fromkeys(chosen):
+        layers, fc7 = reader.read(video_id)
+        for name, values in {**layers, "fc7": fc7}.items():
+            values = np.asarray(values, dtype=np.float64)
+            squares[name] = squares.get(name, 0.0) + float(np.square(values).sum())
+            counts[name] = counts.get(name, 0) + values.size
+    return {name: float(np.sqrt(squares[name] / counts[name])) or 1.0 for name in squares}
+
+
 def collate_videos(videos: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], steps: Sequence[int]) -> VideoBatch:
     """Zero-pad ``FeatureReader.read`` results in time into a float16 ``VideoBatch``.
 

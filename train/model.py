@@ -6,6 +6,13 @@ and each later y_t from h_t = LSTM(w_{t−1}, h_{t−1}, z_t) (eq. 2). Logits ro
 therefore predicts tokens[:, t], and step t ≥ 2 reads tokens[:, t − 1].
 
 Attention records are aligned with the words: row 0 (y_1, from fc7 alone) is all zero.
+
+Input scale: C3D activations are large (tens to hundreds after ReLU, more with random
+weights), which saturates tanh(C a_{L+1}) and the attention's tanh before training
+starts. The paper does not say how it scaled them; here every input layer (and fc7) is
+divided by a constant, ``feature_scale``, that the trainer sets once from the training
+videos (their root mean square, ``set_feature_scale``). It is a buffer, saved with the
+weights, so evaluation and captioning apply the same scale; 1 leaves features as stored.
 """
 from __future__ import annotations
 
@@ -17,12 +24,15 @@ from torch import Tensor, nn
 
 from .align import Aligner
 from .attention import AttentionMemory, AttentionStep, TwoLevelAttention
-from .batch import POOL5_RATIO, VideoBatch
+from .batch import LAYER_NAMES, POOL5_RATIO, VideoBatch
 from .config import ModelConfig
 from .hard import vimco_surrogate
 
 INIT_RANGE = 0.01
 """Non-recurrent weights start uniform in [−0.01, 0.01] (Section 4.2)."""
+
+SCALED_INPUTS: tuple[str, ...] = (*LAYER_NAMES, "fc7")
+"""Inputs with an entry in ``ASTAR.feature_scale``, in its order."""
 
 
 @dataclass
@@ -114,16 +124,29 @@ class ASTAR(nn.Module):
         self.lstm = nn.LSTMCell(config.embedding_dim + config.context_dim, config.hidden_dim)  # H, eq. (2)
         self.word_scores = nn.Linear(config.hidden_dim, config.vocab_size)  # V
         self.dropout = nn.Dropout(config.dropout)
+        self.register_buffer("feature_scale", torch.ones(len(SCALED_INPUTS)))  # see the module docstring
         initialise(self)
         if word_vectors is not None:
             with torch.no_grad():
                 self.embedding.weight.copy_(word_vectors)
 
+    def set_feature_scale(self, scales: dict[str, float]) -> None:
+        """Divide input ``name`` by ``scales[name]`` from now on (names of ``SCALED_INPUTS``; others keep theirs)."""
+        for name, scale in scales.items():
+            if not scale > 0:
+                raise ValueError(f"the scale of {name} must be positive, got {scale}")
+            self.feature_scale[SCALED_INPUTS.index(name)] = scale
+
+    def scaled(self, name: str, features: Tensor) -> Tensor:
+        """Input ``name`` (a layer or ``fc7``) in the model's dtype, divided by its ``feature_scale``."""
+        dtype = self.initial_hidden.weight.dtype
+        return features.to(dtype) / self.feature_scale[SCALED_INPUTS.index(name)].to(dtype)
+
     def align(self, features: dict[str, Tensor], pool5_steps: Tensor | None = None) -> Tensor:
         """Eq. (4) (or the variant's alternative): stored layers → (B, L, P, D).
 
         Args:
-            features: per layer (B, T_l, H_l, W_l, C_l), as in ``VideoBatch``.
+            features: per layer (B, T_l, H_l, W_l, C_l), as in ``VideoBatch`` (scaled here).
             pool5_steps: (B,) valid pool5 steps; None means no padding.
         """
         if self.aligner is None:
@@ -132,14 +155,13 @@ class ASTAR(nn.Module):
             name = self.config.layers[0]
             layer_map = features[name]
             pool5_steps = torch.full((layer_map.shape[0],), layer_map.shape[1] // POOL5_RATIO[name], device=layer_map.device)
-        return self.aligner(features, pool5_steps)[0]
+        return self.aligner({name: self.scaled(name, value) for name, value in features.items()}, pool5_steps)[0]
 
     def encode(self, batch: VideoBatch) -> AttentionMemory | None:
         """Align a batch once and precompute attention keys (None for the fc7 baseline)."""
         if self.aligner is None or self.attention is None:
             return None
-        dtype = self.initial_hidden.weight.dtype
-        features = {name: batch.features[name].to(dtype) for name in self.config.layers}
+        features = {name: self.scaled(name, batch.features[name]) for name in self.config.layers}
         aligned, mask = self.aligner(features, batch.pool5_steps)
         return self.attention.prepare(aligned, mask)
 
@@ -209,8 +231,7 @@ class ASTAR(nn.Module):
 
     def _begin(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
         """(B, V) logits of y_1 from h_1 = tanh(C a_{L+1}) (c_1 = 0) and the state."""
-        fc7 = batch.fc7.to(self.initial_hidden.weight.dtype)
-        hidden = torch.tanh(self.initial_hidden(fc7))
+        hidden = torch.tanh(self.initial_hidden(self.scaled("fc7", batch.fc7)))
         state = DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
         return self.word_scores(self.dropout(hidden)), state
 

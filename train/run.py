@@ -4,6 +4,7 @@ Layout of ``RUN_DIR`` (written by ``astar-train``)::
 
     config.toml          [train]: every astar-train flag (TrainConfig, storage options left out);
                          [model]: the resolved ModelConfig; [features]: store vs model widths
+                         and the RMS each input is divided by (ASTAR.feature_scale)
     vocab.json           the Vocabulary (text.Vocabulary.save)
     store_attrs.json     the store's root attributes: schema version, preprocessing, C3D
                          weights name / sha256 / random_init, precision (extraction identity)
@@ -92,8 +93,9 @@ def write_text(path: Path, text: str) -> None:
     write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
-def write_run_config(paths: RunPaths, config: TrainConfig, model_config: ModelConfig) -> None:
-    """``config.toml``: the flags, the resolved model and how its feature widths relate to the store's."""
+def write_run_config(paths: RunPaths, config: TrainConfig, model_config: ModelConfig, scales: dict[str, float]) -> None:
+    """``config.toml``: the flags, the resolved model, how its feature widths relate to the store's,
+    and the input scales (``ASTAR.feature_scale``; the checkpoints hold the same values)."""
     model = {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(model_config).items()}
     read = {name: model_config.channels(name) for name in model_layers(model_config)} | {"fc7": model_config.fc7_dim}
     document = {
@@ -105,6 +107,7 @@ def write_run_config(paths: RunPaths, config: TrainConfig, model_config: ModelCo
             "note": "the loader reads the first N channels of each stored array (N = read); see astar.train.loader",
             "read": read,
             "store": {name: STORE_WIDTHS[name] for name in read},
+            "scale": scales,
         },
     }
     write_text(paths.config, tomli_w.dumps(document))

@@ -44,7 +44,7 @@ from astar.extract import resolve_device as extraction_device
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import ModelConfig
 from .datasets import MatchReport, load_annotations, match_store
-from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, make_loader
+from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader
 from .model import ASTAR
 from .run import (
     RunError, RunPaths, identity_differences, read_run_config, read_store_attrs, write_metrics, write_run_config,
@@ -563,8 +563,11 @@ def train(config: TrainConfig) -> TrainResult:
         trainer.restore()
         say(f"resuming {paths.root} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
     else:
+        scales = feature_rms(reader, data.train_ids)
+        trainer.model.set_feature_scale(scales)
+        say("input scale (RMS over training videos, divided out): " + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        write_run_config(paths, config, model_config)
+        write_run_config(paths, config, model_config, scales)
         data.vocabulary.save(paths.vocabulary)
         write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")
     say(f"{len(data.train_ids):,} training pairs, {len(data.references):,} val videos, vocabulary "

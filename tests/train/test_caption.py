@@ -23,11 +23,11 @@ PANEL_WIDTH_PX = 170
 
 @pytest.fixture(scope="module")
 def trained_run(synthetic_store, tmp_path_factory) -> Path:
-    """One epoch of the small ASTAR preset on pool4 and pool5."""
+    """Two epochs of the small ASTAR preset on pool4 and pool5, enough for captions with words in them."""
     out = tmp_path_factory.mktemp("caption") / "run"
     train(TrainConfig(
         store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions), out=str(out),
-        preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=1, lr=3e-3, metric="loss", min_count=1,
+        preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=2, lr=1e-2, metric="loss", min_count=1,
         device="cpu", loader_workers=0, progress=False,
     ))
     return out

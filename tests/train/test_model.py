@@ -97,6 +97,23 @@ def test_incremental_decoding_matches_teacher_forcing_and_expands_along_the_batc
         assert attention.positions.shape == (6, 32) and attention.layers.shape == (6, 4)
 
 
+def test_feature_scale_divides_every_input_and_is_saved_with_the_weights() -> None:
+    config = small()
+    plain, scaled = ASTAR(config).eval(), ASTAR(config).eval()
+    scaled.load_state_dict(plain.state_dict())
+    factors = {"pool2": 3.0, "pool3": 5.0, "pool4": 7.0, "pool5": 11.0, "fc7": 13.0}
+    scaled.set_feature_scale(factors)
+    batch = videos(config, [2, 1])
+    enlarged = VideoBatch({name: value * factors[name] for name, value in batch.features.items()}, batch.pool5_steps,
+                          batch.fc7 * factors["fc7"])
+    torch.testing.assert_close(scaled(enlarged, CAPTIONS), plain(batch, CAPTIONS))
+    restored = ASTAR(config)
+    restored.load_state_dict(scaled.state_dict())
+    assert restored.feature_scale.tolist() == list(factors.values())
+    with pytest.raises(ValueError, match="positive"):
+        scaled.set_feature_scale({"fc7": 0.0})
+
+
 def test_initialisation_follows_section_4_2() -> None:
     model = ASTAR(small())
     for gate in model.lstm.weight_hh.chunk(4, dim=0):

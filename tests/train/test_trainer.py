@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,11 +18,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from astar.extract import open_store
 from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from astar.train.loader import CaptionBatches
+from astar.train.loader import CaptionBatches, feature_rms
 from astar.train.run import RunPaths, load_run, read_run_config
 from astar.train.settings import TrainConfig
 from astar.train.text import Vocabulary
-from astar.train.trainer import TrainingError, resume_config, train
+from astar.train.trainer import TrainingError, caption_data, resume_config, train
 
 
 def parameters(run_dir: Path, checkpoint: str = "last") -> dict[str, torch.Tensor]:
@@ -50,6 +51,47 @@ def test_training_loss_goes_down(finished_run):
     losses = [row["train_loss"] for row in finished_run.history]
     assert len(losses) == 3
     assert losses[-1] < losses[0] - 0.1
+
+
+def test_inputs_are_divided_by_their_rms_over_the_training_videos(finished_run, synthetic_store):
+    loaded = load_run(finished_run.run_dir)
+    store = open_store(str(synthetic_store.store))
+    train_ids = caption_data(loaded.config, store, loaded.vocabulary).train_ids
+    expected = feature_rms(loaded.reader(store), train_ids)
+    assert set(expected) == {"pool4", "pool5", "fc7"} and all(value > 1 for value in expected.values())
+    recorded = tomllib.loads(RunPaths(finished_run.run_dir).config.read_text())["features"]["scale"]
+    assert recorded == pytest.approx(expected)
+    scales = dict(zip(("pool2", "pool3", "pool4", "pool5", "fc7"), loaded.model.feature_scale.tolist()))
+    assert scales == pytest.approx({"pool2": 1.0, "pool3": 1.0, **expected})
+
+
+@pytest.fixture(scope="module")
+def learned_run(synthetic_store, tmp_path_factory):
+    """Fifteen epochs of the small preset at a high learning rate: long enough to learn from the video."""
+    out = tmp_path_factory.mktemp("learned") / "run"
+    config = dict(
+        store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions), out=str(out),
+        preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=15, lr=1e-2, metric="loss", min_count=1,
+        device="cpu", loader_workers=0, progress=False,
+    )
+    return train(TrainConfig(**config))
+
+
+def test_the_trained_model_reads_the_video_not_only_the_words(learned_run, synthetic_store):
+    # A model that ignores its input (e.g. saturated by unscaled C3D activations) scores every
+    # caption the same whichever video it is paired with.
+    loaded = load_run(learned_run.run_dir, checkpoint="last")
+    store = open_store(str(synthetic_store.store))
+    data = caption_data(loaded.config, store, loaded.vocabulary)
+    pairs = CaptionBatches(loaded.reader(store), data.train_ids, data.train_captions)
+    batch = pairs[list(range(len(pairs)))]
+    ids = batch.video_ids
+    shift = next(k for k in range(1, len(ids)) if all(ids[i] != ids[(i + k) % len(ids)] for i in range(len(ids))))
+    other_video = [(i + shift) % len(ids) for i in range(len(ids))]
+    with torch.no_grad():
+        matched = loaded.model.loss(batch.videos, batch.tokens).item()
+        mismatched = loaded.model.loss(batch.videos, batch.tokens[other_video]).item()
+    assert matched < mismatched - 0.05
 
 
 def test_the_run_directory_holds_config_vocabulary_store_identity_and_metrics(finished_run, synthetic_store):
