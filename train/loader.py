@@ -18,12 +18,18 @@ maps) is far too slow for a CPU, and the leading channels of C3D are as good a
 sample as any. The paper preset reads everything; a model wider than the store is
 refused. Only the layers the model attends to are read (none for the fc7 baseline).
 
+Caching: a video appears in a batch once per caption (MSVD: ~40 times an epoch), so each
+``FeatureReader`` keeps the features it read in memory, least recently used out, up to
+``cache_bytes`` per process (``DEFAULT_CACHE_BYTES``): while the training set's features
+fit, each video is read from Zarr once per loader worker, not once per caption.
+
 Bucketing: videos of one batch have similar pool5 lengths, so little of the padded
 (B, T, H, W, C) tensors is padding (see ``padding_fraction``).
 """
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +45,8 @@ from .config import ModelConfig
 from .text import PAD_ID
 
 DEFAULT_LOADER_WORKERS = 2
+DEFAULT_CACHE_BYTES = 1 << 30
+"""Features one reader keeps in memory per process (module docstring): 1 GiB."""
 PREFETCH_BATCHES = 4
 """Batches each loader worker prepares ahead of the trainer."""
 STORE_WIDTHS = {**{name: spec.channels for name, spec in LAYERS.items()}, "fc7": FC7_DIM}
@@ -58,14 +66,20 @@ class FeatureReader:
     In this process the store given is used as it is.
     """
 
-    def __init__(self, store: FeatureStore, config: ModelConfig, storage_options: dict | None = None) -> None:
+    def __init__(
+        self, store: FeatureStore, config: ModelConfig, storage_options: dict | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
         self.url = store.url
         self.storage_options = dict(storage_options or {})
         self.layers = model_layers(config)
         self.channels = {name: config.channels(name) for name in self.layers}
         self.fc7_dim = config.fc7_dim
+        self.cache_bytes = cache_bytes
         self._store: FeatureStore | None = store
         self._opened_by = os.getpid()
+        self._cache: OrderedDict[str, tuple[dict[str, np.ndarray], np.ndarray]] = OrderedDict()
+        self._cached_bytes = 0
 
     @property
     def store(self) -> FeatureStore:
@@ -74,7 +88,7 @@ class FeatureReader:
         return self._store
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_store": None}
+        return {**self.__dict__, "_store": None, "_cache": OrderedDict(), "_cached_bytes": 0}
 
     def check_widths(self, video_id: str) -> None:
         """Raise ``ValueError`` if the model wants more channels than ``video_id``'s arrays hold."""
@@ -92,9 +106,19 @@ class FeatureReader:
         return LAYERS["pool5"].time_steps(int(self.store.info(video_id)["padded_frames"]))
 
     def read(self, video_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed."""
+        """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed; not to be modified."""
+        if video_id in self._cache:
+            self._cache.move_to_end(video_id)
+            return self._cache[video_id]
         layers = {name: self.store.array(video_id, name)[..., : self.channels[name]] for name in self.layers}
-        return layers, self.store.array(video_id, "fc7")[: self.fc7_dim]
+        features = layers, self.store.array(video_id, "fc7")[: self.fc7_dim]
+        size = sum(array.nbytes for array in layers.values()) + features[1].nbytes
+        if size <= self.cache_bytes:
+            self._cache[video_id], self._cached_bytes = features, self._cached_bytes + size
+            while self._cached_bytes > self.cache_bytes:
+                old_layers, old_fc7 = self._cache.popitem(last=False)[1]
+                self._cached_bytes -= sum(array.nbytes for array in old_layers.values()) + old_fc7.nbytes
+        return features
 
 
 def feature_rms(reader: FeatureReader, video_ids: Sequence[str], limit: int = 64) -> dict[str, float]:

@@ -38,6 +38,17 @@ class SyntheticStore:
     captions: Path
     clips: list[SyntheticClip]
 
+    def train_config(self, out: Path, **overrides: object) -> TrainConfig:
+        """A seconds-long CPU run on this store into ``out``: the small preset on pool4 and pool5
+        (pool2's 7³ alignment dominates CPU time), batches of 8, two epochs, validation loss,
+        every training word kept, no loader workers, no progress bars; ``overrides`` win."""
+        settings: dict = dict(
+            store=str(self.store), dataset="csv", annotations=str(self.captions), out=str(out), preset="small",
+            layers=("pool4", "pool5"), batch_size=8, epochs=2, metric="loss", min_count=1, device="cpu",
+            loader_workers=0, progress=False,
+        )
+        return TrainConfig(**{**settings, **overrides})
+
 
 @pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> SyntheticStore:
@@ -54,18 +65,9 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> SyntheticStore:
 
 @pytest.fixture
 def quick_config(synthetic_store: SyntheticStore, tmp_path: Path) -> Callable[..., TrainConfig]:
-    """``quick_config(name, **overrides)``: a seconds-long CPU run on the shared store into tmp_path/name.
-
-    The small preset on pool4 and pool5 only (pool2's 7³ alignment dominates CPU time),
-    batches of 8, validation loss, every training word kept, no progress bars.
-    """
+    """``quick_config(name, **overrides)``: ``SyntheticStore.train_config`` into tmp_path/name."""
 
     def make(name: str = "run", **overrides: object) -> TrainConfig:
-        settings: dict = dict(
-            store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions),
-            out=str(tmp_path / name), preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=2,
-            metric="loss", min_count=1, device="cpu", loader_workers=0, progress=False,
-        )
-        return TrainConfig(**{**settings, **overrides})
+        return synthetic_store.train_config(overrides.pop("out", tmp_path / name), **overrides)
 
     return make

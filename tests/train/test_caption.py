@@ -14,7 +14,6 @@ from PIL import Image
 from astar.extract import EXIT_SOME_FAILED, random_init
 from astar.train.cli import caption_command
 from astar.train.figures import MAX_COLUMNS
-from astar.train.settings import TrainConfig
 from astar.train.trainer import train
 
 PANEL_WIDTH_PX = 170
@@ -25,11 +24,7 @@ PANEL_WIDTH_PX = 170
 def trained_run(synthetic_store, tmp_path_factory) -> Path:
     """Two epochs of the small ASTAR preset on pool4 and pool5, enough for captions with words in them."""
     out = tmp_path_factory.mktemp("caption") / "run"
-    train(TrainConfig(
-        store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions), out=str(out),
-        preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=2, lr=1e-2, metric="loss", min_count=1,
-        device="cpu", loader_workers=0, progress=False,
-    ))
+    train(synthetic_store.train_config(out, lr=1e-2))
     return out
 
 

@@ -13,7 +13,6 @@ from astar.train.cli import eval_command
 from astar.train.evaluate import EvalError, EvalOptions, evaluate
 from astar.train.loader import CaptionBatches
 from astar.train.run import load_run
-from astar.train.settings import TrainConfig
 from astar.train.trainer import train
 
 QUICK = EvalOptions(device="cpu", loader_workers=0, progress=False, beam_size=2, max_len=8)
@@ -23,11 +22,7 @@ QUICK = EvalOptions(device="cpu", loader_workers=0, progress=False, beam_size=2,
 def trained_run(synthetic_store, tmp_path_factory) -> Path:
     """Two epochs of the small preset on pool5 at a raised learning rate."""
     out = tmp_path_factory.mktemp("evaluate") / "run"
-    train(TrainConfig(
-        store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions), out=str(out),
-        preset="small", layers=("pool5",), batch_size=8, epochs=2, lr=3e-3, metric="loss", min_count=1,
-        device="cpu", loader_workers=0, progress=False,
-    ))
+    train(synthetic_store.train_config(out, layers=("pool5",), lr=3e-3))
     return out
 
 

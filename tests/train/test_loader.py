@@ -67,6 +67,28 @@ def test_reading_one_batch_touches_only_its_videos(logged_store):
     assert batch.video_ids == [store.video_ids[index] for index in chosen]
 
 
+def test_a_video_read_again_comes_from_memory_and_the_cache_keeps_to_its_budget(logged_store):
+    store, log = logged_store
+    reader = FeatureReader(store, SMALL)
+    by_length: dict[int, list[str]] = {}
+    for video_id in store.video_ids:
+        by_length.setdefault(store.info(video_id)["padded_frames"], []).append(video_id)
+    first, second, third = next(ids for ids in by_length.values() if len(ids) >= 3)[:3]  # equal sizes
+    reader.read(first)
+    log.keys.clear()
+    layers, fc7 = reader.read(first)
+    assert log.keys == [] and fc7.shape == (SMALL.fc7_dim,)
+    one_video = sum(array.nbytes for array in layers.values()) + fc7.nbytes
+    small = FeatureReader(store, SMALL, cache_bytes=2 * one_video)
+    for video_id in (first, second, first, third):  # third pushes out second, the least recently used
+        small.read(video_id)
+    log.keys.clear()
+    small.read(first)
+    assert log.keys == []
+    small.read(second)
+    assert any(f"videos/{video_key(second)}/" in key for key in log.keys)
+
+
 def test_a_batch_reads_each_of_its_videos_once(logged_store):
     store, log = logged_store
     video_id = store.video_ids[0]

@@ -20,7 +20,6 @@ from astar.extract import open_store
 from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from astar.train.loader import CaptionBatches, feature_rms
 from astar.train.run import RunPaths, load_run, read_run_config
-from astar.train.settings import TrainConfig
 from astar.train.text import Vocabulary
 from astar.train.trainer import TrainingError, caption_data, resume_config, train
 
@@ -39,12 +38,7 @@ def assert_same_parameters(first: dict[str, torch.Tensor], second: dict[str, tor
 def finished_run(synthetic_store, tmp_path_factory):
     """Three epochs of the small preset at a raised learning rate, validated on the loss every epoch."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    config = dict(
-        store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions), out=str(out),
-        preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=3, lr=3e-3, metric="loss", min_count=1,
-        device="cpu", loader_workers=2, progress=False,
-    )
-    return train(TrainConfig(**config))
+    return train(synthetic_store.train_config(out, epochs=3, lr=3e-3, loader_workers=2))
 
 
 def test_training_loss_goes_down(finished_run):
@@ -69,12 +63,7 @@ def test_inputs_are_divided_by_their_rms_over_the_training_videos(finished_run, 
 def learned_run(synthetic_store, tmp_path_factory):
     """Fifteen epochs of the small preset at a high learning rate: long enough to learn from the video."""
     out = tmp_path_factory.mktemp("learned") / "run"
-    config = dict(
-        store=str(synthetic_store.store), dataset="csv", annotations=str(synthetic_store.captions), out=str(out),
-        preset="small", layers=("pool4", "pool5"), batch_size=8, epochs=15, lr=1e-2, metric="loss", min_count=1,
-        device="cpu", loader_workers=0, progress=False,
-    )
-    return train(TrainConfig(**config))
+    return train(synthetic_store.train_config(out, epochs=15, lr=1e-2))
 
 
 def test_the_trained_model_reads_the_video_not_only_the_words(learned_run, synthetic_store):
