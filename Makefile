@@ -21,8 +21,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
+## Every benchmark; the loader's reads the demo's store when `make demo` made one.
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	$(PY) benchmarks/extract.py
+	$(PY) benchmarks/model.py
+	$(PY) benchmarks/cluster.py
+	$(PY) benchmarks/loader.py $$(test -d demo_output/feats.zarr && echo demo_output/feats.zarr || echo --small)
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
