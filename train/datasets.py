@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from .text import normalize
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
@@ -466,6 +468,15 @@ def load_annotations(
 
 # ---------------------------------------------------------------------------
 # Matching with the store
+
+
+def references_by_video(captions: Iterable[Caption], split: str) -> dict[str, list[str]]:
+    """Video id → its ``split`` captions, ``normalize``-d as the scorer compares them (Section 4.1)."""
+    references: dict[str, list[str]] = {}
+    for caption in captions:
+        if caption.split == split:
+            references.setdefault(caption.video_id, []).append(normalize(caption.text))
+    return references
 
 
 def match_store(captions: Iterable[Caption], store_video_ids: Iterable[str]) -> tuple[list[Caption], MatchReport]:

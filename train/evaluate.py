@@ -30,12 +30,11 @@ from tqdm.auto import tqdm
 
 from astar.extract import FeatureStore, open_store
 
-from .datasets import MatchReport, load_annotations, match_store
+from .datasets import MatchReport, load_annotations, match_store, references_by_video
 from .loader import DEFAULT_LOADER_WORKERS, BucketBatchSampler, CaptionBatches, make_loader
 from .run import LoadedRun, load_run
 from .scoring import METRICS, SCORES_FILE, CaptionScores, score_captions, write_scores
 from .search import DEFAULT_BEAM_SIZE
-from .text import normalize
 from .trainer import decode_captions, resolve_device
 
 SPLITS = ("test", "val", "train")
@@ -133,10 +132,7 @@ def split_references(
     captions = load_annotations(config.dataset, Path(path) if path else None, store=store.url,
                                 paper_split=config.paper_split)
     kept, report = match_store(captions, store.video_ids)
-    references: dict[str, list[str]] = {}
-    for caption in kept:
-        if caption.split == split:
-            references.setdefault(caption.video_id, []).append(normalize(caption.text))
+    references = references_by_video(kept, split)
     if not references:
         raise EvalError(f"no {split} captions among the stored videos of {store.url} ({report.summary()})")
     return references, report

@@ -43,7 +43,7 @@ from astar.extract import resolve_device as extraction_device
 
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import ModelConfig
-from .datasets import MatchReport, load_annotations, match_store
+from .datasets import MatchReport, load_annotations, match_store, references_by_video
 from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader
 from .model import ASTAR
 from .run import (
@@ -53,7 +53,7 @@ from .run import (
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
 from .search import beam_search
 from .settings import RESUME_OVERRIDES, TrainConfig, resumed
-from .text import PAD_ID, Vocabulary, build_vocabulary, normalize
+from .text import PAD_ID, Vocabulary, build_vocabulary
 from .word2vec import load_word2vec
 
 TEXT_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
@@ -117,9 +117,6 @@ def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabular
         if not by_split[split]:
             raise TrainingError(f"no {split} captions among the stored videos; {what} needs them ({report.summary()})")
     vocabulary = vocabulary or build_vocabulary([caption.text for caption in by_split["train"]], config.min_count)
-    references: dict[str, list[str]] = {}
-    for caption in by_split["val"]:
-        references.setdefault(caption.video_id, []).append(normalize(caption.text))
 
     def encoded(split: str) -> list[list[int]]:
         return [encode_caption(vocabulary, caption.text, config.max_caption_len) for caption in by_split[split]]
@@ -130,7 +127,7 @@ def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabular
         train_captions=encoded("train"),
         val_ids=[caption.video_id for caption in by_split["val"]],
         val_captions=encoded("val"),
-        references=references,
+        references=references_by_video(by_split["val"], "val"),
         report=report,
     )
 
