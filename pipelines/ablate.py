@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,11 @@ from astar.train.checkpoint import CheckpointError
 from astar.train.cli import KeyValue
 from astar.train.datasets import DATASETS, AnnotationError
 from astar.train.evaluate import SPLITS, TABLE_METRICS, EvalError, EvalOptions, evaluate
-from astar.train.run import RunError, RunPaths, read_run_config
+from astar.train.run import RunError, read_run_config
 from astar.train.scoring import SCORES_FILE
 from astar.train.search import DEFAULT_BEAM_SIZE
-from astar.train.settings import PRESETS, RESUME_OVERRIDES, TrainConfig
-from astar.train.trainer import TrainResult, TrainingError, resume_config, train
+from astar.train.settings import PRESETS, TrainConfig
+from astar.train.trainer import TrainingError, train_resumably
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
@@ -117,31 +116,6 @@ def finished_scores(settings: AblationSettings, row: TableRow) -> dict[str, floa
     if trained.epochs != settings.epochs:
         return None
     return {key: value for key, value in document["metrics"].items() if value is not None}
-
-
-def train_resumably(config: TrainConfig) -> TrainResult:
-    """Train ``config`` into ``config.out``, continuing the run there if one was started.
-
-    A run directory with a ``last.pt`` is resumed (a finished run returns at once),
-    with ``config``'s ``RESUME_OVERRIDES`` (store, epochs, device, …) applied; one that
-    stopped before its first checkpoint is started again.
-
-    Raises:
-        TrainingError: ``config.out`` holds a run with other settings.
-    """
-    paths = RunPaths(Path(config.out))
-    if paths.checkpoint("last").is_file():
-        saved, _ = read_run_config(paths.root)
-        # The run saved its paths absolute; changed captions are caught on resume by its data fingerprint.
-        changed = saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
-        if changed:
-            raise TrainingError(f"{paths.root}: trained with other {', '.join(changed)}; "
-                                "choose another --out for these settings")
-        return train(resume_config(paths.root, **{name: getattr(config, name) for name in RESUME_OVERRIDES}))
-    if paths.root.exists():
-        say(f"{paths.root}: stopped before its first checkpoint; starting it again")
-        shutil.rmtree(paths.root)
-    return train(config)
 
 
 def run_row(settings: AblationSettings, row: TableRow) -> dict[str, float]:

@@ -41,7 +41,6 @@ from astar.extract import (
     extract_on_dask,
     open_store,
 )
-from astar.pipelines.ablate import train_resumably
 from astar.pipelines.synthetic import COLOURS, COUNTS, DIRECTIONS, SHAPES, SIZES, CAPTIONS_FILE, clip_captions, generate_dataset
 from astar.train.caption import CaptionError, VideoCaption, caption_videos, prepare_extraction
 from astar.train.checkpoint import CheckpointError
@@ -50,7 +49,7 @@ from astar.train.evaluate import EvalError, EvalOptions, EvalResult, evaluate, f
 from astar.train.run import RunError, load_run
 from astar.train.search import DEFAULT_BEAM_SIZE
 from astar.train.settings import TrainConfig
-from astar.train.trainer import TrainingError
+from astar.train.trainer import TrainingError, train_resumably
 
 DEFAULT_OUT = Path("demo_output")
 STAGES = 5

@@ -16,7 +16,7 @@ from .scoring import CaptionScores, score_captions, write_scores
 from .search import DEFAULT_BEAM_SIZE, SearchResult, beam_search
 from .settings import TrainConfig
 from .text import Vocabulary, build_vocabulary, normalize, tokenize
-from .trainer import TrainingError, TrainResult, resume_config, train
+from .trainer import TrainingError, TrainResult, resume_config, train, train_resumably
 from .word2vec import load_word2vec
 
 __all__ = [
@@ -25,5 +25,5 @@ __all__ = [
     "TrainConfig", "TrainResult", "TrainingError", "VideoBatch", "Vocabulary", "WordAttention", "attention_figure",
     "beam_search", "build_vocabulary", "caption_words", "collate_videos", "load_annotations", "load_run",
     "load_word2vec", "make_loader", "match_store", "normalize", "resume_config", "save_attention_figure",
-    "score_captions", "tokenize", "train", "write_scores",
+    "score_captions", "tokenize", "train", "train_resumably", "write_scores",
 ]

@@ -581,3 +581,28 @@ def train(config: TrainConfig) -> TrainResult:
         f"{'none yet' if progress.best is None else f'{progress.best:.4g} at epoch {progress.best_epoch}'}")
     return TrainResult(paths.root, stopped, progress.epoch, progress.step, config.metric, progress.best,
                        progress.best_epoch, progress.history)
+
+
+def train_resumably(config: TrainConfig) -> TrainResult:
+    """Train ``config`` into ``config.out``, continuing the run there if one was started.
+
+    A run directory with a ``last.pt`` is resumed (a finished run returns at once),
+    with ``config``'s ``RESUME_OVERRIDES`` (store, epochs, device, …) applied; one that
+    stopped before its first checkpoint is started again.
+
+    Raises:
+        TrainingError: ``config.out`` holds a run with other settings.
+    """
+    paths = RunPaths(Path(config.out))
+    if paths.checkpoint("last").is_file():
+        saved, _ = read_run_config(paths.root)
+        # The run saved its paths absolute; changed captions are caught on resume by its data fingerprint.
+        changed = saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
+        if changed:
+            raise TrainingError(f"{paths.root}: trained with other {', '.join(changed)}; "
+                                "choose another --out for these settings")
+        return train(resume_config(paths.root, **{name: getattr(config, name) for name in RESUME_OVERRIDES}))
+    if paths.root.exists():
+        say(f"{paths.root}: stopped before its first checkpoint; starting it again")
+        shutil.rmtree(paths.root)
+    return train(config)
