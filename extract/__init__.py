@@ -8,6 +8,7 @@ from .decode import DecodedVideo, DecodeError, decode_video
 from .distributed import ClusterError, dask_client, extract_on_dask
 from .extractor import ExtractionSettings, Extractor, resolve_device
 from .ids import VideoInput, collect_inputs, video_id_from_key, video_key
+from .params import KeyValue
 from .preprocessing import C3D_CAFFE, PAPER, PREPROCESSINGS, Preprocessing
 from .schema import FC7_DIM, FPS, LAYERS, SCHEMA_VERSION, LayerSpec, padded_frame_count
 from .store import FeatureStore, StoreError, StoreWriter, open_store
@@ -18,5 +19,5 @@ __all__ = [
     "SCHEMA_VERSION", "StoreError", "StoreWriter", "VideoInput", "VideoOutcome", "WeightsError", "WeightsSpec",
     "collect_inputs", "decode_video", "extract_videos", "load_weights", "open_store", "padded_frame_count",
     "random_init", "store_decoded", "video_id_from_key", "video_key",
-    "ClusterError", "dask_client", "extract_on_dask", "resolve_device",
+    "ClusterError", "KeyValue", "dask_client", "extract_on_dask", "resolve_device",
 ]

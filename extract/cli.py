@@ -11,6 +11,7 @@ from .distributed import ClusterError, dask_client, extract_on_dask
 from .extractor import ExtractionSettings, Extractor
 from .features import PRECISIONS
 from .ids import collect_inputs
+from .params import KeyValue
 from .preprocessing import PREPROCESSINGS
 from .store import StoreError
 
@@ -29,17 +30,6 @@ store's failures table; re-running retries them); 1 an error stopped the run
 """
 
 
-def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``("key=value", …)`` → dict, for fsspec stores."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--storage-option")
-        options[key] = value
-    return options
-
-
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, help="Feature store to create or add to (path or fsspec URL such as s3://bucket/feats.zarr).")
@@ -51,7 +41,7 @@ def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--decode-timeout", type=click.FloatRange(min=1), default=600, show_default=True, help="Seconds one video may take to decode before it is recorded as failed.")
 @click.option("--max-frames-per-pass", type=click.IntRange(min=112), default=256, show_default=True, help="Longer videos go through C3D in overlapping tiles (identical result, bounded memory).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random-init weights.")
-@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE", help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
 @click.option("--workers", type=click.IntRange(min=1), help="Run on a local Dask cluster of this many worker processes (one thread each) instead of in this process.")
 @click.option("--scheduler", metavar="ADDRESS_OR_FILE", help="Run on an existing Dask cluster: scheduler address (tcp://host:8786) or scheduler file. Workers must see the inputs, weights and store.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -66,7 +56,7 @@ def main(
     decode_timeout: float,
     max_frames_per_pass: int,
     seed: int,
-    storage_options: tuple[str, ...],
+    storage_options: tuple[tuple[str, str], ...],
     workers: int | None,
     scheduler: str | None,
     quiet: bool,
@@ -97,7 +87,7 @@ def main(
         seed=seed,
         max_frames_per_pass=max_frames_per_pass,
         decode_timeout=decode_timeout,
-        storage_options=parse_storage_options(storage_options),
+        storage_options=dict(storage_options),
     )
     try:
         extractor = Extractor.build(settings)

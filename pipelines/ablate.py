@@ -28,7 +28,7 @@ import click
 from astar.extract import StoreError
 from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
 from astar.train.checkpoint import CheckpointError
-from astar.train.cli import KeyValue
+from astar.extract import KeyValue
 from astar.train.datasets import DATASETS, AnnotationError
 from astar.train.evaluate import SPLITS, TABLE_METRICS, EvalError, EvalOptions, evaluate
 from astar.train.run import RunError, read_run_config

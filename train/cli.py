@@ -11,7 +11,7 @@ import click
 import torch
 from click.core import ParameterSource
 
-from astar.extract import EXIT_SOME_FAILED, StoreError, WeightsError
+from astar.extract import EXIT_SOME_FAILED, KeyValue, StoreError, WeightsError
 
 from .batch import LAYER_NAMES
 from .caption import CaptionError, caption_videos, prepare_extraction
@@ -44,20 +44,6 @@ annotations/<dataset>/ beside the store, then in $ASTAR_DATA/<dataset>/.
 Exit codes: 0 finished; 1 an error stopped the run; 2 usage error;
 {EXIT_INTERRUPTED} stopped by Ctrl-C/SIGTERM (checkpoint saved; --resume continues).
 """
-
-
-class KeyValue(click.ParamType):
-    """``KEY=VALUE`` → (key, value), for fsspec storage options."""
-
-    name = "KEY=VALUE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
-        if isinstance(value, tuple):
-            return value
-        key, sep, option = str(value).partition("=")
-        if not sep or not key:
-            self.fail(f"expected KEY=VALUE, got {value!r}", param, ctx)
-        return key, option
 
 
 def split_layers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
