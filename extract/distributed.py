@@ -48,7 +48,7 @@ from .decode import DecodedVideo, DecodeError, decode_video
 from .extractor import ExtractionSettings, Extractor, absolute_source, warn
 from .ids import VideoInput, is_url, video_key
 from .isolate import IsolatedDecoder
-from .store import MANIFEST, StoreWriter, store_size_bytes
+from .store import MANIFEST, VIDEOS, StoreWriter, store_size_bytes
 
 RETRIES = 2
 """Reruns of a task that raised (a transient store error); worker deaths are counted by the scheduler."""
@@ -103,7 +103,11 @@ def decode_in_worker(video: VideoInput, settings: ExtractionSettings, extractor:
 def extract_video_task(video: VideoInput, out: str, settings: ExtractionSettings, torch_threads: int | None) -> VideoOutcome:
     """Extract one video into the store at ``out`` on a worker; returns only its outcome record.
 
-    A video that another run completed meanwhile (its marker exists) is ``skipped``.
+    The driver submits only videos that were not complete when the run began, so a
+    video found complete here was completed during this run: by this run's own first
+    attempt whose result died with its worker (Dask then reruns the task), or by a
+    concurrent run. Either way it is ``done``, with the stored frame count and time,
+    as the in-process batch reports a video another writer completed meanwhile.
     ``torch_threads`` sets this process's intra-op threads (None keeps the worker's).
     """
     started = time.perf_counter()
@@ -112,7 +116,8 @@ def extract_video_task(video: VideoInput, out: str, settings: ExtractionSettings
     extractor = worker_extractor(settings)
     writer = StoreWriter(out, extractor.identity(), settings.storage_options)
     if video_key(video.video_id) in writer.root[MANIFEST]:
-        return VideoOutcome(video.video_id, video.source, "skipped")
+        stored = writer.root[VIDEOS][video_key(video.video_id)].attrs
+        return VideoOutcome(video.video_id, video.source, "done", frames=stored["frames"], seconds=stored["seconds"])
     return store_decoded(extractor, writer, video, decode_in_worker(video, settings, extractor), started)
 
 

@@ -19,7 +19,7 @@ from astar.extract import (
     extract_videos, open_store, video_key,
 )
 from astar.extract.cli import main
-from astar.extract.distributed import torch_threads_per_task
+from astar.extract.distributed import extract_video_task, torch_threads_per_task
 from astar.pipelines.cluster import extract_on_cluster
 from tests.extract.test_batch import EXTRACT, add_bad_videos
 from tests.videos import write_video
@@ -110,6 +110,16 @@ def test_s3_store_through_the_cluster_reopens_and_resumes(client, video_folder, 
     assert store.read("c d", "pool5").shape == (1, 4, 4, 512)
     second = extract_on_dask(client, inputs, url, settings, progress=False)
     assert (second.count("skipped"), second.count("failed"), second.count("done")) == (3, 1, 0)
+
+
+def test_a_rerun_task_whose_video_this_run_completed_reports_it_done(video_folder, tmp_path, extractor):
+    # Dask reruns a finished task when the worker holding its result dies before the driver gathers it.
+    out = str(tmp_path / "feats.zarr")
+    [video] = collect_inputs([str(video_folder / "a.mp4")])
+    [first] = extract_videos([video], out, extractor=extractor, progress=False).outcomes
+    rerun = extract_video_task(video, out, CPU, torch_threads=None)
+    assert (rerun.status, rerun.frames, rerun.seconds) == ("done", first.frames, first.seconds)
+    assert rerun.frames == open_store(out).info("a")["frames"] > 0
 
 
 def _executing(dask_worker) -> list[str]:
