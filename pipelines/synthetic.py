@@ -14,8 +14,7 @@ of the frame to the other over the whole clip, so every 2-fps sample sees a
 different position. Clips vary in frame rate (``FRAME_RATES``), size
 (``FRAME_SIZES``, portrait included) and duration (2–8 s by default).
 
-The same seed gives the same parameters, a byte-identical captions CSV and the
-same decoded frames. ``write_video`` is the project's in-process PyAV encoder for
+The same seed gives the same parameters and byte-identical clips and captions CSV. ``write_video`` is the project's in-process PyAV encoder for
 (T, H, W, 3) frames; tests elsewhere reuse it to make videos.
 """
 from __future__ import annotations
@@ -139,7 +138,9 @@ def write_video(
     Frame ``i`` is shown at ``i / fps`` seconds, or at ``times[i]`` seconds when
     given (variable frame rate, millisecond timestamps). The container follows ``path``'s
     suffix (``.mp4``, ``.mkv``, ``.avi`` …). For yuv420p, H and W must be even.
-    libx264 runs at crf 18 (visually lossless); other codecs use their defaults.
+    libx264 runs at crf 18 (visually lossless); other codecs use their defaults. The
+    encoder runs on one thread: with several, libx264 writes different bytes (and
+    decoded frames) for the same input from run to run.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
@@ -150,6 +151,7 @@ def write_video(
         stream.pix_fmt = pix_fmt
         stream.time_base = 1 / rate if times is None else Fraction(1, 1000)
         stream.options = _ENCODER_OPTIONS.get(codec, {})
+        stream.codec_context.thread_count = 1
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             if times is None:

@@ -58,6 +58,17 @@ def test_same_seed_gives_identical_captions_csv_and_decoded_frames(tmp_path: Pat
         np.testing.assert_array_equal(decoded_frames(tmp_path / "a" / clip.filename), decoded_frames(tmp_path / "b" / clip.filename))
 
 
+def test_clips_are_encoded_on_one_thread_and_so_byte_identical(tmp_path: Path) -> None:
+    # Multi-threaded libx264 wrote 2-3 different files in 16 encodes of the same frames, depending on load;
+    # x264 records its settings in the stream, so the thread count is checked there.
+    first = generate_dataset(tmp_path / "a", n_videos=2, seed=0)
+    generate_dataset(tmp_path / "b", n_videos=2, seed=0)
+    for clip in first:
+        encoded = (tmp_path / "a" / clip.filename).read_bytes()
+        assert b" threads=1 lookahead_threads=1 " in encoded
+        assert encoded == (tmp_path / "b" / clip.filename).read_bytes()
+
+
 def test_different_seeds_give_different_clips(tmp_path: Path) -> None:
     first = generate_dataset(tmp_path / "a", n_videos=3, seed=1, duration_range_s=SHORT_S)
     second = generate_dataset(tmp_path / "b", n_videos=3, seed=2, duration_range_s=SHORT_S)
