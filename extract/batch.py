@@ -89,12 +89,14 @@ def extract_videos(
     overwrite: bool = False,
     progress: bool = True,
     extractor: Extractor | None = None,
+    report_failures: bool = True,
 ) -> RunSummary:
     """Extract every input not yet done into the store at ``out`` (created if needed).
 
     Completed videos are skipped, failed ones retried; a bad video is recorded in
-    the store's failures table and the batch goes on. Interrupting (Ctrl-C) loses
-    at most the video in progress.
+    the store's failures table and the batch goes on, and with ``report_failures``
+    a ``failed: SOURCE: REASON`` line is printed as it happens (the summary holds
+    every failure either way). Interrupting (Ctrl-C) loses at most the video in progress.
     """
     started = time.perf_counter()
     extractor = extractor or Extractor.build(settings)
@@ -113,7 +115,7 @@ def extract_videos(
             video_started = time.perf_counter()
             outcomes.append(outcome)
             frames += outcome.frames
-            if outcome.status == "failed":
+            if outcome.status == "failed" and report_failures:
                 bar.write(f"failed: {video.source}: {outcome.error}")
             bar.update()
             bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=sum(o.status == "failed" for o in outcomes))

@@ -25,17 +25,12 @@ from typing import Any
 
 import click
 
-from astar.extract import StoreError
+from astar.extract import KeyValue, StoreError
 from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
-from astar.train.checkpoint import CheckpointError
-from astar.extract import KeyValue
-from astar.train.datasets import DATASETS, AnnotationError
-from astar.train.evaluate import SPLITS, TABLE_METRICS, EvalError, EvalOptions, evaluate
-from astar.train.run import RunError, read_run_config
-from astar.train.scoring import SCORES_FILE
-from astar.train.search import DEFAULT_BEAM_SIZE
-from astar.train.settings import PRESETS, TrainConfig
-from astar.train.trainer import TrainingError, train_resumably
+from astar.train import (
+    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, SCORES_FILE, SPLITS, TABLE_METRICS, AnnotationError, CheckpointError, EvalError,
+    EvalOptions, RunError, TrainConfig, TrainingError, evaluate, read_run_config, train_resumably,
+)
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"

@@ -42,14 +42,11 @@ from astar.extract import (
     open_store,
 )
 from astar.pipelines.synthetic import COLOURS, COUNTS, DIRECTIONS, SHAPES, SIZES, CAPTIONS_FILE, clip_captions, generate_dataset
-from astar.train.caption import CaptionError, VideoCaption, caption_videos, prepare_extraction
-from astar.train.checkpoint import CheckpointError
-from astar.train.datasets import AnnotationError
-from astar.train.evaluate import EvalError, EvalOptions, EvalResult, evaluate, format_scores, weights_line
-from astar.train.run import RunError, load_run
-from astar.train.search import DEFAULT_BEAM_SIZE
-from astar.train.settings import TrainConfig
-from astar.train.trainer import TrainingError, train_resumably
+from astar.train import (
+    DEFAULT_BEAM_SIZE, AnnotationError, CaptionError, CheckpointError, EvalError, EvalOptions, EvalResult, RunError,
+    TrainConfig, TrainingError, VideoCaption, caption_videos, evaluate, format_scores, load_run, prepare_extraction,
+    train_resumably, weights_line,
+)
 
 DEFAULT_OUT = Path("demo_output")
 STAGES = 5

@@ -17,8 +17,6 @@ most attended frame with α over it.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,11 +138,9 @@ def caption_videos(
     inputs = [VideoInput(f"video{index:05d}", str(video)) for index, video in enumerate(videos)]
     results = {video.video_id: VideoCaption(video.source) for video in inputs}
     with tempfile.TemporaryDirectory(prefix="astar-caption-") as folder:
-        # extract_videos reports failures on stdout; here stdout is for captions, and
-        # each failure is reported once, by the caller, from ``VideoCaption.error``.
-        with contextlib.redirect_stdout(io.StringIO()):
-            summary = extract_videos(inputs, str(Path(folder) / "features.zarr"), settings, progress=progress,
-                                     extractor=extractor)
+        # Each failure is reported once, by the caller, from ``VideoCaption.error``.
+        summary = extract_videos(inputs, str(Path(folder) / "features.zarr"), settings, progress=progress,
+                                 extractor=extractor, report_failures=False)
         for outcome in summary.outcomes:
             results[outcome.video_id].error = outcome.error if outcome.status == "failed" else None
         done = [video for video in inputs if results[video.video_id].error is None]

@@ -38,6 +38,17 @@ def test_bad_videos_are_recorded_and_the_batch_goes_on(video_folder, tmp_path, e
     assert all("\n" not in error for error in store.failures.error)
 
 
+def test_failure_lines_are_printed_unless_the_caller_reports_failures_itself(tmp_path, extractor, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    [video] = collect_inputs([str(bad)])
+    extract_videos([video], str(tmp_path / "printed.zarr"), extractor=extractor, progress=False)
+    assert capsys.readouterr().out.startswith(f"failed: {bad}: ")
+    quiet = extract_videos([video], str(tmp_path / "quiet.zarr"), extractor=extractor, progress=False, report_failures=False)
+    assert capsys.readouterr() == ("", "")
+    assert quiet.count("failed") == 1 and quiet.outcomes[0].error
+
+
 def test_rerun_skips_done_and_retries_failed(video_folder, tmp_path, extractor):
     out = str(tmp_path / "feats.zarr")
     broken = video_folder / "late.mp4"
