@@ -12,6 +12,7 @@ import torch
 from .c3d import C3D, WeightsSpec, build_extractor
 from .decode import DecodedVideo
 from .features import PRECISIONS, VideoFeatures, extract_features, pad_frames, prepare_model
+from .memory import keep_freed_memory
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .schema import FPS, SCHEMA_VERSION, padded_frame_count
 from .store import VideoRecord
@@ -63,6 +64,12 @@ class Extractor:
 
     @classmethod
     def build(cls, settings: ExtractionSettings) -> "Extractor":
+        """The model, weights and preprocessing ``settings`` describe, on their device.
+
+        Also keeps freed memory in this process (``keep_freed_memory``): each pass
+        reuses the previous pass's activation buffers.
+        """
+        keep_freed_memory()
         model, weights = build_extractor(settings.weights, seed=settings.seed)
         device = resolve_device(settings.device)
         precision = settings.precision or ("bf16" if device.type == "cuda" else "fp32")
