@@ -76,7 +76,7 @@ class Extractor:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         preprocessing = PREPROCESSINGS[settings.preprocess] if settings.preprocess else weights.preprocessing
-        return cls(prepare_model(model, device), weights, preprocessing, device, precision, settings.max_frames_per_pass)
+        return cls(prepare_model(model, device, precision), weights, preprocessing, device, precision, settings.max_frames_per_pass)
 
     def identity(self) -> dict[str, Any]:
         """Root attributes that define this extraction (storage_schema.md, root group)."""
@@ -103,7 +103,7 @@ class Extractor:
     def features(self, video: DecodedVideo) -> VideoFeatures:
         """C3D features of a decoded video (frames padded to N′ by repeating the last)."""
         frames = self.preprocessing.to_tensor(pad_frames(video.frames))
-        return extract_features(self.model, frames, self.precision, self.max_frames_per_pass)
+        return extract_features(self.model, frames, self.max_frames_per_pass)
 
     def record(self, video_id: str, source: str, video: DecodedVideo, started: float) -> VideoRecord:
         """Per-video attributes for the store."""

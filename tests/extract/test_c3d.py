@@ -9,7 +9,7 @@ from torch import nn
 
 from astar.extract import LAYERS, WeightsError, load_weights, padded_frame_count, random_init
 from astar.extract.c3d import mmaction2_key
-from astar.extract.features import extract_features, pad_frames, prepare_model
+from astar.extract.features import PRECISIONS, extract_features, pad_frames, prepare_model
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +164,10 @@ def test_corrupt_weights_file_is_a_clear_error(tmp_path, content):
 @pytest.mark.parametrize("precision, tolerance", [("bf16", 0.08), ("fp16", 0.02)])
 def test_reduced_precision_agrees_with_fp32(c3d, precision, tolerance):
     frames = video(16, seed=4)
-    reference = extract_features(c3d, frames, "fp32")
-    reduced = extract_features(c3d, frames, precision)
+    reference = extract_features(c3d, frames)
+    reduced_model = prepare_model(random_init(seed=0)[0], torch.device("cpu"), precision)
+    assert next(reduced_model.parameters()).dtype == PRECISIONS[precision]
+    reduced = extract_features(reduced_model, frames)
     for name in ("pool3", "pool5"):
         ref = reference.layers[name].astype(np.float32)
         error = np.abs(reduced.layers[name].astype(np.float32) - ref).mean() / np.abs(ref).mean()
@@ -175,11 +177,10 @@ def test_reduced_precision_agrees_with_fp32(c3d, precision, tolerance):
 @pytest.mark.gpu
 def test_cuda_bf16_features_agree_with_cpu_fp32():
     cpu_model = prepare_model(random_init(seed=0)[0], torch.device("cpu"))
-    gpu_model = prepare_model(random_init(seed=0)[0], torch.device("cuda"))
     frames = video(32, seed=9)
-    reference = extract_features(cpu_model, frames, "fp32")
+    reference = extract_features(cpu_model, frames)
     for precision, tolerance in (("fp32", 1e-3), ("bf16", 0.08)):
-        on_gpu = extract_features(gpu_model, frames, precision)
+        on_gpu = extract_features(prepare_model(random_init(seed=0)[0], torch.device("cuda"), precision), frames)
         ref = reference.layers["pool5"].astype(np.float32)
         error = np.abs(on_gpu.layers["pool5"].astype(np.float32) - ref).mean() / np.abs(ref).mean()
         assert error < tolerance, (precision, error)
