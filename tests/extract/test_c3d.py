@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from astar.extract import LAYERS, WeightsError, load_weights, padded_frame_count, random_init
-from astar.extract.c3d import mmaction2_key
+from astar.extract.c3d import conv_in_time_chunks, mmaction2_key
 from astar.extract.features import PRECISIONS, extract_features, pad_frames, prepare_model
 
 
@@ -159,6 +159,17 @@ def test_corrupt_weights_file_is_a_clear_error(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(WeightsError, match="c3d.pickle"):
         load_weights(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_convolution_in_time_chunks_equals_one_call_bit_for_bit(dtype):
+    generator = torch.Generator().manual_seed(3)
+    conv = nn.Conv3d(16, 8, kernel_size=3, padding=1).to(dtype)
+    x = torch.randn(2, 16, 13, 6, 6, generator=generator).to(dtype).contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        chunked = conv_in_time_chunks(conv, x, steps=4)  # 4 + 4 + 4 + 1 steps
+        assert chunked.dtype == dtype and chunked.is_contiguous(memory_format=torch.channels_last_3d)
+        assert torch.equal(chunked, conv(x))
 
 
 @pytest.mark.parametrize("precision, tolerance", [("bf16", 0.08), ("fp16", 0.02)])
