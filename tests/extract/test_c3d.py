@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from astar.extract import LAYERS, WeightsError, load_weights, padded_frame_count, random_init
-from astar.extract.c3d import conv_in_time_chunks, mmaction2_key
+from astar.extract.c3d import conv_in_time_chunks, conv_with_rgb_padded, mmaction2_key
 from astar.extract.features import PRECISIONS, extract_features, pad_frames, prepare_model
 
 
@@ -170,6 +170,17 @@ def test_a_convolution_in_time_chunks_equals_one_call_bit_for_bit(dtype):
         chunked = conv_in_time_chunks(conv, x, steps=4)  # 4 + 4 + 4 + 1 steps
         assert chunked.dtype == dtype and chunked.is_contiguous(memory_format=torch.channels_last_3d)
         assert torch.equal(chunked, conv(x))
+
+
+def test_conv1_with_a_zero_fourth_channel_gives_conv1_up_to_bf16_summation_order():
+    generator = torch.Generator().manual_seed(5)
+    conv = nn.Conv3d(3, 64, kernel_size=3, padding=1).to(torch.bfloat16)
+    video = (torch.randn(1, 3, 16, 32, 32, generator=generator) * 60).to(torch.bfloat16)
+    video = video.contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        padded, plain = conv_with_rgb_padded(conv, video), conv(video)
+    assert padded.shape == plain.shape == (1, 64, 16, 32, 32)
+    torch.testing.assert_close(padded.float(), plain.float(), rtol=2**-7, atol=2**-7)
 
 
 @pytest.mark.parametrize("precision, tolerance", [("bf16", 0.08), ("fp16", 0.02)])
