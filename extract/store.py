@@ -28,8 +28,12 @@ VIDEOS, MANIFEST, FAILURES = "videos", "manifest", "failures"
 IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "model", "precision")
 """Root attributes that must match for a run to add videos to an existing store."""
 
-COMPRESSOR = BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
-"""Lossless; byte shuffle groups float16 exponents, which ReLU zeros and small values make compressible."""
+COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+"""Lossless; byte shuffle groups float16 exponents, which ReLU zeros and small values make compressible.
+
+Level 1 compresses a 64-frame video's features in 22 ms where level 5 took 171 ms (a
+fifth of fp32 C3D's time on 2 CPU cores, and far more than C3D's on a GPU), for a
+store 6 % larger (34.3 % instead of 32.4 % of float32)."""
 
 
 class StoreError(Exception):
