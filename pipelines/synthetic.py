@@ -58,7 +58,10 @@ CAPTION_COLUMNS: tuple[str, ...] = ("video_id", "caption", "split")
 
 _EDGE_MARGIN_PX = 2
 _TEXTURE_AMPLITUDE = 8.0
-_ENCODER_OPTIONS = {"libx264": {"crf": "18", "preset": "veryfast"}}
+_ENCODER_OPTIONS = {"libx264": {"crf": "18", "preset": "veryfast", "x264-params": "asm=0"}}
+"""x264's assembly reads memory it never wrote for some frame sizes (176×144, 160×120): the same
+frames gave 2–6 different files in 16 encodes, depending on what the process had freed before.
+Plain C code (asm=0) writes the same bytes every time, at twice the encoding time (7 s for 96 demo clips)."""
 
 _Value = TypeVar("_Value")
 
@@ -138,9 +141,9 @@ def write_video(
     Frame ``i`` is shown at ``i / fps`` seconds, or at ``times[i]`` seconds when
     given (variable frame rate, millisecond timestamps). The container follows ``path``'s
     suffix (``.mp4``, ``.mkv``, ``.avi`` …). For yuv420p, H and W must be even.
-    libx264 runs at crf 18 (visually lossless); other codecs use their defaults. The
-    encoder runs on one thread: with several, libx264 writes different bytes (and
-    decoded frames) for the same input from run to run.
+    libx264 runs at crf 18 (visually lossless), on one thread and without assembly, so
+    the same frames always give the same bytes (with several threads or with its assembly
+    it does not); other codecs use their defaults.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
