@@ -216,6 +216,7 @@ def extract_on_dask(
     progress: bool = True,
     extractor: Extractor | None = None,
     torch_threads: int | None = None,
+    report_failures: bool = True,
 ) -> RunSummary:
     """``extract_videos`` on a Dask cluster: same store, same outcomes, one task per video.
 
@@ -227,6 +228,7 @@ def extract_on_dask(
             computes in, so GPU workers driven from a machine without one run the
             CPU default (fp32) unless ``settings.precision`` says otherwise (bf16).
         torch_threads: intra-op threads per task; None gives ``torch_threads_per_task``.
+        report_failures: print a ``failed: SOURCE: REASON`` line as each failure arrives.
 
     Raises:
         StoreError: the store cannot be created or written (also when raised on a worker).
@@ -255,7 +257,7 @@ def extract_on_dask(
                 outcome = _collect(future, videos[future.key], writer)
                 outcomes[outcome.video_id] = outcome
                 frames += outcome.frames
-                if outcome.status == "failed":
+                if outcome.status == "failed" and report_failures:
                     bar.write(f"failed: {outcome.source}: {outcome.error}")
                 failed = sum(o.status == "failed" for o in outcomes.values())
                 bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed, refresh=False)

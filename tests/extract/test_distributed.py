@@ -61,12 +61,14 @@ def assert_same_arrays(store, reference, video_ids) -> None:
 
 
 @pytest.mark.slow
-def test_cluster_run_stores_what_the_in_process_run_stores(client, video_folder, tmp_path, extractor):
+def test_cluster_run_stores_what_the_in_process_run_stores(client, video_folder, tmp_path, extractor, capsys):
     add_bad_videos(video_folder)
     inputs = collect_inputs([str(video_folder)])
     with torch_threads(torch_threads_per_task(client)):
         local = extract_videos(inputs, str(tmp_path / "local.zarr"), extractor=extractor, progress=False)
-    cluster = extract_on_dask(client, inputs, str(tmp_path / "dask.zarr"), CPU, progress=False)
+    assert capsys.readouterr().out.count("failed: ") == local.count("failed") >= 3
+    cluster = extract_on_dask(client, inputs, str(tmp_path / "dask.zarr"), CPU, progress=False, report_failures=False)
+    assert "failed: " not in capsys.readouterr().out  # the caller reports them
     store, reference = open_store(str(tmp_path / "dask.zarr")), open_store(str(tmp_path / "local.zarr"))
     assert {"a", "c d", "nested/b"} <= set(store.video_ids) and store.video_ids == reference.video_ids
     assert_same_arrays(store, reference, store.video_ids)
