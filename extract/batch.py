@@ -82,6 +82,22 @@ def store_decoded(
     return VideoOutcome(video.video_id, source, "failed", error=error, seconds=round(time.perf_counter() - started, 3))
 
 
+def show_outcome(bar: tqdm, outcome: VideoOutcome, outcomes: Iterable[VideoOutcome], started: float, report_failures: bool) -> None:
+    """Advance a run's progress bar by one finished video: frames/s and failures so far, and its failure line.
+
+    Args:
+        outcomes: every outcome of the run so far, ``outcome`` included. started: the run's start (perf_counter).
+        report_failures: print ``failed: SOURCE: REASON`` (the recorded, absolute source) for a failed video.
+    """
+    if outcome.status == "failed" and report_failures:
+        bar.write(f"failed: {outcome.source}: {outcome.error}")
+    outcomes = list(outcomes)
+    frames = sum(o.frames for o in outcomes)
+    failed = sum(o.status == "failed" for o in outcomes)
+    bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed, refresh=False)
+    bar.update()
+
+
 def extract_videos(
     inputs: Iterable[VideoInput],
     out: str,
@@ -105,7 +121,6 @@ def extract_videos(
     done = writer.completed()
     outcomes = [VideoOutcome(v.video_id, absolute_source(v.source), "skipped") for v in inputs if v.video_id in done]
     todo = [v for v in inputs if v.video_id not in done]
-    frames = 0
     with IsolatedDecoder(extractor.preprocessing, settings.decode_timeout) as decoder, tqdm(
         total=len(todo), unit="video", disable=not progress, desc="extract"
     ) as bar:
@@ -114,9 +129,5 @@ def extract_videos(
             outcome = store_decoded(extractor, writer, video, decoded, video_started)
             video_started = time.perf_counter()
             outcomes.append(outcome)
-            frames += outcome.frames
-            if outcome.status == "failed" and report_failures:
-                bar.write(f"failed: {video.source}: {outcome.error}")
-            bar.update()
-            bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=sum(o.status == "failed" for o in outcomes))
+            show_outcome(bar, outcome, outcomes, started, report_failures)
     return RunSummary(outcomes, time.perf_counter() - started, store_size_bytes(out, settings.storage_options))

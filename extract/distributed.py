@@ -43,7 +43,7 @@ import torch
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
-from .batch import RunSummary, VideoOutcome, store_decoded
+from .batch import RunSummary, VideoOutcome, show_outcome, store_decoded
 from .decode import DecodedVideo, DecodeError, decode_video
 from .extractor import ExtractionSettings, Extractor, absolute_source, warn
 from .ids import VideoInput, is_url, video_key
@@ -250,18 +250,12 @@ def extract_on_dask(
         extract_video_task, todo, out=out, settings=settings, torch_threads=threads, key=_task_keys(todo), retries=RETRIES
     )
     videos = {future.key: video for future, video in zip(futures, todo)}
-    frames = 0
     try:
         with tqdm(total=len(todo), unit="video", disable=not progress, desc="extract (dask)") as bar:
             for future in as_completed(futures):
                 outcome = _collect(future, videos[future.key], writer)
                 outcomes[outcome.video_id] = outcome
-                frames += outcome.frames
-                if outcome.status == "failed" and report_failures:
-                    bar.write(f"failed: {outcome.source}: {outcome.error}")
-                failed = sum(o.status == "failed" for o in outcomes.values())
-                bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed, refresh=False)
-                bar.update()
+                show_outcome(bar, outcome, outcomes.values(), started, report_failures)
     finally:
         client.cancel(futures)  # after Ctrl-C or a store error nothing keeps running for this run
     ordered = [outcomes[v.video_id] for v in inputs]
