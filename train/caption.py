@@ -27,6 +27,7 @@ from astar.extract import (
     ExtractionSettings, Extractor, VideoInput, decode_video, extract_videos, open_store,
 )
 
+from .evaluate import weights_line
 from .figures import WordAttention, caption_words, save_attention_figure
 from .loader import collate_videos
 from .model import CaptionAttention
@@ -68,10 +69,6 @@ class VideoCaption:
         return record
 
 
-def _weights_words(recorded: dict[str, Any]) -> str:
-    return f"C3D weights {recorded.get('weights')} (sha256 {str(recorded.get('sha256'))[:12]}…)"
-
-
 def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str = "cpu") -> tuple[ExtractionSettings, Extractor]:
     """Extraction settings and a built C3D that reproduce the run's training features.
 
@@ -93,7 +90,7 @@ def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str =
             f"{recorded.get('seed')}), so features from other weights mean nothing to it; leave out --weights"
         )
     if not random_init and weights is None:
-        raise CaptionError(f"{run.run_dir} was trained on features from {_weights_words(recorded)}; "
+        raise CaptionError(f"{run.run_dir} was trained on features from {weights_line(run.store_attrs)}; "
                            "pass --weights with that file")
     preprocessing = run.store_attrs.get("preprocessing", {}).get("name")
     settings = ExtractionSettings(weights=weights, preprocess=preprocessing, device=device,
@@ -101,7 +98,7 @@ def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str =
     extractor = Extractor.build(settings)
     if not random_init and extractor.weights.sha256 != recorded.get("sha256"):
         raise CaptionError(
-            f"{weights}: sha256 {str(extractor.weights.sha256)[:12]}… is not the run's {_weights_words(recorded)}; "
+            f"{weights}: sha256 {str(extractor.weights.sha256)[:12]}… is not the run's {weights_line(run.store_attrs)}; "
             "pass the file its store was extracted with"
         )
     differences = run.identity_differences(extractor.identity())
@@ -163,14 +160,17 @@ def caption_videos(
 
 
 class _FigureNames:
-    """``<stem>.png`` in a folder, numbered when two videos share a stem."""
+    """``<stem>.png`` in a folder, ``<stem>-2.png``, ``-3`` … when the name is taken (a.mp4, a-2.mp4, a.mkv)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.used = Path(folder), set()
 
     def next(self, video: str) -> Path:
         stem = Path(video).stem
-        name = stem if stem not in self.used else f"{stem}-{len(self.used)}"
+        name, number = stem, 1
+        while name in self.used:
+            number += 1
+            name = f"{stem}-{number}"
         self.used.add(name)
         return self.folder / f"{name}.png"
 

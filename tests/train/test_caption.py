@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from astar.extract import EXIT_SOME_FAILED, random_init
+from astar.train.caption import _FigureNames
 from astar.train.cli import caption_command
 from astar.train.figures import MAX_COLUMNS
 from astar.train.trainer import train
@@ -140,3 +141,9 @@ def test_the_weights_the_run_recorded_are_accepted(trained_run, videos, weights_
     result = run_cli(run, videos[0], "--weights", path)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"{videos[0]}: ") and "RANDOM-INIT" not in result.output
+
+
+def test_attention_figure_names_never_overwrite_one_another(tmp_path):
+    names = _FigureNames(tmp_path)
+    paths = [names.next(video) for video in ("x/a.mp4", "a-2.mp4", "y/a.mkv", "b.webm")]
+    assert [path.name for path in paths] == ["a.png", "a-2.png", "a-3.png", "b.png"]
