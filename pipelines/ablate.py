@@ -29,7 +29,7 @@ from astar.extract import KeyValue, StoreError
 from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
 from astar.train import (
     DATASETS, DEFAULT_BEAM_SIZE, PRESETS, SCORES_FILE, SPLITS, TABLE_METRICS, AnnotationError, CheckpointError, EvalError,
-    EvalOptions, RunError, TrainConfig, TrainingError, evaluate, read_run_config, train_resumably,
+    EvalOptions, RunError, TrainConfig, TrainingError, evaluate, read_run_config, saved_run_differences, train_resumably,
 )
 
 RESULTS_JSON = "results.json"
@@ -99,7 +99,7 @@ def say(message: str) -> None:
 
 
 def finished_scores(settings: AblationSettings, row: TableRow) -> dict[str, float] | None:
-    """The row's corpus scores if it was trained for these epochs and evaluated on this split and beam size."""
+    """The row's corpus scores if it was trained with these settings and epochs and evaluated on this split and beam size."""
     path = settings.run_dir(row) / f"eval-{settings.split}" / SCORES_FILE
     if not path.is_file():
         return None
@@ -108,8 +108,8 @@ def finished_scores(settings: AblationSettings, row: TableRow) -> dict[str, floa
     if (done.get("split"), done.get("beam_size")) != (settings.split, settings.beam_size):
         return None
     trained, _ = read_run_config(settings.run_dir(row))
-    if trained.epochs != settings.epochs:
-        return None
+    if trained.epochs != settings.epochs or saved_run_differences(settings.train_config(row)):
+        return None  # run_row resumes it, or refuses a run made with other settings
     return {key: value for key, value in document["metrics"].items() if value is not None}
 
 

@@ -18,7 +18,7 @@ from .scoring import SCORES_FILE, CaptionScores, score_captions, write_scores
 from .search import DEFAULT_BEAM_SIZE, SearchResult, beam_search
 from .settings import PRESETS, TrainConfig
 from .text import Vocabulary, build_vocabulary, normalize, tokenize
-from .trainer import TrainingError, TrainResult, resume_config, train, train_resumably
+from .trainer import TrainingError, TrainResult, resume_config, saved_run_differences, train, train_resumably
 from .word2vec import load_word2vec
 
 __all__ = [
@@ -29,5 +29,5 @@ __all__ = [
     "WordAttention", "attention_figure", "beam_search", "build_vocabulary", "caption_videos", "caption_words",
     "collate_videos", "evaluate", "format_scores", "load_annotations", "load_run", "load_word2vec", "make_loader",
     "match_store", "normalize", "prepare_extraction", "read_run_config", "resume_config", "save_attention_figure",
-    "score_captions", "tokenize", "train", "train_resumably", "weights_line", "write_scores",
+    "saved_run_differences", "score_captions", "tokenize", "train", "train_resumably", "weights_line", "write_scores",
 ]

@@ -132,7 +132,7 @@ def feature_rms(reader: FeatureReader, video_ids: Sequence[str], limit: int = 64
     chosen = [chosen[index] for index in np.linspace(0, len(chosen) - 1, min(limit, len(chosen))).round().astype(int)]
     squares: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for video_id in dict.fromkeys(chosen):
+    for video_id in chosen:
         layers, fc7 = reader.read(video_id)
         for name, values in {**layers, "fc7": fc7}.items():
             values = np.asarray(values, dtype=np.float64)

@@ -583,6 +583,19 @@ def train(config: TrainConfig) -> TrainResult:
                        progress.best_epoch, progress.history)
 
 
+def saved_run_differences(config: TrainConfig) -> list[str]:
+    """Settings of the run saved in ``config.out`` that ``config`` changes, beyond ``RESUME_OVERRIDES``.
+
+    Empty when the folder holds no run. The run saved its paths absolute; changed
+    captions are caught on resume by its data fingerprint, so ``annotations`` is not compared.
+    """
+    paths = RunPaths(Path(config.out))
+    if not paths.config.is_file():
+        return []
+    saved, _ = read_run_config(paths.root)
+    return saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
+
+
 def train_resumably(config: TrainConfig) -> TrainResult:
     """Train ``config`` into ``config.out``, continuing the run there if one was started.
 
@@ -595,9 +608,7 @@ def train_resumably(config: TrainConfig) -> TrainResult:
     """
     paths = RunPaths(Path(config.out))
     if paths.checkpoint("last").is_file():
-        saved, _ = read_run_config(paths.root)
-        # The run saved its paths absolute; changed captions are caught on resume by its data fingerprint.
-        changed = saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
+        changed = saved_run_differences(config)
         if changed:
             raise TrainingError(f"{paths.root}: trained with other {', '.join(changed)}; "
                                 "choose another --out for these settings")

@@ -81,6 +81,15 @@ def test_a_second_invocation_skips_finished_rows(store, first):
     assert checkpoint.stat().st_mtime_ns == before
 
 
+def test_a_finished_row_made_with_other_settings_is_refused_not_reported(store, first):
+    _, out = first
+    other = [*TINY[:4], "--batch-size", "4", *TINY[6:]]
+    result = CliRunner().invoke(main, [str(store[0]), "--dataset", "csv", "--annotations", str(store[1]),
+                                       "--rows", "fc7", "--out", str(out), *other])
+    assert result.exit_code == 1 and "skipped" not in result.stderr
+    assert "trained with other batch_size" in result.output and "Traceback" not in result.output
+
+
 def test_a_half_trained_row_resumes_from_its_last_checkpoint(store, tmp_path):
     out = tmp_path / "ablation"
     config = TrainConfig(store=str(store[0]), dataset="csv", annotations=str(store[1]), out=str(out / "pool4"),
