@@ -20,7 +20,6 @@ frame rate and size, preprocessing and C3D weights); another one is refused.
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from astar.extract import FeatureStore, open_store
 from .datasets import MatchReport, load_annotations, match_store, references_by_video
 from .loader import DEFAULT_LOADER_WORKERS, BucketBatchSampler, CaptionBatches, make_loader
 from .run import LoadedRun, load_run
-from .scoring import METRICS, SCORES_FILE, CaptionScores, score_captions, write_scores
+from .scoring import METRICS, CaptionScores, score_captions, write_scores
 from .search import DEFAULT_BEAM_SIZE
 from .trainer import decode_captions, resolve_device
 
@@ -178,10 +177,7 @@ def evaluate(run_dir: str | Path, options: EvalOptions = EvalOptions()) -> EvalR
                                beam_size=options.beam_size, length_penalty=options.length_penalty)
     scores = score_captions({video_id: captions[video_id] for video_id in references}, references, METRICS)
     out_dir = Path(options.out) if options.out else run.run_dir / f"eval-{options.split}"
-    write_scores(scores, out_dir)
-    scores_path = out_dir / SCORES_FILE
-    document = json.loads(scores_path.read_text(encoding="utf-8"))
-    scores_path.write_text(json.dumps({**document, "evaluation": settings}, indent=2) + "\n", encoding="utf-8")
+    write_scores(scores, out_dir, {"evaluation": settings})
     return EvalResult(scores, out_dir, report, store.attrs, settings)
 
 

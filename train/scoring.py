@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pycocoevalcap.bleu.bleu import Bleu
@@ -329,11 +330,12 @@ def score_captions(
     )
 
 
-def write_scores(scores: CaptionScores, out_dir: Path) -> tuple[Path, Path]:
+def write_scores(scores: CaptionScores, out_dir: Path, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``scores.json`` and ``per_video.csv`` into ``out_dir``; return their paths.
 
     ``scores.json`` holds ``metrics`` (corpus scores, ``null`` for missing ones),
-    ``tokenizer``, ``n_videos`` and ``warnings``. ``per_video.csv`` is
+    ``tokenizer``, ``n_videos``, ``warnings`` and the entries of ``extra`` (``astar-eval``
+    adds ``evaluation``, the settings it captioned with). ``per_video.csv`` is
     ``scores.per_video`` (columns ``video_id, caption, references, <metrics…>``).
     """
     out_dir = Path(out_dir)
@@ -345,6 +347,7 @@ def write_scores(scores: CaptionScores, out_dir: Path) -> tuple[Path, Path]:
         "tokenizer": scores.tokenizer,
         "n_videos": len(scores.per_video),
         "warnings": scores.warnings,
+        **(extra or {}),
     }
     scores_path = out_dir / SCORES_FILE
     scores_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
