@@ -28,8 +28,9 @@ import click
 from astar.extract import KeyValue, StoreError
 from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
 from astar.train import (
-    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, SCORES_FILE, SPLITS, TABLE_METRICS, AnnotationError, CheckpointError, EvalError,
-    EvalOptions, RunError, TrainConfig, TrainingError, evaluate, read_run_config, saved_run_differences, train_resumably,
+    DATASETS, DEFAULT_BEAM_SIZE, DEVICES, PRESETS, SCORES_FILE, SPLITS, TABLE_METRICS, AnnotationError, CheckpointError,
+    EvalError, EvalOptions, RunError, TrainConfig, TrainingError, evaluate, read_run_config, saved_run_differences,
+    train_resumably,
 )
 
 RESULTS_JSON = "results.json"
@@ -202,7 +203,7 @@ half-trained row continues from its last checkpoint.
 @click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.batch_size, show_default=True, help="Video-caption pairs per step.")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Split every row is scored on.")
 @click.option("--beam-size", type=click.IntRange(min=1), default=DEFAULT_BEAM_SIZE, show_default=True, help="Beam search width for the scored captions.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TRAIN_DEFAULTS.device, show_default=True, help="auto picks CUDA when present.")
+@click.option("--device", type=click.Choice(DEVICES), default=TRAIN_DEFAULTS.device, show_default=True, help="auto picks CUDA when present.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=TRAIN_DEFAULTS.loader_workers, show_default=True, help="Processes reading features from the store.")
 @click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option of a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")

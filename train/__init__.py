@@ -16,18 +16,19 @@ from .model import ASTAR, CaptionAttention
 from .run import LoadedRun, RunError, load_run, read_run_config
 from .scoring import SCORES_FILE, CaptionScores, score_captions, write_scores
 from .search import DEFAULT_BEAM_SIZE, SearchResult, beam_search
-from .settings import PRESETS, TrainConfig
+from .settings import DEVICES, PRESETS, TrainConfig
 from .text import Vocabulary, build_vocabulary, normalize, tokenize
 from .trainer import TrainingError, TrainResult, resume_config, saved_run_differences, train, train_resumably
 from .word2vec import load_word2vec
 
 __all__ = [
     "ASTAR", "AnnotationError", "BucketBatchSampler", "Caption", "CaptionAttention", "CaptionBatches", "CaptionError",
-    "CaptionScores", "CheckpointError", "DATASETS", "DEFAULT_BEAM_SIZE", "EvalError", "EvalOptions", "EvalResult",
-    "FeatureReader", "LoadedRun", "ModelConfig", "PRESETS", "RunError", "SCORES_FILE", "SPLITS", "SearchResult",
-    "TABLE_METRICS", "TrainConfig", "TrainResult", "TrainingError", "VideoBatch", "VideoCaption", "Vocabulary",
-    "WordAttention", "attention_figure", "beam_search", "build_vocabulary", "caption_videos", "caption_words",
-    "collate_videos", "evaluate", "format_scores", "load_annotations", "load_run", "load_word2vec", "make_loader",
-    "match_store", "normalize", "prepare_extraction", "read_run_config", "resume_config", "save_attention_figure",
-    "saved_run_differences", "score_captions", "tokenize", "train", "train_resumably", "weights_line", "write_scores",
+    "CaptionScores", "CheckpointError", "DATASETS", "DEFAULT_BEAM_SIZE", "DEVICES", "EvalError", "EvalOptions",
+    "EvalResult", "FeatureReader", "LoadedRun", "ModelConfig", "PRESETS", "RunError", "SCORES_FILE", "SPLITS",
+    "SearchResult", "TABLE_METRICS", "TrainConfig", "TrainResult", "TrainingError", "VideoBatch", "VideoCaption",
+    "Vocabulary", "WordAttention", "attention_figure", "beam_search", "build_vocabulary", "caption_videos",
+    "caption_words", "collate_videos", "evaluate", "format_scores", "load_annotations", "load_run", "load_word2vec",
+    "make_loader", "match_store", "normalize", "prepare_extraction", "read_run_config", "resume_config",
+    "save_attention_figure", "saved_run_differences", "score_captions", "tokenize", "train", "train_resumably",
+    "weights_line", "write_scores",
 ]

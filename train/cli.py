@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConf
 EXIT_INTERRUPTED = 130
 """Exit code when Ctrl-C or SIGTERM stopped training (``last.pt`` is saved; ``--resume`` continues)."""
 
+RUN_ERRORS = (RunError, CheckpointError, StoreError, AnnotationError, TrainingError)
+"""Errors a user causes with a run, store or annotations; each is one line."""
+
 TRAIN_EPILOG = f"""\b
 Examples:
   astar-train feats.zarr --dataset msvd --annotations data/msvd/
@@ -117,7 +120,7 @@ def train_command(ctx: click.Context, **values: Any) -> None:
         raise click.ClickException(str(error)) from None
     try:
         result = train(config)
-    except (StoreError, AnnotationError, TrainingError, RunError, CheckpointError) as error:
+    except RUN_ERRORS as error:
         raise click.ClickException(str(error)) from None
     except torch.OutOfMemoryError:
         raise click.ClickException(
@@ -148,10 +151,6 @@ def _resume_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:
 
 # ---------------------------------------------------------------------------
 # astar-eval, astar-caption
-
-RUN_ERRORS = (RunError, CheckpointError, StoreError, AnnotationError, TrainingError)
-"""Errors a user causes with a run, store or annotations; each is one line."""
-
 
 def _warn_random_init(store_attrs: dict[str, Any], run_dir: Path) -> None:
     if store_attrs.get("model", {}).get("random_init"):

@@ -16,15 +16,16 @@ Presets (``--preset``):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from .batch import LAYER_NAMES
-from .config import ModelConfig
+from .config import ModelConfig, Variant
 from .datasets import DATASETS
+from .loader import DEFAULT_LOADER_WORKERS
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
 
 PRESETS = ("paper", "small")
-VARIANTS = ("astar", "fc7", "single", "mlp", "maxpool", "avgpool", "hypercolumn")
+VARIANTS: tuple[str, ...] = get_args(Variant)
 STOPPING_METRICS = ("METEOR", "CIDEr", "loss")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -103,7 +104,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
-    loader_workers: int = 2
+    loader_workers: int = DEFAULT_LOADER_WORKERS
     checkpoint_every: int = 1000
     max_steps: int | None = None
     storage_options: dict[str, str] = field(default_factory=dict)
