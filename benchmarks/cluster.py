@@ -62,10 +62,11 @@ def marginal_rate(run: Callable[[list[VideoInput], str], RunSummary], videos: li
     return (len(videos) - 1) / (timings[1] - timings[0]), timings[1]
 
 
-def warm_up(client: Client, videos: list[VideoInput], scratch: Path, torch_threads: int) -> None:
+def warm_up(client: Client, videos: list[VideoInput], scratch: Path, torch_threads: int, extractor: Extractor) -> None:
     """Every worker loads C3D and starts its decoder on throwaway work (two tasks per worker)."""
     workers = len(client.scheduler_info()["workers"])
-    extract_on_dask(client, videos[: 2 * workers], str(scratch / "warm-up.zarr"), SETTINGS, progress=False, torch_threads=torch_threads)
+    extract_on_dask(client, videos[: 2 * workers], str(scratch / "warm-up.zarr"), SETTINGS, progress=False,
+                    extractor=extractor, torch_threads=torch_threads)
 
 
 def _noop() -> None:
@@ -97,15 +98,21 @@ def task_gaps(stream: list[dict]) -> tuple[list[float], list[float]]:
     return computes, gaps
 
 
-def cluster_rate(workers: int, videos: list[VideoInput], scratch: Path, torch_threads: int) -> tuple[float, dict]:
-    """Warm marginal videos/s of a local cluster, with its start-up time, task times and scheduler overhead."""
+def cluster_rate(
+    workers: int, videos: list[VideoInput], scratch: Path, torch_threads: int, extractor: Extractor
+) -> tuple[float, dict]:
+    """Warm marginal videos/s of a local cluster, with its start-up time, task times and scheduler overhead.
+
+    ``extractor`` gives the driver the store's identity, so no timed run builds a C3D in this process.
+    """
     started = time.perf_counter()
     with dask_client(workers=workers) as client:
-        warm_up(client, videos, scratch, torch_threads)
+        warm_up(client, videos, scratch, torch_threads, extractor)
         startup = time.perf_counter() - started
 
         def run(batch: list[VideoInput], out: str) -> RunSummary:
-            return extract_on_dask(client, batch, out, SETTINGS, progress=False, torch_threads=torch_threads)
+            return extract_on_dask(client, batch, out, SETTINGS, progress=False, extractor=extractor,
+                                   torch_threads=torch_threads)
 
         with get_task_stream(client) as stream:
             rate, wall = marginal_rate(run, videos, scratch)
@@ -132,8 +139,8 @@ def main() -> None:
         in_process, in_process_wall = marginal_rate(
             lambda batch, out: extract_videos(batch, out, SETTINGS, progress=False, extractor=extractor), videos, scratch
         )
-        one, one_details = cluster_rate(1, videos, scratch, torch_threads=1)
-        two, two_details = cluster_rate(2, videos, scratch, torch_threads=1)
+        one, one_details = cluster_rate(1, videos, scratch, torch_threads=1, extractor=extractor)
+        two, two_details = cluster_rate(2, videos, scratch, torch_threads=1, extractor=extractor)
 
     print(f"in-process ({cores} torch threads): {in_process:.3f} videos/s (N-video run {in_process_wall:.1f} s, model build {build:.1f} s)")
     for workers, rate, details in ((1, one, one_details), (2, two, two_details)):
