@@ -498,6 +498,12 @@ def _absolute(path: str | None) -> str | None:
     return path if path is None or "://" in path else str(Path(path).absolute())
 
 
+def _absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with its store, annotations and word2vec paths as a new run saves them (``_absolute``)."""
+    return replace(config, store=_absolute(config.store), annotations=_absolute(config.annotations),
+                   word2vec=_absolute(config.word2vec))
+
+
 def _prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
     """Check the run directory: resumable (with its vocabulary) or, for a new run, free.
 
@@ -522,8 +528,7 @@ def _prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig,
     if paths.root.exists() and any(paths.root.iterdir()):
         raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
                             "or choose another --out")
-    config = replace(config, out=_absolute(str(paths.root)), store=_absolute(config.store),
-                     annotations=_absolute(config.annotations), word2vec=_absolute(config.word2vec))
+    config = replace(_absolute_paths(config), out=_absolute(str(paths.root)))
     return config, RunPaths(Path(config.out)), None
 
 
@@ -586,14 +591,15 @@ def train(config: TrainConfig) -> TrainResult:
 def saved_run_differences(config: TrainConfig) -> list[str]:
     """Settings of the run saved in ``config.out`` that ``config`` changes, beyond ``RESUME_OVERRIDES``.
 
-    Empty when the folder holds no run. The run saved its paths absolute; changed
-    captions are caught on resume by its data fingerprint, so ``annotations`` is not compared.
+    Empty when the folder holds no run. Paths are compared as the run saved them
+    (absolute); changed captions are caught on resume by the run's data fingerprint, so
+    ``annotations`` is not compared.
     """
     paths = RunPaths(Path(config.out))
     if not paths.config.is_file():
         return []
     saved, _ = read_run_config(paths.root)
-    return saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
+    return saved.differences(_absolute_paths(config), ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
 
 
 def train_resumably(config: TrainConfig) -> TrainResult:

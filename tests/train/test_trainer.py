@@ -21,7 +21,7 @@ from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from astar.train.loader import CaptionBatches, feature_rms
 from astar.train.run import RunPaths, load_run, read_run_config
 from astar.train.text import Vocabulary
-from astar.train.trainer import TrainingError, caption_data, resume_config, train
+from astar.train.trainer import TrainingError, caption_data, resume_config, saved_run_differences, train
 
 
 def parameters(run_dir: Path, checkpoint: str = "last") -> dict[str, torch.Tensor]:
@@ -230,6 +230,15 @@ def test_word2vec_vectors_initialise_the_embedding(quick_config, tmp_path):
     for word, values in vectors.items():
         embedding = loaded.model.embedding.weight[loaded.vocabulary.id(word)]
         torch.testing.assert_close(embedding, torch.tensor(values), rtol=0, atol=1e-6)
+
+
+def test_a_run_is_the_same_run_whether_its_paths_are_given_relative_or_absolute(quick_config, tmp_path, monkeypatch):
+    (tmp_path / "vectors.txt").write_text("circle " + " ".join(["0.5"] * 32) + "\n")
+    monkeypatch.chdir(tmp_path)
+    config = quick_config(word2vec="vectors.txt", max_steps=1)
+    train(config)
+    assert saved_run_differences(config) == []  # the run saved word2vec as an absolute path
+    assert saved_run_differences(replace(config, word2vec=None)) == ["word2vec"]
 
 
 def test_meteor_without_java_is_refused_before_training(quick_config, monkeypatch):
