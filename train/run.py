@@ -134,6 +134,13 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, ModelConfig]:
     return config, model_config
 
 
+def read_vocabulary(paths: RunPaths) -> Vocabulary:
+    try:
+        return Vocabulary.load(paths.vocabulary)
+    except (OSError, ValueError) as error:
+        raise RunError(f"{paths.vocabulary}: unusable vocabulary ({error})") from None
+
+
 def read_store_attrs(paths: RunPaths) -> dict[str, Any]:
     try:
         return json.loads(paths.store_attrs.read_text(encoding="utf-8"))
@@ -209,10 +216,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     """
     paths = RunPaths(Path(run_dir))
     config, model_config = read_run_config(paths.root)
-    try:
-        vocabulary = Vocabulary.load(paths.vocabulary)
-    except (OSError, ValueError) as error:
-        raise RunError(f"{paths.vocabulary}: unusable vocabulary ({error})") from None
+    vocabulary = read_vocabulary(paths)
     if checkpoint == "best" and not paths.checkpoint("best").exists() and paths.checkpoint("last").exists():
         raise RunError(f"{paths.root}: no best checkpoint yet (no validation has run); load checkpoint 'last'")
     document = load_checkpoint(paths.checkpoint(checkpoint), map_location=device)

@@ -47,8 +47,8 @@ from .datasets import MatchReport, load_annotations, match_store, references_by_
 from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader
 from .model import ASTAR
 from .run import (
-    RunError, RunPaths, identity_differences, read_run_config, read_store_attrs, write_metrics, write_run_config,
-    write_text,
+    RunPaths, identity_differences, read_run_config, read_store_attrs, read_vocabulary, write_metrics,
+    write_run_config, write_text,
 )
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
 from .search import beam_search
@@ -519,11 +519,7 @@ def _prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig,
         differences = identity_differences(read_store_attrs(paths), store.attrs)
         if differences:
             raise TrainingError(f"{store.url}: extracted differently from the run's store ({'; '.join(differences)})")
-        try:
-            vocabulary = Vocabulary.load(paths.vocabulary)
-        except (OSError, ValueError) as error:
-            raise RunError(f"{paths.vocabulary}: unusable vocabulary ({error})") from None
-        return replace(config, out=str(paths.root)), paths, vocabulary
+        return replace(config, out=str(paths.root)), paths, read_vocabulary(paths)
     paths = RunPaths(Path(config.out) if config.out else default_run_dir(config))
     if paths.root.exists() and any(paths.root.iterdir()):
         raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
