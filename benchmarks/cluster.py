@@ -30,11 +30,11 @@ import torch
 from distributed import Client, get_task_stream
 
 from astar.extract import (
-    ExtractionSettings, Extractor, RunSummary, VideoInput, collect_inputs, dask_client, extract_on_dask, extract_videos,
+    ExtractionConfig, Extractor, RunSummary, VideoInput, collect_inputs, dask_client, extract_videos,
 )
 from astar.pipelines.synthetic import SyntheticClip, render_clip, write_video
 
-SETTINGS = ExtractionSettings(device="cpu", precision="fp32")
+SETTINGS = ExtractionConfig(device="cpu", precision="fp32")
 
 
 def write_clips(folder: Path, count: int, seconds: float) -> list[VideoInput]:
@@ -65,7 +65,7 @@ def marginal_rate(run: Callable[[list[VideoInput], str], RunSummary], videos: li
 def warm_up(client: Client, videos: list[VideoInput], scratch: Path, torch_threads: int, extractor: Extractor) -> None:
     """Every worker loads C3D and starts its decoder on throwaway work (two tasks per worker)."""
     workers = len(client.scheduler_info()["workers"])
-    extract_on_dask(client, videos[: 2 * workers], str(scratch / "warm-up.zarr"), SETTINGS, progress=False,
+    extract_videos(videos[: 2 * workers], str(scratch / "warm-up.zarr"), SETTINGS, client=client, progress=False,
                     extractor=extractor, torch_threads=torch_threads)
 
 
@@ -111,7 +111,7 @@ def cluster_rate(
         startup = time.perf_counter() - started
 
         def run(batch: list[VideoInput], out: str) -> RunSummary:
-            return extract_on_dask(client, batch, out, SETTINGS, progress=False, extractor=extractor,
+            return extract_videos(batch, out, SETTINGS, client=client, progress=False, extractor=extractor,
                                    torch_threads=torch_threads)
 
         with get_task_stream(client) as stream:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from astar.extract import LAYERS, ExtractionSettings, Extractor, PAPER, collect_inputs, decode_video, extract_videos, open_store
+from astar.extract import LAYERS, ExtractionConfig, Extractor, PAPER, collect_inputs, decode_video, extract_videos, open_store
 from astar.extract.c3d import CONV_LAYERS
 from astar.extract.features import extract_features
 
@@ -120,7 +120,7 @@ def main() -> None:
     lengths = (32, 64) if args.quick else (64, 256)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, C3D on {args.device}")
 
-    extractors = {p: Extractor.build(ExtractionSettings(device=args.device, precision=p)) for p in ("fp32", "bf16")}
+    extractors = {p: Extractor.build(ExtractionConfig(device=args.device, precision=p)) for p in ("fp32", "bf16")}
     extractor = extractors["fp32"]
     model, device = extractor.model, extractor.device
     peak = {"fp32": matmul_gflops(torch.float32, device), "bf16": matmul_gflops(torch.bfloat16, device)}

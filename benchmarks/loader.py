@@ -6,7 +6,7 @@ dataset would give), batches are drawn as the trainer draws them, and
 1. loader batches/s: ``--loader-workers`` processes reading and collating batches from
    Zarr, at the small preset's widths (what the CPU trainer reads) and at the paper's
    full widths (what a GPU run reads);
-2. trainer steps/s: ``trainer.train_step`` of the small preset on the CPU on batches
+2. trainer steps/s: ``trainer.optimizer_step`` of the small preset on the CPU on batches
    already in memory, so no I/O is counted;
 3. their ratio (target ≥ 5: training never waits for the store);
 4. the share of padded time steps in a batch, bucketed by length vs plainly shuffled.
@@ -25,12 +25,12 @@ import click
 import numpy as np
 import torch
 
-from astar.extract import ExtractionSettings, collect_inputs, extract_videos, open_store
+from astar.extract import ExtractionConfig, collect_inputs, extract_videos, open_store
 from astar.pipelines.synthetic import generate_dataset
-from astar.train.config import ModelConfig
+from astar.train.model_config import ModelConfig
 from astar.train.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader, padding_fraction
 from astar.train.model import ASTAR
-from astar.train.trainer import train_step
+from astar.train.trainer import optimizer_step
 
 VOCAB = 1_000
 CAPTION_WORDS = 9
@@ -73,10 +73,10 @@ def trainer_rate(dataset: CaptionBatches, config: ModelConfig, batch_size: int, 
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     sampler = BucketBatchSampler(dataset.lengths, batch_size)
     batches = [dataset[indices] for indices in itertools.islice(itertools.cycle(sampler.batches(0)), steps + 1)]
-    train_step(model, optimizer, scaler, batches[0], clip_norm=5.0)
+    optimizer_step(model, optimizer, scaler, batches[0], clip_norm=5.0)
     started = time.perf_counter()
     for batch in batches[1:]:
-        train_step(model, optimizer, scaler, batch, clip_norm=5.0)
+        optimizer_step(model, optimizer, scaler, batch, clip_norm=5.0)
     return steps / (time.perf_counter() - started)
 
 
@@ -89,7 +89,7 @@ def small_store(folder: Path) -> str:
     """Extract ``SMALL_CLIPS`` generated clips of varied length (random-init C3D) into a store."""
     generate_dataset(folder / "videos", n_videos=SMALL_CLIPS, duration_range_s=SMALL_DURATIONS_S)
     store = str(folder / "feats.zarr")
-    extract_videos(collect_inputs([str(folder / "videos")]), store, ExtractionSettings(device="cpu"), progress=False)
+    extract_videos(collect_inputs([str(folder / "videos")]), store, ExtractionConfig(device="cpu"), progress=False)
     return store
 
 

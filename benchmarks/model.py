@@ -14,8 +14,8 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from astar.train.batch import random_batch
-from astar.train.config import ModelConfig
+from astar.train.video_batch import random_batch
+from astar.train.model_config import ModelConfig
 from astar.train.model import ASTAR
 
 BATCH = 32

@@ -1,23 +1,33 @@
 """astar.extract: video → 2-fps frames → whole-video C3D → pool2…pool5 + fc7 in a Zarr store.
 
-The store's contract is storage_schema.md; ``open_store`` is how every other stage reads it.
+The store's contract is storage_schema.md; ``open_store`` is how every other stage
+reads it and ``extract_videos`` how every caller writes it. The command-line helpers
+(``clitools``), the error root (``AstarError``), devices and provenance wording live
+here too, at the bottom of the layering, so the training stage and the pipelines
+share them.
 """
-from .batch import EXIT_SOME_FAILED, RunSummary, VideoOutcome, extract_videos, store_decoded
 from .c3d import C3D, WeightsError, WeightsSpec, load_weights, random_init
+from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, KeyValue, say, storage_option
 from .decode import DecodedVideo, DecodeError, decode_video
-from .distributed import ClusterError, dask_client, extract_on_dask
-from .extractor import ExtractionSettings, Extractor, resolve_device
+from .devices import AUTOCAST_PRECISIONS, DEVICES, PRECISIONS, DeviceError, autocast_dtype, resolve_device
+from .distributed import ClusterError, dask_client
+from .errors import AstarError
+from .extraction import extract_videos
+from .extractor import ExtractionConfig, Extractor
 from .ids import VideoInput, collect_inputs, video_id_from_key, video_key
-from .params import KeyValue
+from .outcomes import RunSummary, VideoOutcome
 from .preprocessing import C3D_CAFFE, PAPER, PREPROCESSINGS, Preprocessing
+from .provenance import random_init_warning, weights_line
 from .schema import FC7_DIM, FPS, LAYERS, SCHEMA_VERSION, LayerSpec, padded_frame_count
 from .store import FeatureStore, StoreError, StoreWriter, open_store
 
 __all__ = [
-    "C3D", "C3D_CAFFE", "DecodeError", "DecodedVideo", "EXIT_SOME_FAILED", "ExtractionSettings", "Extractor",
-    "FC7_DIM", "FPS", "FeatureStore", "LAYERS", "LayerSpec", "PAPER", "PREPROCESSINGS", "Preprocessing", "RunSummary",
-    "SCHEMA_VERSION", "StoreError", "StoreWriter", "VideoInput", "VideoOutcome", "WeightsError", "WeightsSpec",
-    "collect_inputs", "decode_video", "extract_videos", "load_weights", "open_store", "padded_frame_count",
-    "random_init", "store_decoded", "video_id_from_key", "video_key",
-    "ClusterError", "KeyValue", "dask_client", "extract_on_dask", "resolve_device",
+    "AUTOCAST_PRECISIONS", "AstarError", "C3D", "C3D_CAFFE", "CONTEXT_SETTINGS", "ClusterError", "DEVICES",
+    "DecodeError", "DecodedVideo", "DeviceError", "EXIT_INTERRUPTED", "EXIT_SOME_FAILED", "ExtractionConfig",
+    "Extractor", "FC7_DIM", "FPS", "FeatureStore", "KeyValue", "LAYERS", "LayerSpec", "PAPER", "PRECISIONS",
+    "PREPROCESSINGS", "Preprocessing", "RunSummary", "SCHEMA_VERSION", "StoreError", "StoreWriter", "VideoInput",
+    "VideoOutcome", "WeightsError", "WeightsSpec", "autocast_dtype", "collect_inputs", "dask_client",
+    "decode_video", "extract_videos", "load_weights", "open_store", "padded_frame_count", "random_init",
+    "random_init_warning", "resolve_device", "say", "storage_option", "video_id_from_key", "video_key",
+    "weights_line",
 ]

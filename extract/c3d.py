@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import AstarError
 from .preprocessing import C3D_CAFFE, PAPER, Preprocessing
 from .schema import FC7_DIM
 
@@ -45,7 +46,7 @@ CLASSIFIER_KEYS = ("fc8.weight", "fc8.bias")
 """The Sports-1M classifier: loaded when present, never used for features."""
 
 
-class WeightsError(Exception):
+class WeightsError(AstarError):
     """A weights file that cannot be used; the message says which file and why."""
 
 
@@ -265,6 +266,6 @@ def _normalise_state(checkpoint: object, path: Path) -> tuple[dict[str, torch.Te
     return dict(checkpoint), "c3d.pickle"
 
 
-def build_extractor(weights: str | Path | None, seed: int = 0) -> tuple[C3D, WeightsSpec]:
+def build_c3d(weights: str | Path | None, seed: int = 0) -> tuple[C3D, WeightsSpec]:
     """The C3D to extract with: loaded from ``weights``, or random-init when None."""
     return load_weights(weights) if weights is not None else random_init(seed)

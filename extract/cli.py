@@ -5,15 +5,16 @@ import sys
 
 import click
 
-from .batch import EXIT_SOME_FAILED, extract_videos
-from .c3d import WeightsError
-from .distributed import ClusterError, dask_client, extract_on_dask
-from .extractor import ExtractionSettings, Extractor
-from .features import PRECISIONS
+from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, storage_option
+from .devices import DEVICES, PRECISIONS
+from .distributed import dask_client
+from .errors import AstarError
+from .extraction import extract_videos
+from .extractor import ExtractionConfig, Extractor
+from .features import MAX_FRAMES_PER_PASS
 from .ids import collect_inputs
-from .params import KeyValue
 from .preprocessing import PREPROCESSINGS
-from .store import StoreError
+from .provenance import random_init_warning
 
 EPILOG = f"""\b
 Examples:
@@ -30,18 +31,18 @@ store's failures table; re-running retries them); 1 an error stopped the run
 """
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, help="Feature store to create or add to (path or fsspec URL such as s3://bucket/feats.zarr).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="C3D Sports-1M weights: the PyTorch c3d.pickle state dict or an mmaction2 C3D checkpoint. Default: random-init (said loudly everywhere).")
 @click.option("--preprocess", type=click.Choice(sorted(PREPROCESSINGS)), help="paper: resize to 112×112 RGB (Section 4.2). c3d: Caffe recipe (128×171, BGR, Sports-1M mean, centre crop 112). Default: what the weights expect (c3d for c3d.pickle, paper for random-init).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where C3D runs; auto picks CUDA when present.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where C3D runs; auto picks CUDA when present.")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
 @click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming (deletes what it holds).")
 @click.option("--decode-timeout", type=click.FloatRange(min=1), default=600, show_default=True, help="Seconds one video may take to decode before it is recorded as failed.")
-@click.option("--max-frames-per-pass", type=click.IntRange(min=112), default=256, show_default=True, help="Longer videos go through C3D in overlapping tiles (identical result, bounded memory).")
+@click.option("--max-frames-per-pass", type=click.IntRange(min=112), default=MAX_FRAMES_PER_PASS, show_default=True, help="Longer videos go through C3D in overlapping tiles (identical result, bounded memory).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random-init weights.")
-@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@storage_option()
 @click.option("--workers", type=click.IntRange(min=1), help="Run on a local Dask cluster of this many worker processes (one thread each) instead of in this process.")
 @click.option("--scheduler", metavar="ADDRESS_OR_FILE", help="Run on an existing Dask cluster: scheduler address (tcp://host:8786) or scheduler file. Workers must see the inputs, weights and store.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -79,7 +80,7 @@ def main(
         raise click.ClickException(f"cannot read inputs: {error}") from None
     if not videos:
         raise click.UsageError(f"no videos found in {', '.join(inputs)}")
-    settings = ExtractionSettings(
+    settings = ExtractionConfig(
         weights=weights,
         preprocess=preprocess,
         device=device,
@@ -91,7 +92,7 @@ def main(
     )
     try:
         extractor = Extractor.build(settings)
-    except (WeightsError, ValueError) as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     click.echo(extractor.banner(), err=True)
     click.echo(
@@ -103,17 +104,19 @@ def main(
         if workers or scheduler:
             with dask_client(workers, scheduler) as client:
                 click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
-                summary = extract_on_dask(client, videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor)
+                summary = extract_videos(videos, out, settings, client=client, overwrite=overwrite,
+                                         progress=not quiet, extractor=extractor)
         else:
             summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor)
-    except (StoreError, ClusterError) as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: completed videos are kept; re-run the same command to resume", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     click.echo(summary.line())
-    if extractor.weights.is_random:
-        click.echo("note: these features come from RANDOM-INIT C3D weights", err=True)
+    warning = random_init_warning(extractor.weights.describe())
+    if warning:
+        click.echo(warning, err=True)
     sys.exit(summary.exit_code)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .errors import AstarError
 from .preprocessing import Preprocessing
 from .schema import FPS
 
@@ -26,7 +27,7 @@ TRUNCATION_TOLERANCE_S = 1.0
 """Decoded duration may fall this far (plus 10 %) short of the declared one before the file counts as truncated."""
 
 
-class DecodeError(Exception):
+class DecodeError(AstarError):
     """A video that cannot be decoded; the message is one line saying why."""
 
 

@@ -1,7 +1,7 @@
-"""Extract a batch of videos on a Dask cluster: one task per video, features written by the workers.
+"""The Dask executor of an ``ExtractionPlan``: one task per video, features written by the workers.
 
-The driver (``extract_on_dask``) creates or checks the store, submits one task per
-video that is not yet done, and collects small ``VideoOutcome`` records; the
+The driver (``run_on_dask``) submits one task per video the plan left to do and
+collects small ``VideoOutcome`` records; the
 scheduler never sees a feature tensor. A task (``extract_video_task``) runs in a
 worker process: it builds the ``Extractor`` once per process (cached by settings),
 decodes the video, runs C3D and writes the video with the store's crash-safe order
@@ -32,9 +32,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import dask
@@ -43,18 +43,21 @@ import torch
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
-from .batch import RunSummary, VideoOutcome, show_outcome, store_decoded
 from .decode import DecodedVideo, DecodeError, decode_video
-from .extractor import ExtractionSettings, Extractor, absolute_source, warn
-from .ids import VideoInput, is_url, video_key
+from .clitools import say
+from .extractor import ExtractionConfig, Extractor
+from .errors import AstarError
+from .ids import VideoInput, video_key
 from .isolate import IsolatedDecoder
-from .store import MANIFEST, VIDEOS, StoreWriter, store_size_bytes
+from .outcomes import VideoOutcome, show_outcome, store_decoded
+from .plan import ExtractionPlan
+from .store import MANIFEST, VIDEOS, StoreWriter
 
 RETRIES = 2
 """Reruns of a task that raised (a transient store error); worker deaths are counted by the scheduler."""
 
 
-class ClusterError(Exception):
+class ClusterError(AstarError):
     """A Dask scheduler that cannot be reached; the message names it and says why."""
 
 
@@ -63,11 +66,11 @@ _cached: tuple[str, Extractor] | None = None
 _thread = threading.local()
 
 
-def _settings_key(settings: ExtractionSettings) -> str:
+def _settings_key(settings: ExtractionConfig) -> str:
     return repr(sorted(asdict(settings).items()))
 
 
-def worker_extractor(settings: ExtractionSettings) -> Extractor:
+def worker_extractor(settings: ExtractionConfig) -> Extractor:
     """The ``Extractor`` for ``settings`` in this process, built on first use (C3D loads once per worker)."""
     global _cached
     key = _settings_key(settings)
@@ -78,7 +81,7 @@ def worker_extractor(settings: ExtractionSettings) -> Extractor:
         return _cached[1]
 
 
-def _thread_decoder(settings: ExtractionSettings, extractor: Extractor) -> IsolatedDecoder:
+def _thread_decoder(settings: ExtractionConfig, extractor: Extractor) -> IsolatedDecoder:
     """This worker thread's decoder child, started on first use and kept for the next videos."""
     key = (extractor.preprocessing.name, settings.decode_timeout)
     if getattr(_thread, "key", None) != key:
@@ -89,7 +92,7 @@ def _thread_decoder(settings: ExtractionSettings, extractor: Extractor) -> Isola
     return _thread.decoder
 
 
-def decode_in_worker(video: VideoInput, settings: ExtractionSettings, extractor: Extractor) -> DecodedVideo | DecodeError:
+def decode_in_worker(video: VideoInput, settings: ExtractionConfig, extractor: Extractor) -> DecodedVideo | DecodeError:
     """Decode one video in a child of this worker, or in the worker when it is daemonic (see the module note)."""
     if multiprocessing.current_process().daemon:
         try:
@@ -100,7 +103,7 @@ def decode_in_worker(video: VideoInput, settings: ExtractionSettings, extractor:
     return decoded
 
 
-def extract_video_task(video: VideoInput, out: str, settings: ExtractionSettings, torch_threads: int | None) -> VideoOutcome:
+def extract_video_task(video: VideoInput, out: str, settings: ExtractionConfig, torch_threads: int | None) -> VideoOutcome:
     """Extract one video into the store at ``out`` on a worker; returns only its outcome record.
 
     The driver submits only videos that were not complete when the run began, so a
@@ -207,65 +210,43 @@ def _collect(future: Future, video: VideoInput, writer: StoreWriter) -> VideoOut
         return VideoOutcome(video.video_id, video.source, "failed", error=error)
 
 
-def extract_on_dask(
-    client: Client,
-    inputs: Iterable[VideoInput],
-    out: str,
-    settings: ExtractionSettings = ExtractionSettings(),
-    overwrite: bool = False,
-    progress: bool = True,
-    extractor: Extractor | None = None,
+def run_on_dask(
+    plan: ExtractionPlan, client: Client, bar: tqdm, started: float, report_failures: bool,
     torch_threads: int | None = None,
-    report_failures: bool = True,
-) -> RunSummary:
-    """``extract_videos`` on a Dask cluster: same store, same outcomes, one task per video.
+) -> Iterator[VideoOutcome]:
+    """The Dask executor of ``plan``: one task per video of ``plan.todo``, outcomes yielded as tasks finish.
 
     Args:
         client: a connected ``distributed.Client``; workers must see the inputs,
             the weights file and the store at the same paths or URLs.
-        extractor: this run's extractor, used here only for the store's identity
-            (built from ``settings`` when None). Its precision is what every worker
-            computes in, so GPU workers driven from a machine without one run the
-            CPU default (fp32) unless ``settings.precision`` says otherwise (bf16).
         torch_threads: intra-op threads per task; None gives ``torch_threads_per_task``.
-        report_failures: print a ``failed: SOURCE: REASON`` line as each failure arrives.
 
     Raises:
-        StoreError: the store cannot be created or written (also when raised on a worker).
+        StoreError: the store cannot be written (also when raised on a worker).
     """
-    started = time.perf_counter()
-    identity = (extractor or Extractor.build(settings)).identity()
-    writer = StoreWriter(out, identity, settings.storage_options, overwrite=overwrite)
-    # Each worker resolves device "auto" for itself; the precision the store records must not follow it.
-    settings = replace(settings, precision=identity["precision"])
-    if settings.weights and not is_url(settings.weights):
-        settings = replace(settings, weights=str(Path(settings.weights).resolve()))
-    inputs = [VideoInput(v.video_id, absolute_source(v.source)) for v in inputs]
-    done = writer.completed()
-    outcomes = {v.video_id: VideoOutcome(v.video_id, v.source, "skipped") for v in inputs if v.video_id in done}
-    todo = [v for v in inputs if v.video_id not in done]
+    todo = plan.todo
     threads = torch_threads or torch_threads_per_task(client)
     warn_if_daemonic(client)
     futures = client.map(
-        extract_video_task, todo, out=out, settings=settings, torch_threads=threads, key=_task_keys(todo), retries=RETRIES
+        extract_video_task, todo, out=plan.out, settings=plan.settings, torch_threads=threads, key=_task_keys(todo),
+        retries=RETRIES,
     )
     videos = {future.key: video for future, video in zip(futures, todo)}
+    outcomes = list(plan.skipped)
     try:
-        with tqdm(total=len(todo), unit="video", disable=not progress, desc="extract (dask)") as bar:
-            for future in as_completed(futures):
-                outcome = _collect(future, videos[future.key], writer)
-                outcomes[outcome.video_id] = outcome
-                show_outcome(bar, outcome, outcomes.values(), started, report_failures)
+        for future in as_completed(futures):
+            outcome = _collect(future, videos[future.key], plan.writer)
+            outcomes.append(outcome)
+            show_outcome(bar, outcome, outcomes, started, report_failures)
+            yield outcome
     finally:
         client.cancel(futures)  # after Ctrl-C or a store error nothing keeps running for this run
-    ordered = [outcomes[v.video_id] for v in inputs]
-    return RunSummary(ordered, time.perf_counter() - started, store_size_bytes(out, settings.storage_options))
 
 
 def warn_if_daemonic(client: Client) -> None:
     """Say when workers cannot isolate decoding (see the module note)."""
     if any(client.run(lambda: multiprocessing.current_process().daemon).values()):
-        warn(
+        say(
             "note: Dask workers run as daemon processes, so videos are decoded inside them (a crashing decoder "
             "restarts a worker); start workers with DASK_DISTRIBUTED__WORKER__DAEMON=False to isolate decoding"
         )

@@ -1,7 +1,6 @@
 """One extraction configuration, built once per process: weights, preprocessing, device, precision."""
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,17 +8,19 @@ from typing import Any
 
 import torch
 
-from .c3d import C3D, WeightsSpec, build_extractor
+from .c3d import C3D, WeightsSpec, build_c3d
 from .decode import DecodedVideo
-from .features import PRECISIONS, VideoFeatures, extract_features, pad_frames, prepare_model
+from .devices import PRECISIONS, resolve_device
+from .features import MAX_FRAMES_PER_PASS, VideoFeatures, extract_features, pad_frames, prepare_model
 from .memory import keep_freed_memory
-from .preprocessing import PREPROCESSINGS, Preprocessing
-from .schema import FPS, SCHEMA_VERSION, padded_frame_count
+from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
+from .provenance import random_init_warning, weights_line
+from .schema import CLIP_FRAMES, FPS, SCHEMA_VERSION, WINDOW_STRIDE, padded_frame_count
 from .store import VideoRecord
 
 
 @dataclass(frozen=True)
-class ExtractionSettings:
+class ExtractionConfig:
     """What a user chooses for an extraction run (the CLI flags, for the library).
 
     Attributes:
@@ -37,18 +38,9 @@ class ExtractionSettings:
     device: str = "auto"
     precision: str | None = None
     seed: int = 0
-    max_frames_per_pass: int = 256
+    max_frames_per_pass: int = MAX_FRAMES_PER_PASS
     decode_timeout: float = 600.0
     storage_options: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
 
 
 @dataclass
@@ -60,17 +52,17 @@ class Extractor:
     preprocessing: Preprocessing
     device: torch.device
     precision: str
-    max_frames_per_pass: int = 256
+    max_frames_per_pass: int = MAX_FRAMES_PER_PASS
 
     @classmethod
-    def build(cls, settings: ExtractionSettings) -> "Extractor":
+    def build(cls, settings: ExtractionConfig) -> "Extractor":
         """The model, weights and preprocessing ``settings`` describe, on their device.
 
         Also keeps freed memory in this process (``keep_freed_memory``): each pass
         reuses the previous pass's activation buffers.
         """
         keep_freed_memory()
-        model, weights = build_extractor(settings.weights, seed=settings.seed)
+        model, weights = build_c3d(settings.weights, seed=settings.seed)
         device = resolve_device(settings.device)
         precision = settings.precision or ("bf16" if device.type == "cuda" else "fp32")
         if precision not in PRECISIONS:
@@ -83,22 +75,18 @@ class Extractor:
         return {
             "astar_schema_version": SCHEMA_VERSION,
             "fps": FPS,
-            "frame_size": [112, 112],
+            "frame_size": [CROP_SIZE, CROP_SIZE],
             "preprocessing": self.preprocessing.describe(),
             "model": self.weights.describe(),
             "precision": self.precision,
-            "fc7": {"window_frames": 16, "window_stride": 8, "reduction": "mean", "activation": "relu"},
+            "fc7": {"window_frames": CLIP_FRAMES, "window_stride": WINDOW_STRIDE, "reduction": "mean", "activation": "relu"},
             "frame_padding": "repeat-last",
         }
 
     def banner(self) -> str:
-        """One line describing the weights; random-init is said loudly."""
-        if self.weights.is_random:
-            return (
-                f"WARNING: C3D weights are RANDOM-INIT (seed {self.weights.seed}): features are not from "
-                "pretrained Sports-1M weights; pass --weights c3d.pickle for real features"
-            )
-        return f"C3D weights: {self.weights.name} ({self.weights.format}, sha256 {self.weights.sha256[:12]}…)"
+        """One line describing the weights: ``provenance.random_init_warning``, or the weights line."""
+        identity = self.weights.describe()
+        return random_init_warning(identity) or weights_line(identity)
 
     def features(self, video: DecodedVideo) -> VideoFeatures:
         """C3D features of a decoded video (frames padded to N′ by repeating the last)."""
@@ -125,6 +113,3 @@ def absolute_source(source: str) -> str:
     """Sources are recorded absolute so a store says where every video came from."""
     return source if "://" in source else str(Path(source).resolve())
 
-
-def warn(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

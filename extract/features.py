@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .c3d import C3D
+from .devices import PRECISIONS
 from .schema import CLIP_FRAMES, LAYERS, WINDOW_STRIDE, padded_frame_count
 
 HALO_FRAMES = 48
@@ -28,8 +29,8 @@ gives pool5 a narrower field; it omits part of this growth.)"""
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-"""Compute dtypes by name: C3D's weights, inputs and activations are held in this dtype."""
+MAX_FRAMES_PER_PASS = 256
+"""Default frames per C3D pass before a long video is computed in overlapping tiles (same result)."""
 
 
 @dataclass
@@ -68,7 +69,7 @@ def prepare_model(model: C3D, device: torch.device, precision: str = "fp32") -> 
 
 
 @torch.inference_mode()
-def extract_features(model: C3D, video: torch.Tensor, max_frames_per_pass: int = 256) -> VideoFeatures:
+def extract_features(model: C3D, video: torch.Tensor, max_frames_per_pass: int = MAX_FRAMES_PER_PASS) -> VideoFeatures:
     """Features of one preprocessed, padded video, computed in the model's precision.
 
     Args:

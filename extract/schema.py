@@ -87,7 +87,3 @@ def padded_frame_count(frames: int) -> int:
         raise ValueError(f"a video needs at least one frame, got {frames}")
     return max(CLIP_FRAMES, CLIP_FRAMES * math.ceil(frames / CLIP_FRAMES))
 
-
-def window_count(padded_frames: int) -> int:
-    """Number of 16-frame fc7 windows with 8-frame overlap in N′ frames: N′/8 − 1."""
-    return padded_frames // WINDOW_STRIDE - 1

@@ -21,6 +21,7 @@ import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec
 
+from .errors import AstarError
 from .ids import is_url, video_id_from_key, video_key
 from .schema import DIMENSIONS, FC7_WINDOW_CHUNK, FEATURE_DTYPE, LAYERS, SCHEMA_VERSION
 
@@ -36,7 +37,7 @@ fifth of fp32 C3D's time on 2 CPU cores, and far more than C3D's on a GPU), for 
 store 6 % larger (34.3 % instead of 32.4 % of float32)."""
 
 
-class StoreError(Exception):
+class StoreError(AstarError):
     """A store that cannot be opened or written as asked; the message names it and says why."""
 
 

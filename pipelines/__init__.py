@@ -1,4 +1,7 @@
-"""astar.pipelines: end-to-end flows built only from astar.extract's and astar.train's public APIs."""
-from .cluster import extract_on_cluster
+"""astar.pipelines: end-to-end flows built only from astar.extract's and astar.train's public APIs.
 
-__all__ = ["extract_on_cluster"]
+``astar.pipelines.demo`` (``make demo``), ``astar.pipelines.ablate`` (``astar-ablate``),
+``astar.pipelines.paper_tables`` (the paper's published scores) and
+``astar.pipelines.synthetic`` (captioned synthetic clips). Batch extraction on a Dask
+cluster is ``astar.extract.extract_videos(..., client=client)``.
+"""

@@ -12,8 +12,7 @@ these settings exists is skipped, a half-trained row continues from its
 and the table is printed in the paper's layout (BLEU-4, METEOR, CIDEr ×100) with
 the published numbers beside ours for msvd, m-vad and msr-vtt.
 
-Built on the public APIs of ``astar.train`` (``settings``, ``trainer``, ``run``,
-``evaluate``) and ``astar.pipelines.paper_tables``.
+Built on the public API of ``astar.train`` and on ``astar.pipelines.paper_tables``.
 """
 from __future__ import annotations
 
@@ -25,12 +24,11 @@ from typing import Any
 
 import click
 
-from astar.extract import KeyValue, StoreError
+from astar.extract import CONTEXT_SETTINGS, DEVICES, AstarError, say, storage_option
 from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
 from astar.train import (
-    DATASETS, DEFAULT_BEAM_SIZE, DEVICES, PRESETS, SCORES_FILE, SPLITS, TABLE_METRICS, AnnotationError, CheckpointError,
-    EvalError, EvalOptions, RunError, TrainConfig, TrainingError, evaluate, read_run_config, saved_run_differences,
-    train_resumably,
+    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig, evaluate,
+    read_run_config, saved_run_differences, train_resumably,
 )
 
 RESULTS_JSON = "results.json"
@@ -40,7 +38,7 @@ TRAIN_DEFAULTS = TrainConfig(store="", dataset="csv")
 
 
 @dataclass(frozen=True)
-class AblationSettings:
+class AblationConfig:
     """One ablation: the store and captions, the rows, and the budget every row gets.
 
     Attributes:
@@ -87,19 +85,15 @@ class AblationSettings:
             **row.model_fields(),
         )
 
-    def eval_options(self, row: TableRow) -> EvalOptions:
-        return EvalOptions(
+    def eval_options(self, row: TableRow) -> EvalConfig:
+        return EvalConfig(
             split=self.split, beam_size=self.beam_size, store=self.store, annotations=self.annotations,
             storage_options=self.storage_options, out=str(self.run_dir(row) / f"eval-{self.split}"),
             device=self.device, loader_workers=self.loader_workers, progress=self.progress,
         )
 
 
-def say(message: str) -> None:
-    click.echo(message, err=True)
-
-
-def finished_scores(settings: AblationSettings, row: TableRow) -> dict[str, float] | None:
+def finished_scores(settings: AblationConfig, row: TableRow) -> dict[str, float] | None:
     """The row's corpus scores if it was trained with these settings and epochs and evaluated on this split and beam size."""
     path = settings.run_dir(row) / f"eval-{settings.split}" / SCORES_FILE
     if not path.is_file():
@@ -114,7 +108,7 @@ def finished_scores(settings: AblationSettings, row: TableRow) -> dict[str, floa
     return {key: value for key, value in document["metrics"].items() if value is not None}
 
 
-def run_row(settings: AblationSettings, row: TableRow) -> dict[str, float]:
+def run_row(settings: AblationConfig, row: TableRow) -> dict[str, float]:
     """Train (or resume) and evaluate one row, unless already done; its corpus scores."""
     scores = finished_scores(settings, row)
     if scores is not None:
@@ -127,7 +121,7 @@ def run_row(settings: AblationSettings, row: TableRow) -> dict[str, float]:
     return result.scores.corpus
 
 
-def write_results(settings: AblationSettings, results: dict[str, dict[str, float]]) -> tuple[Path, Path]:
+def write_results(settings: AblationConfig, results: dict[str, dict[str, float]]) -> tuple[Path, Path]:
     """``results.json`` and ``results.csv`` in the output folder: our scores and the paper's."""
     published = PAPER_SCORES.get(settings.dataset, {})
     records = []
@@ -153,7 +147,7 @@ def write_results(settings: AblationSettings, results: dict[str, dict[str, float
     return json_path, csv_path
 
 
-def ablate(settings: AblationSettings) -> dict[str, dict[str, float]]:
+def ablate(settings: AblationConfig) -> dict[str, dict[str, float]]:
     """Every row in ``settings.rows``, in the paper's order; row key → corpus scores."""
     rows = [row for row in map(table_row, ROW_KEYS) if row.key in settings.rows]
     settings.out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,7 +184,7 @@ half-trained row continues from its last checkpoint.
 """
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("store")
 @click.option("--dataset", type=click.Choice(DATASETS), required=True, help="Annotation format (as for astar-train).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store.")
@@ -205,7 +199,7 @@ half-trained row continues from its last checkpoint.
 @click.option("--beam-size", type=click.IntRange(min=1), default=DEFAULT_BEAM_SIZE, show_default=True, help="Beam search width for the scored captions.")
 @click.option("--device", type=click.Choice(DEVICES), default=TRAIN_DEFAULTS.device, show_default=True, help="auto picks CUDA when present.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=TRAIN_DEFAULTS.loader_workers, show_default=True, help="Processes reading features from the store.")
-@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option of a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@storage_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def main(quiet: bool, **values: Any) -> None:
     """Train and evaluate the paper's Table 1-2 rows with one budget and seed; print the table.
@@ -213,14 +207,14 @@ def main(quiet: bool, **values: Any) -> None:
     STORE is a feature store written by astar-extract (path or fsspec URL).
     """
     try:
-        settings = AblationSettings(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
+        settings = AblationConfig(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
         for key in settings.rows:
             settings.train_config(table_row(key))  # a ValueError here names a row this preset cannot train
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     try:
         results = ablate(settings)
-    except (StoreError, AnnotationError, TrainingError, EvalError, RunError, CheckpointError) as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     click.echo(format_results_table(settings.dataset, results))
     click.echo(f"results: {settings.out_dir / RESULTS_JSON}, {settings.out_dir / RESULTS_CSV}", err=True)

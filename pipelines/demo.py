@@ -30,22 +30,23 @@ from pathlib import Path
 import click
 
 from astar.extract import (
+    CONTEXT_SETTINGS,
     LAYERS,
-    ExtractionSettings,
+    AstarError,
+    ExtractionConfig,
     Extractor,
     RunSummary,
-    StoreError,
-    WeightsError,
     collect_inputs,
     dask_client,
-    extract_on_dask,
+    extract_videos,
     open_store,
+    say,
+    weights_line,
 )
 from astar.pipelines.synthetic import COLOURS, COUNTS, DIRECTIONS, SHAPES, SIZES, CAPTIONS_FILE, clip_captions, generate_dataset
 from astar.train import (
-    DEFAULT_BEAM_SIZE, AnnotationError, CaptionError, CheckpointError, EvalError, EvalOptions, EvalResult, RunError,
-    TrainConfig, TrainingError, VideoCaption, caption_videos, evaluate, format_scores, load_run, prepare_extraction,
-    train_resumably, weights_line,
+    DEFAULT_BEAM_SIZE, EvalConfig, EvalResult, TrainConfig, VideoCaption, caption_videos, evaluate, format_scores,
+    load_run, prepare_extraction, train_resumably,
 )
 
 DEFAULT_OUT = Path("demo_output")
@@ -62,7 +63,7 @@ ATTRIBUTES: dict[str, tuple] = {
 
 
 @dataclass(frozen=True)
-class DemoSettings:
+class DemoConfig:
     """What the demo does; the defaults are what ``make demo`` runs.
 
     Attributes:
@@ -122,15 +123,11 @@ class DemoSettings:
         )
 
 
-def say(message: str) -> None:
-    click.echo(message, err=True)
-
-
 def stage(number: int, what: str) -> None:
     say(f"[{number}/{STAGES}] {what}")
 
 
-def ensure_videos(settings: DemoSettings) -> Path:
+def ensure_videos(settings: DemoConfig) -> Path:
     """Generate the synthetic clips and ``captions.csv`` unless a previous run left them."""
     captions = settings.video_dir / CAPTIONS_FILE
     if captions.exists():
@@ -141,20 +138,20 @@ def ensure_videos(settings: DemoSettings) -> Path:
     return captions
 
 
-def extract(settings: DemoSettings) -> RunSummary:
+def extract(settings: DemoConfig) -> RunSummary:
     """Extract every clip into the store on a Dask LocalCluster (resumes a previous run)."""
-    extraction = ExtractionSettings(weights=settings.weights, seed=settings.seed)
+    extraction = ExtractionConfig(weights=settings.weights, seed=settings.seed)
     extractor = Extractor.build(extraction)
     stage(2, f"C3D features → {settings.store} on a Dask LocalCluster of {settings.workers} worker(s)")
     say(extractor.banner())
     inputs = collect_inputs([str(settings.video_dir)])
     with dask_client(workers=settings.workers) as client:
         say(f"Dask dashboard: {client.dashboard_link}")
-        return extract_on_dask(client, inputs, str(settings.store), extraction, extractor=extractor,
-                               progress=settings.progress)
+        return extract_videos(inputs, str(settings.store), extraction, client=client, extractor=extractor,
+                              progress=settings.progress)
 
 
-def describe_store(settings: DemoSettings, summary: RunSummary) -> str:
+def describe_store(settings: DemoConfig, summary: RunSummary) -> str:
     """A few lines on what the store holds: counts, layer shapes of one video, splits, weights."""
     store = open_store(str(settings.store))
     with open(settings.video_dir / CAPTIONS_FILE, newline="", encoding="utf-8") as handle:
@@ -166,14 +163,14 @@ def describe_store(settings: DemoSettings, summary: RunSummary) -> str:
     return "\n".join(
         [
             f"extraction: {summary.line()}",
-            f"store: {len(store.video_ids)} videos, {len(store.failures)} failures, {weights_line(store.attrs)}",
+            f"store: {len(store.video_ids)} videos, {len(store.failures)} failures, {weights_line(store.attrs.get('model', {}))}",
             f"splits: {counts['train']} train / {counts['val']} val / {counts['test']} test videos",
             f"example {example!r}: {info['frames']} frames at 2 fps (padded to {info['padded_frames']}): {shapes}",
         ]
     )
 
 
-def train_model(settings: DemoSettings) -> str:
+def train_model(settings: DemoConfig) -> str:
     """Train (or resume, or keep) the small model; one line on how it ended."""
     stage(3, f"training the small preset for up to {settings.epochs} epochs → {settings.run_dir}")
     result = train_resumably(settings.train_config())
@@ -181,9 +178,9 @@ def train_model(settings: DemoSettings) -> str:
     return f"training: {result.stopped} after {result.epochs} epochs ({result.steps} steps); best val {result.metric} {best}"
 
 
-def evaluate_test(settings: DemoSettings) -> EvalResult:
+def evaluate_test(settings: DemoConfig) -> EvalResult:
     stage(4, f"captioning the test split (beam size {settings.beam_size}) and scoring it")
-    return evaluate(settings.run_dir, EvalOptions(split="test", beam_size=settings.beam_size, device="cpu",
+    return evaluate(settings.run_dir, EvalConfig(split="test", beam_size=settings.beam_size, device="cpu",
                                                   loader_workers=0, progress=settings.progress))
 
 
@@ -244,7 +241,7 @@ def describe_scores(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def heldout_clip(settings: DemoSettings) -> tuple[Path, str]:
+def heldout_clip(settings: DemoConfig) -> tuple[Path, str]:
     """A clip generated with another seed, so the dataset never saw it; (``heldout.mp4``, its canonical caption)."""
     video = settings.heldout_dir / HELDOUT_VIDEO
     if not video.exists():
@@ -254,7 +251,7 @@ def heldout_clip(settings: DemoSettings) -> tuple[Path, str]:
         return video, next(csv.DictReader(handle))["caption"]
 
 
-def caption_new_videos(settings: DemoSettings, test_ids: list[str]) -> list[VideoCaption]:
+def caption_new_videos(settings: DemoConfig, test_ids: list[str]) -> list[VideoCaption]:
     """``astar-caption`` on two test clips and a held-out one, with an attention figure for each."""
     heldout, truth = heldout_clip(settings)
     videos = [settings.video_dir / f"{video_id}.mp4" for video_id in test_ids[:FIGURE_VIDEOS]] + [heldout]
@@ -271,7 +268,7 @@ def caption_new_videos(settings: DemoSettings, test_ids: list[str]) -> list[Vide
 
 
 def describe_captions(results: list[VideoCaption], store_attrs: dict) -> str:
-    lines = [f"captions of video files ({weights_line(store_attrs)}):"]
+    lines = [f"captions of video files ({weights_line(store_attrs.get('model', {}))}):"]
     for result in results:
         said = f"failed: {result.error}" if result.error else repr(result.caption)
         lines.append(f"  {result.video}: {said}")
@@ -281,7 +278,7 @@ def describe_captions(results: list[VideoCaption], store_attrs: dict) -> str:
     return "\n".join(lines)
 
 
-def run_demo(settings: DemoSettings) -> RunSummary:
+def run_demo(settings: DemoConfig) -> RunSummary:
     """All stages in order, printing what each produced; returns the extraction summary."""
     started = time.perf_counter()
     settings.out.mkdir(parents=True, exist_ok=True)
@@ -297,13 +294,13 @@ def run_demo(settings: DemoSettings) -> RunSummary:
     return summary
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True, help="Folder for the videos, the feature store, the run and the figures.")
-@click.option("--videos", type=click.IntRange(min=3), default=DemoSettings.videos, show_default=True, help="Synthetic clips to generate (70/15/15 % train/val/test).")
-@click.option("--workers", type=click.IntRange(min=1), default=DemoSettings.workers, show_default=True, help="Dask LocalCluster worker processes for extraction.")
-@click.option("--epochs", type=click.IntRange(min=1), default=DemoSettings.epochs, show_default=True, help="Training epochs of the small model.")
-@click.option("--beam-size", type=click.IntRange(min=1), default=DemoSettings.beam_size, show_default=True, help="Beam width of the scored and shown captions; 1 is greedy.")
-@click.option("--seed", type=int, default=DemoSettings.seed, show_default=True, help="Seed of the synthetic videos, random-init C3D and training.")
+@click.option("--videos", type=click.IntRange(min=3), default=DemoConfig.videos, show_default=True, help="Synthetic clips to generate (70/15/15 % train/val/test).")
+@click.option("--workers", type=click.IntRange(min=1), default=DemoConfig.workers, show_default=True, help="Dask LocalCluster worker processes for extraction.")
+@click.option("--epochs", type=click.IntRange(min=1), default=DemoConfig.epochs, show_default=True, help="Training epochs of the small model.")
+@click.option("--beam-size", type=click.IntRange(min=1), default=DemoConfig.beam_size, show_default=True, help="Beam width of the scored and shown captions; 1 is greedy.")
+@click.option("--seed", type=int, default=DemoConfig.seed, show_default=True, help="Seed of the synthetic videos, random-init C3D and training.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="C3D Sports-1M weights (c3d.pickle); default random-init.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed: int, weights: str | None,
@@ -315,12 +312,11 @@ def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed
     Example:
       python -m astar.pipelines.demo --out demo_output --workers 2
     """
-    settings = DemoSettings(out=out, videos=videos, workers=workers, epochs=epochs, beam_size=beam_size, seed=seed,
+    settings = DemoConfig(out=out, videos=videos, workers=workers, epochs=epochs, beam_size=beam_size, seed=seed,
                             weights=weights, progress=not quiet)
     try:
         summary = run_demo(settings)
-    except (StoreError, WeightsError, AnnotationError, TrainingError, RunError, CheckpointError, EvalError,
-            CaptionError) as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     if summary.count("failed"):
         sys.exit(summary.exit_code)

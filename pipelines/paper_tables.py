@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from astar.train import NAMED_MODELS, NamedModel
+
 METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "CIDEr")
 """The paper's columns, named as ``astar.train.scoring`` names its corpus scores."""
 
@@ -27,26 +29,23 @@ class TableRow:
     """One model of the paper's tables and how to train it here.
 
     Attributes:
-        key: astar's name for the row (``astar-ablate`` uses it).
+        model: the named configuration astar trains for the row (``astar.train.NAMED_MODELS``).
         label: the method as the paper prints it.
         group: the paper's heading above the row.
-        variant, layers, attention: the ``ModelConfig`` fields that select the model;
-            ``layers`` None keeps all of pool2 … pool5.
     """
 
-    key: str
+    model: NamedModel
     label: str
     group: str
-    variant: str
-    layers: tuple[str, ...] | None = None
-    attention: str = "soft"
+
+    @property
+    def key(self) -> str:
+        """astar's name for the row (``astar-ablate --rows`` takes it): the configuration's name."""
+        return self.model.name
 
     def model_fields(self) -> dict[str, object]:
         """The ``ModelConfig`` (or training settings) fields that select this row's model."""
-        fields: dict[str, object] = {"variant": self.variant, "attention": self.attention}
-        if self.layers is not None:
-            fields["layers"] = self.layers
-        return fields
+        return self.model.model_fields()
 
 
 BASELINES = "Baselines"
@@ -54,17 +53,20 @@ SPATIOTEMPORAL = "Spatiotemporal attention + LSTM"
 MULTI_LEVEL = "Baselines of multi-level features with attention"
 ASTAR = "ASTAR"
 
-ROWS: tuple[TableRow, ...] = (
-    TableRow("fc7", "C3D fc7 + LSTM", BASELINES, "fc7"),
-    *(TableRow(name, f"C3D fc7 + {name}", SPATIOTEMPORAL, "single", (name,)) for name in ("pool2", "pool3", "pool4", "pool5")),
-    TableRow("mlp", "MLP + soft attention", MULTI_LEVEL, "mlp"),
-    TableRow("maxpool", "Max-pooling + soft attention", MULTI_LEVEL, "maxpool"),
-    TableRow("avgpool", "Average-pooling + soft attention", MULTI_LEVEL, "avgpool"),
-    TableRow("hypercolumn", "Hypercolumn + soft attention", MULTI_LEVEL, "hypercolumn"),
-    TableRow("astar-soft", "Soft Attention", ASTAR, "astar"),
-    TableRow("astar-hard", "Hard Attention", ASTAR, "astar", attention="hard"),
-)
-"""The rows this package trains, in the paper's order."""
+PAPER_LABELS: dict[str, tuple[str, str]] = {
+    "fc7": ("C3D fc7 + LSTM", BASELINES),
+    **{name: (f"C3D fc7 + {name}", SPATIOTEMPORAL) for name in ("pool2", "pool3", "pool4", "pool5")},
+    "mlp": ("MLP + soft attention", MULTI_LEVEL),
+    "maxpool": ("Max-pooling + soft attention", MULTI_LEVEL),
+    "avgpool": ("Average-pooling + soft attention", MULTI_LEVEL),
+    "hypercolumn": ("Hypercolumn + soft attention", MULTI_LEVEL),
+    "astar-soft": ("Soft Attention", ASTAR),
+    "astar-hard": ("Hard Attention", ASTAR),
+}
+"""The paper's label and heading of each named model it reports, in its order."""
+
+ROWS: tuple[TableRow, ...] = tuple(TableRow(NAMED_MODELS[name], *PAPER_LABELS[name]) for name in PAPER_LABELS)
+"""The rows this package trains, in the paper's order, each a registered named model."""
 
 ROW_KEYS: tuple[str, ...] = tuple(row.key for row in ROWS)
 

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .batch import LAYER_SIDE, POOL5_RATIO, time_mask
-from .config import ModelConfig
+from .video_batch import LAYER_SIDE, POOL5_RATIO, time_mask
+from .model_config import ModelConfig
 
 POOL5_SIDE = LAYER_SIDE["pool5"]
 """Rows and columns of pool5, and so of every aligned map."""

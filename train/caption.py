@@ -24,21 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from astar.extract import (
-    ExtractionSettings, Extractor, VideoInput, decode_video, extract_videos, open_store,
+    AstarError, ExtractionConfig, Extractor, VideoInput, decode_video, extract_videos, open_store, weights_line,
 )
 
-from .evaluate import weights_line
 from .figures import WordAttention, caption_words, save_attention_figure
 from .loader import collate_videos
 from .model import CaptionAttention
-from .run import LoadedRun
+from .rundir import LoadedRun
 from .search import DEFAULT_BEAM_SIZE, beam_search
 
 CAPTION_BATCH = 8
 """Videos captioned per beam search."""
 
 
-class CaptionError(Exception):
+class CaptionError(AstarError):
     """Videos that cannot be captioned with this run as asked; one line saying why."""
 
 
@@ -69,7 +68,7 @@ class VideoCaption:
         return record
 
 
-def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str = "cpu") -> tuple[ExtractionSettings, Extractor]:
+def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str = "cpu") -> tuple[ExtractionConfig, Extractor]:
     """Extraction settings and a built C3D that reproduce the run's training features.
 
     Args:
@@ -86,19 +85,19 @@ def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str =
     random_init = bool(recorded.get("random_init"))
     if random_init and weights is not None:
         raise CaptionError(
-            f"{weights}: {run.run_dir} was trained on features from RANDOM-INIT C3D weights (seed "
-            f"{recorded.get('seed')}), so features from other weights mean nothing to it; leave out --weights"
+            f"{weights}: {run.run_dir} was trained on features from {weights_line(recorded)}, "
+            "so features from other weights mean nothing to it; leave out --weights"
         )
     if not random_init and weights is None:
-        raise CaptionError(f"{run.run_dir} was trained on features from {weights_line(run.store_attrs)}; "
+        raise CaptionError(f"{run.run_dir} was trained on features from {weights_line(recorded)}; "
                            "pass --weights with that file")
     preprocessing = run.store_attrs.get("preprocessing", {}).get("name")
-    settings = ExtractionSettings(weights=weights, preprocess=preprocessing, device=device,
+    settings = ExtractionConfig(weights=weights, preprocess=preprocessing, device=device,
                                   seed=recorded.get("seed") or 0)
     extractor = Extractor.build(settings)
     if not random_init and extractor.weights.sha256 != recorded.get("sha256"):
         raise CaptionError(
-            f"{weights}: sha256 {str(extractor.weights.sha256)[:12]}… is not the run's {weights_line(run.store_attrs)}; "
+            f"{weights}: sha256 {str(extractor.weights.sha256)[:12]}… is not the run's {weights_line(recorded)}; "
             "pass the file its store was extracted with"
         )
     differences = run.identity_differences(extractor.identity())
@@ -111,7 +110,7 @@ def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str =
 def caption_videos(
     run: LoadedRun,
     videos: Sequence[str],
-    settings: ExtractionSettings,
+    settings: ExtractionConfig,
     extractor: Extractor,
     beam_size: int = DEFAULT_BEAM_SIZE,
     length_penalty: float = 0.0,

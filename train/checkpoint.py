@@ -25,11 +25,13 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from astar.extract import AstarError
+
 CHECKPOINT_FORMAT = "astar-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(AstarError):
     """A checkpoint that cannot be used; the message names the file and the reason in one line."""
 
 

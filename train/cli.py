@@ -11,25 +11,23 @@ import click
 import torch
 from click.core import ParameterSource
 
-from astar.extract import EXIT_SOME_FAILED, KeyValue, StoreError, WeightsError
+from astar.extract import (
+    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, random_init_warning,
+    resolve_device, storage_option,
+)
 
-from .batch import LAYER_NAMES
-from .caption import CaptionError, caption_videos, prepare_extraction
-from .checkpoint import CheckpointError
-from .datasets import DATASETS, AnnotationError
-from .evaluate import SPLITS, EvalError, EvalOptions, evaluate, format_scores, weights_line
+from .caption import caption_videos, prepare_extraction
+from .datasets import DATASETS, SPLITS
+from .evaluate import EvalConfig, evaluate, format_scores
 from .loader import DEFAULT_LOADER_WORKERS
-from .run import CHECKPOINTS, RunError, load_run, read_run_config
+from .rundir import CHECKPOINTS, load_run, resume_config
 from .search import DEFAULT_BEAM_SIZE
-from .settings import DEVICES, PRECISIONS, PRESETS, STOPPING_METRICS, VARIANTS, TrainConfig, resumed
-from .trainer import TrainingError, resolve_device, train
+from .train_config import PRESETS, STOPPING_METRICS, TrainConfig
+from .trainer import train
+from .variants import VARIANTS
+from .video_batch import LAYER_NAMES
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
-EXIT_INTERRUPTED = 130
-"""Exit code when Ctrl-C or SIGTERM stopped training (``last.pt`` is saved; ``--resume`` continues)."""
-
-RUN_ERRORS = (RunError, CheckpointError, StoreError, AnnotationError, TrainingError)
-"""Errors a user causes with a run, store or annotations; each is one line."""
 
 TRAIN_EPILOG = f"""\b
 Examples:
@@ -71,13 +69,13 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
     return values, {renamed.get(name, name) for name in explicit}
 
 
-@click.command(epilog=TRAIN_EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(epilog=TRAIN_EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("store", required=False)
 @click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format: msvd (YouTube2Text), msr-vtt, m-vad (LSMDC form) or csv (video_id,caption,split).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store, then $ASTAR_DATA/<dataset>/.")
 @click.option("--out", metavar="RUN_DIR", help="Run directory to create. Default: runs/<dataset>-<variant>-<timestamp>.")
 @click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes. small: a tiny CPU model reading the first 8/16/16/32 channels of pool2-pool5 and 64 of fc7.")
-@click.option("--variant", type=click.Choice(VARIANTS), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1).")
+@click.option("--variant", type=click.Choice(tuple(VARIANTS)), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1). " + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()) + ".")
 @click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, e.g. --layers pool4,pool5 (repeatable). Default: all four; exactly one for --variant single.")
 @click.option("--attention", type=click.Choice(["soft", "hard"]), default=DEFAULTS["attention"], show_default=True, help="Abstraction-level attention: soft (eq. 7) or hard with the K-sample VIMCO bound (eqs. 8-14).")
 @click.option("--order", type=click.Choice(["position_first", "layer_first"]), default=DEFAULTS["order"], show_default=True, help="Which attention comes first (Section 3.2).")
@@ -94,12 +92,12 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--word2vec", type=click.Path(dir_okay=False), help="word2vec vectors (binary or text) to initialise word embeddings (paper: GoogleNews 300-d).")
 @click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set.")
 @click.option("--device", type=click.Choice(DEVICES), default=DEFAULTS["device"], show_default=True, help="auto picks CUDA when present.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULTS["precision"], show_default=True, help="CUDA autocast: auto = bf16 where supported, else fp16. CPU always runs fp32.")
+@click.option("--precision", type=click.Choice(AUTOCAST_PRECISIONS), default=DEFAULTS["precision"], show_default=True, help="CUDA autocast: auto = bf16 where supported, else fp16. CPU always runs fp32.")
 @click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Seeds initialisation, dropout, hard-attention samples and batch order.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULTS["loader_workers"], show_default=True, help="Processes reading features from the store (0: in the training process).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=DEFAULTS["checkpoint_every"], show_default=True, help="Also save last.pt every this many steps (0: only at epoch ends).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps in total (resumable).")
-@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000. Not saved in the run (give again with --resume).")
+@storage_option(" Not saved in the run (give again with --resume).")
 @click.option("--resume", metavar="RUN_DIR", help="Continue a run exactly where it stopped; its config.toml fixes every setting but store, epochs, patience, max-steps, device, loader-workers, checkpoint-every and storage options.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context
@@ -113,14 +111,15 @@ def train_command(ctx: click.Context, **values: Any) -> None:
     """
     values, explicit = _config_values(ctx, values)
     try:
-        config = _resume_config(values, explicit) if values["resume"] else _fresh_config(values)
+        config = (resume_config(values["resume"], **{name: values[name] for name in explicit - {"resume"}})
+                  if values["resume"] else _fresh_config(values))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    except RunError as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     try:
         result = train(config)
-    except RUN_ERRORS as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     except torch.OutOfMemoryError:
         raise click.ClickException(
@@ -141,21 +140,13 @@ def _fresh_config(values: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def _resume_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:
-    """The run's saved config with the command line's explicit, changed values applied."""
-    run_dir = values["resume"]
-    saved, _ = read_run_config(run_dir)
-    overrides = {name: values[name] for name in explicit - {"resume"} if values[name] != getattr(saved, name)}
-    return resumed(saved, run_dir, **overrides)
-
-
 # ---------------------------------------------------------------------------
 # astar-eval, astar-caption
 
-def _warn_random_init(store_attrs: dict[str, Any], run_dir: Path) -> None:
-    if store_attrs.get("model", {}).get("random_init"):
-        click.echo(f"WARNING: {run_dir} was trained on features from {weights_line(store_attrs)}, so its captions "
-                   "rest on random features; extract with astar-extract --weights c3d.pickle and train again", err=True)
+def _warn_random_init(store_attrs: dict[str, Any]) -> None:
+    warning = random_init_warning(store_attrs.get("model", {}))
+    if warning:
+        click.echo(warning, err=True)
 
 
 def decoding_options(command: Any) -> Any:
@@ -186,13 +177,13 @@ one warning says what to install. Exit codes: 0 scored; 1 an error; 2 usage erro
 """
 
 
-@click.command(epilog=EVAL_EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(epilog=EVAL_EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("run_dir")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Split to caption and score.")
 @decoding_options
 @click.option("--store", help="Feature store to read. Default: the one the run was trained on.")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: the run's.")
-@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000.")
+@storage_option()
 @click.option("--out", help="Output folder. Default: RUN_DIR/eval-<split>.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Videos per beam search. Default: the run's batch size.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULT_LOADER_WORKERS, show_default=True, help="Processes reading features from the store (0: this process).")
@@ -202,15 +193,15 @@ def eval_command(run_dir: str, quiet: bool, **values: Any) -> None:
     RUN_DIR is a run directory written by astar-train. Every video of the split that
     is in the store is captioned by beam search and scored against its references.
     """
-    options = EvalOptions(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
+    options = EvalConfig(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
     try:
         result = evaluate(run_dir, options)
-    except (*RUN_ERRORS, EvalError) as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     click.echo(result.report.summary(), err=True)
     for warning in result.scores.warnings:
         click.echo(f"warning: {warning}", err=True)
-    _warn_random_init(result.store_attrs, Path(run_dir))
+    _warn_random_init(result.store_attrs)
     settings = result.settings
     click.echo(f"{settings['split']} split, {len(result.scores.per_video)} videos, beam size {settings['beam_size']}, "
                f"{settings['checkpoint']} checkpoint (epoch {settings['epoch']}); scores ×100:")
@@ -235,7 +226,7 @@ error; {EXIT_SOME_FAILED} some videos failed.
 """
 
 
-@click.command(epilog=CAPTION_EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(epilog=CAPTION_EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("run_dir")
 @click.argument("videos", nargs=-1, required=True)
 @click.option("--weights", type=click.Path(dir_okay=False), help="C3D weights file the run's store was extracted with (not for random-init runs).")
@@ -253,9 +244,9 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
         torch_device = resolve_device(device)
         run = load_run(run_dir, checkpoint, torch_device)
         settings, extractor = prepare_extraction(run, weights, torch_device.type)
-    except (*RUN_ERRORS, CaptionError, WeightsError) as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
-    _warn_random_init(run.store_attrs, run.run_dir)
+    _warn_random_init(run.store_attrs)
     results = caption_videos(run, videos, settings, extractor, beam_size, length_penalty, max_len, attention,
                              progress=not quiet)
     for result in results:

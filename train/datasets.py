@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from astar.extract import AstarError
+
 from .text import normalize
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ EXAMPLES = 3
 """How many example ids a one-line report or error shows."""
 
 
-class AnnotationError(ValueError):
+class AnnotationError(AstarError):
     """An annotation file or folder cannot be used; the message names it and the reason in one line."""
 
 

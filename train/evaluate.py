@@ -1,8 +1,8 @@
 """Scores of a trained run on one split (Section 4.3): beam-search captions, pycocoevalcap scores.
 
-    from astar.train.evaluate import EvalOptions, evaluate, format_scores
+    from astar.train.evaluate import EvalConfig, evaluate, format_scores
 
-    result = evaluate("runs/msvd-astar-20250101-120000", EvalOptions(split="test", beam_size=5))
+    result = evaluate("runs/msvd-astar-20250101-120000", EvalConfig(split="test", beam_size=5))
     print(format_scores(result.scores))
 
 Every video of the split that has captions and is in the store is captioned by beam
@@ -27,26 +27,24 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from astar.extract import FeatureStore, open_store
+from astar.extract import AstarError, FeatureStore, open_store, resolve_device, weights_line
 
-from .datasets import MatchReport, load_annotations, match_store, references_by_video
+from .datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
 from .loader import DEFAULT_LOADER_WORKERS, BucketBatchSampler, CaptionBatches, make_loader
-from .run import LoadedRun, load_run
+from .rundir import LoadedRun, load_run
 from .scoring import METRICS, CaptionScores, score_captions, write_scores
-from .search import DEFAULT_BEAM_SIZE
-from .trainer import decode_captions, resolve_device
+from .search import DEFAULT_BEAM_SIZE, decode_captions
 
-SPLITS = ("test", "val", "train")
 TABLE_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 MISSING = "—"
 
 
-class EvalError(Exception):
+class EvalError(AstarError):
     """An evaluation that cannot run as asked; the message says why in one line."""
 
 
 @dataclass(frozen=True)
-class EvalOptions:
+class EvalConfig:
     """How to evaluate a run; field names are the ``astar-eval`` flags.
 
     Attributes:
@@ -137,22 +135,14 @@ def split_references(
     return references, report
 
 
-def weights_line(store_attrs: dict[str, Any]) -> str:
-    """How the features were made, in words; random-init is said loudly."""
-    model = store_attrs.get("model", {})
-    if model.get("random_init"):
-        return f"RANDOM-INIT C3D weights (seed {model.get('seed')}), not pretrained Sports-1M ones"
-    return f"C3D weights {model.get('weights')} (sha256 {str(model.get('sha256'))[:12]}…)"
-
-
-def evaluate(run_dir: str | Path, options: EvalOptions = EvalOptions()) -> EvalResult:
+def evaluate(run_dir: str | Path, options: EvalConfig = EvalConfig()) -> EvalResult:
     """Caption ``options.split`` with the run's model and score it (module docstring).
 
     Raises:
         RunError, CheckpointError: unusable run directory or checkpoint.
         StoreError: no usable store. AnnotationError: unusable annotations.
         EvalError: a store extracted differently from the run's, or no captioned video.
-        TrainingError: ``--device cuda`` without CUDA.
+        DeviceError: ``--device cuda`` without CUDA.
     """
     device = resolve_device(options.device)
     run = load_run(run_dir, options.checkpoint, device)
@@ -166,7 +156,7 @@ def evaluate(run_dir: str | Path, options: EvalOptions = EvalOptions()) -> EvalR
     settings = {
         "run_dir": str(run.run_dir), "checkpoint": run.checkpoint, "epoch": run.epoch, "step": run.step,
         "split": options.split, "store": store.url, "beam_size": options.beam_size,
-        "length_penalty": options.length_penalty, "max_len": max_len, "c3d_weights": weights_line(store.attrs),
+        "length_penalty": options.length_penalty, "max_len": max_len, "c3d_weights": weights_line(store.attrs.get("model", {})),
     }
     videos = CaptionBatches(run.reader(store, options.storage_options), list(references))
     batches = make_loader(videos, BucketBatchSampler(videos.lengths, options.batch_size or run.config.batch_size,

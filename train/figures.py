@@ -34,8 +34,8 @@ from torch import Tensor
 
 from astar.extract import FPS, LAYERS
 
-from .batch import LAYER_SIDE
-from .config import ModelConfig
+from .video_batch import LAYER_SIDE
+from .model_config import ModelConfig
 from .model import CaptionAttention
 from .text import EOS_ID, Vocabulary
 

@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from astar.extract import FC7_DIM, LAYERS, FeatureStore, open_store
 
-from .batch import POOL5_RATIO, VideoBatch
-from .config import ModelConfig
+from .video_batch import POOL5_RATIO, VideoBatch
+from .model_config import ModelConfig
 from .text import PAD_ID
 
 DEFAULT_LOADER_WORKERS = 2

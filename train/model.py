@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from .align import Aligner
 from .attention import AttentionMemory, AttentionStep, TwoLevelAttention
-from .batch import LAYER_NAMES, POOL5_RATIO, VideoBatch
-from .config import ModelConfig
+from .video_batch import LAYER_NAMES, POOL5_RATIO, VideoBatch
+from .model_config import ModelConfig
 from .hard import vimco_surrogate
 
 INIT_RANGE = 0.01

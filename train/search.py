@@ -23,18 +23,22 @@ can still overtake the ``n_best`` results (for α ≥ 0 a live score s can reach
 s / lp(max_len)), so stopping never changes them.
 
 Hard attention decodes with the argmax layer of β_t in eval mode, hence the model must
-be in eval mode (``ASTAR.step``).
+be in eval mode (``ASTAR.step``). ``decode_captions`` runs the search over a loader's
+batches: validation decodes greedily, ``astar-eval`` with a wider beam.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
 from .attention import AttentionStep
-from .batch import VideoBatch
+from .loader import CaptionBatch
 from .model import ASTAR, CaptionAttention, stack_attention
+from .text import Vocabulary
+from .video_batch import VideoBatch
 
 DEFAULT_BEAM_SIZE = 5
 
@@ -202,3 +206,21 @@ def _backtrack(
             **{f.name: None if (value := getattr(attention, f.name)) is None else value[:, :best] for f in fields(attention)}
         )
     return SearchResult(tokens, final_lengths, log_probs, log_probs / length_penalty_divisor(final_lengths, alpha), attention)
+
+
+@torch.no_grad()
+def decode_captions(
+    model: ASTAR, batches: Iterator[CaptionBatch], vocabulary: Vocabulary, max_len: int,
+    device: torch.device, autocast: torch.dtype | None, beam_size: int = 1, length_penalty: float = 0.0,
+) -> dict[str, str]:
+    """Video id → caption of at most ``max_len`` tokens by ``beam_search``; beam size 1 is greedy.
+
+    Validation decodes greedily; ``astar-eval`` uses the same loop with a wider beam.
+    """
+    captions = {}
+    for batch in batches:
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            tokens = beam_search(model, batch.videos.to(device), max_len, beam_size, length_penalty).tokens
+        for video_id, row in zip(batch.video_ids, tokens.tolist()):
+            captions[video_id] = vocabulary.decode(row)
+    return captions

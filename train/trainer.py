@@ -13,22 +13,17 @@ CPU everything is fp32 and a run is exactly reproducible from its seed. A run st
 cleanly at a step boundary on Ctrl-C or SIGTERM (a second Ctrl-C aborts), writes
 ``last.pt`` and continues with ``resume`` / ``--resume`` exactly where it stopped:
 same parameters, optimizer moments, RNG states, batch order and early-stopping state
-as an uninterrupted run. The run directory layout is ``astar.train.run``'s.
+as an uninterrupted run. The run directory layout is ``astar.train.rundir``'s.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import shutil
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
-from functools import cached_property
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,119 +33,28 @@ from torch.nn.utils import clip_grad_norm_
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from astar.extract import FeatureStore, open_store
-from astar.extract import resolve_device as extraction_device
+from astar.extract import autocast_dtype, open_store, random_init_warning, resolve_device, say
 
+from .captions import CaptionData, caption_data
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from .config import ModelConfig
-from .datasets import MatchReport, load_annotations, match_store, references_by_video
+from .errors import TrainingError
 from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader
 from .model import ASTAR
-from .run import (
-    RunPaths, identity_differences, read_run_config, read_store_attrs, read_vocabulary, write_metrics,
-    write_run_config, write_text,
-)
+from .model_config import ModelConfig
+from .rundir import RESUME_OVERRIDES, RunPaths, prepare_run, resume_config, saved_run_differences, write_metrics, write_run_config, write_text
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
-from .search import beam_search
-from .settings import RESUME_OVERRIDES, TrainConfig, resumed
-from .text import PAD_ID, Vocabulary, build_vocabulary
+from .search import decode_captions
+from .signals import stop_requests
+from .text import PAD_ID
+from .train_config import TrainConfig
 from .word2vec import load_word2vec
 
 TEXT_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
 """Validation scores when stopping on CIDEr or loss: no METEOR JVM per validation."""
 
 
-class TrainingError(Exception):
-    """A run that cannot start or go on as asked; the message says why in one line."""
-
-
 # ---------------------------------------------------------------------------
-# Captions
-
-
-@dataclass
-class CaptionData:
-    """The matched captions of a run, as token ids.
-
-    Attributes:
-        vocabulary: built from the training captions (or the run's, when resuming).
-        train_ids, train_captions: one (video id, token ids ending in <eos>) per training pair.
-        val_ids, val_captions: the same for the validation pairs (validation loss).
-        references: val video id → its normalised reference captions (scores).
-        report: how the annotations matched the store.
-    """
-
-    vocabulary: Vocabulary
-    train_ids: list[str]
-    train_captions: list[list[int]]
-    val_ids: list[str]
-    val_captions: list[list[int]]
-    references: dict[str, list[str]]
-    report: MatchReport
-
-    @cached_property
-    def fingerprint(self) -> str:
-        """sha256 of every pair and reference: a resumed run must see the same data."""
-        content = [self.vocabulary.tokens, self.train_ids, self.train_captions, self.val_ids, self.val_captions,
-                   self.references]
-        return hashlib.sha256(json.dumps(content).encode("utf-8")).hexdigest()
-
-
-def encode_caption(vocabulary: Vocabulary, text: str, max_words: int) -> list[int]:
-    """Token ids of ``text``'s first ``max_words`` words, then <eos>."""
-    ids = vocabulary.encode(text)
-    return ids if len(ids) <= max_words + 1 else ids[:max_words] + ids[-1:]
-
-
-def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabulary | None = None) -> CaptionData:
-    """Read ``config.dataset``'s annotations, match them with ``store`` and encode them.
-
-    Raises:
-        AnnotationError: annotations unreadable, or none of their videos is in the store.
-        TrainingError: no training or no validation captions among the stored videos.
-    """
-    annotations = Path(config.annotations) if config.annotations else None
-    captions = load_annotations(config.dataset, annotations, store=config.store, paper_split=config.paper_split)
-    kept, report = match_store(captions, store.video_ids)
-    by_split = {split: [caption for caption in kept if caption.split == split] for split in ("train", "val")}
-    for split, what in (("train", "training"), ("val", "early stopping (Section 4.2)")):
-        if not by_split[split]:
-            raise TrainingError(f"no {split} captions among the stored videos; {what} needs them ({report.summary()})")
-    vocabulary = vocabulary or build_vocabulary([caption.text for caption in by_split["train"]], config.min_count)
-
-    def encoded(split: str) -> list[list[int]]:
-        return [encode_caption(vocabulary, caption.text, config.max_caption_len) for caption in by_split[split]]
-
-    return CaptionData(
-        vocabulary=vocabulary,
-        train_ids=[caption.video_id for caption in by_split["train"]],
-        train_captions=encoded("train"),
-        val_ids=[caption.video_id for caption in by_split["val"]],
-        val_captions=encoded("val"),
-        references=references_by_video(by_split["val"], "val"),
-        report=report,
-    )
-
-
-# ---------------------------------------------------------------------------
-# Device and precision
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU (``astar.extract.resolve_device``); a missing CUDA is a ``TrainingError``."""
-    try:
-        return extraction_device(name)
-    except ValueError as error:
-        raise TrainingError(str(error)) from None
-
-
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``; None means fp32 (always on CPU)."""
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+# One step, validation
 
 
 def seed_everything(seed: int) -> None:
@@ -162,11 +66,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# ---------------------------------------------------------------------------
-# One step, validation
-
-
-def train_step(
+def optimizer_step(
     model: ASTAR, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: CaptionBatch,
     clip_norm: float, autocast: torch.dtype | None = None,
 ) -> float:
@@ -199,24 +99,6 @@ def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch
         count = int((tokens != PAD_ID).sum())
         total, words = total + float(loss) * count, words + count
     return total / words
-
-
-@torch.no_grad()
-def decode_captions(
-    model: ASTAR, batches: Iterator[CaptionBatch], vocabulary: Vocabulary, max_len: int,
-    device: torch.device, autocast: torch.dtype | None, beam_size: int = 1, length_penalty: float = 0.0,
-) -> dict[str, str]:
-    """Video id → caption of at most ``max_len`` tokens by ``beam_search``; beam size 1 is greedy.
-
-    Validation decodes greedily; ``astar-eval`` uses the same loop with a wider beam.
-    """
-    captions = {}
-    for batch in batches:
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            tokens = beam_search(model, batch.videos.to(device), max_len, beam_size, length_penalty).tokens
-        for video_id, row in zip(batch.video_ids, tokens.tolist()):
-            captions[video_id] = vocabulary.decode(row)
-    return captions
 
 
 # ---------------------------------------------------------------------------
@@ -254,7 +136,7 @@ class TrainResult:
     """What a run ended with.
 
     Attributes:
-        run_dir: the run directory (``astar.train.run.load_run`` reads it).
+        run_dir: the run directory (``astar.train.rundir.load_run`` reads it).
         stopped: ``early stopping``, ``max epochs``, ``max steps`` or ``interrupted``.
         epochs, steps: completed epochs and optimizer steps.
         metric: the stopping metric; best, best_epoch: its best validation value and epoch.
@@ -274,35 +156,6 @@ class TrainResult:
 def improved(metric: str, value: float, best: float | None) -> bool:
     """True if ``value`` beats ``best`` (lower is better for loss, higher for scores)."""
     return best is None or (value < best if metric == "loss" else value > best)
-
-
-@contextlib.contextmanager
-def stop_requests() -> Iterator[threading.Event]:
-    """An event set by the first Ctrl-C or SIGTERM (a second Ctrl-C raises as usual).
-
-    Handlers can only be installed from the main thread; elsewhere the event is never set.
-    """
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if requested.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        requested.set()
-
-    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield requested
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
-
-
-def say(message: str) -> None:
-    """A status line on stderr that does not break progress bars."""
-    tqdm.write(message, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------
@@ -417,7 +270,7 @@ class Trainer:
                    dynamic_ncols=True)
         with bar:
             for batch in self.train_loader:
-                loss = self.train_step(batch)
+                loss = optimizer_step(self.model, self.optimizer, self.scaler, batch, config.clip_norm, self.autocast)
                 progress.batches_done += 1
                 progress.step += 1
                 progress.loss_sum += loss
@@ -434,9 +287,6 @@ class Trainer:
                 if config.checkpoint_every and progress.step % config.checkpoint_every == 0:
                     self.save_last()
         return True
-
-    def train_step(self, batch: CaptionBatch) -> float:
-        return train_step(self.model, self.optimizer, self.scaler, batch, self.config.clip_norm, self.autocast)
 
     def validate(self, writer: SummaryWriter) -> None:
         """Validation loss and scores, one history row, early-stopping bookkeeping, ``best.pt``."""
@@ -478,56 +328,6 @@ class Trainer:
 # Entry point
 
 
-def default_run_dir(config: TrainConfig) -> Path:
-    """``runs/<dataset>-<variant>-<YYYYmmdd-HHMMSS>``."""
-    return Path("runs") / f"{config.dataset}-{config.variant}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
-def resume_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
-    """The config that continues ``run_dir``: its ``config.toml`` with ``RESUME_OVERRIDES`` changed.
-
-    Raises:
-        RunError: not a usable run directory. ValueError: a field that cannot change.
-    """
-    saved, _ = read_run_config(run_dir)
-    return resumed(saved, str(run_dir), **overrides)
-
-
-def _absolute(path: str | None) -> str | None:
-    """Local paths made absolute, so a run resumes from any folder; URLs as they are."""
-    return path if path is None or "://" in path else str(Path(path).absolute())
-
-
-def _absolute_paths(config: TrainConfig) -> TrainConfig:
-    """``config`` with its store, annotations and word2vec paths as a new run saves them (``_absolute``)."""
-    return replace(config, store=_absolute(config.store), annotations=_absolute(config.annotations),
-                   word2vec=_absolute(config.word2vec))
-
-
-def _prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
-    """Check the run directory: resumable (with its vocabulary) or, for a new run, free.
-
-    A new run's directory is only created once everything else has been checked.
-    """
-    if config.resume:
-        paths = RunPaths(Path(config.resume))
-        saved, _ = read_run_config(paths.root)
-        changed = saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume"})
-        if changed:
-            raise TrainingError(f"{paths.root}: {', '.join(changed)} differ from the run's config.toml; "
-                                "a resumed run keeps its settings")
-        differences = identity_differences(read_store_attrs(paths), store.attrs)
-        if differences:
-            raise TrainingError(f"{store.url}: extracted differently from the run's store ({'; '.join(differences)})")
-        return replace(config, out=str(paths.root)), paths, read_vocabulary(paths)
-    paths = RunPaths(Path(config.out) if config.out else default_run_dir(config))
-    if paths.root.exists() and any(paths.root.iterdir()):
-        raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
-                            "or choose another --out")
-    config = replace(_absolute_paths(config), out=_absolute(str(paths.root)))
-    return config, RunPaths(Path(config.out)), None
-
-
 def train(config: TrainConfig) -> TrainResult:
     """Train (or, with ``config.resume``, continue) an ASTAR model; see the module docstring.
 
@@ -544,11 +344,11 @@ def train(config: TrainConfig) -> TrainResult:
     if config.metric == "METEOR" and shutil.which("java") is None:
         raise TrainingError(f"--metric METEOR needs Java: {JAVA_INSTALL_HINT}; or use --metric CIDEr or loss")
     store = open_store(config.store, config.storage_options)
-    config, paths, vocabulary = _prepare_run(config, store)
+    config, paths, vocabulary = prepare_run(config, store)
     data = caption_data(config, store, vocabulary)
-    if store.random_init:
-        say("WARNING: this store's features come from RANDOM-INIT C3D weights, not pretrained Sports-1M weights; "
-            "the model learns from random features (re-extract with astar-extract --weights c3d.pickle)")
+    warning = random_init_warning(store.attrs.get("model", {}))
+    if warning:
+        say(warning)
     say(data.report.summary())
     model_config = config.model_config(len(data.vocabulary))
     reader = FeatureReader(store, model_config, config.storage_options)
@@ -582,20 +382,6 @@ def train(config: TrainConfig) -> TrainResult:
         f"{'none yet' if progress.best is None else f'{progress.best:.4g} at epoch {progress.best_epoch}'}")
     return TrainResult(paths.root, stopped, progress.epoch, progress.step, config.metric, progress.best,
                        progress.best_epoch, progress.history)
-
-
-def saved_run_differences(config: TrainConfig) -> list[str]:
-    """Settings of the run saved in ``config.out`` that ``config`` changes, beyond ``RESUME_OVERRIDES``.
-
-    Empty when the folder holds no run. Paths are compared as the run saved them
-    (absolute); changed captions are caught on resume by the run's data fingerprint, so
-    ``annotations`` is not compared.
-    """
-    paths = RunPaths(Path(config.out))
-    if not paths.config.is_file():
-        return []
-    saved, _ = read_run_config(paths.root)
-    return saved.differences(_absolute_paths(config), ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})
 
 
 def train_resumably(config: TrainConfig) -> TrainResult:

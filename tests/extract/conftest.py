@@ -5,13 +5,13 @@ import uuid
 import numpy as np
 import pytest
 
-from astar.extract import ExtractionSettings, Extractor
+from astar.extract import ExtractionConfig, Extractor
 from tests.videos import write_video
 
 
 @pytest.fixture(scope="session")
 def extractor() -> Extractor:
-    return Extractor.build(ExtractionSettings(device="cpu"))
+    return Extractor.build(ExtractionConfig(device="cpu"))
 
 
 @pytest.fixture

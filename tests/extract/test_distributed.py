@@ -15,17 +15,16 @@ import torch
 from click.testing import CliRunner
 
 from astar.extract import (
-    LAYERS, ExtractionSettings, Extractor, StoreError, StoreWriter, collect_inputs, dask_client, decode_video, extract_on_dask,
+    LAYERS, ExtractionConfig, Extractor, StoreError, StoreWriter, collect_inputs, dask_client, decode_video,
     extract_videos, open_store, video_key,
 )
 from astar.extract.cli import main
 from astar.extract.distributed import extract_video_task, torch_threads_per_task
-from astar.pipelines.cluster import extract_on_cluster
 from tests.extract.test_batch import EXTRACT, add_bad_videos
 from tests.videos import write_video
 
 ARRAYS = (*LAYERS, "fc7", "fc7_windows")
-CPU = ExtractionSettings(device="cpu")
+CPU = ExtractionConfig(device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def test_cluster_run_stores_what_the_in_process_run_stores(client, video_folder,
     with torch_threads(torch_threads_per_task(client)):
         local = extract_videos(inputs, str(tmp_path / "local.zarr"), extractor=extractor, progress=False)
     assert capsys.readouterr().out.count("failed: ") == local.count("failed") >= 3
-    cluster = extract_on_dask(client, inputs, str(tmp_path / "dask.zarr"), CPU, progress=False, report_failures=False)
+    cluster = extract_videos(inputs, str(tmp_path / "dask.zarr"), CPU, client=client, progress=False, report_failures=False)
     assert "failed: " not in capsys.readouterr().out  # the caller reports them
     store, reference = open_store(str(tmp_path / "dask.zarr")), open_store(str(tmp_path / "local.zarr"))
     assert {"a", "c d", "nested/b"} <= set(store.video_ids) and store.video_ids == reference.video_ids
@@ -78,23 +77,28 @@ def test_cluster_run_stores_what_the_in_process_run_stores(client, video_folder,
     assert cluster.exit_code == local.exit_code == 3
 
 
-def test_extract_on_cluster_returns_one_row_per_video(client, video_folder, tmp_path):
+def cluster_table(client, video_folder, out: str):
+    summary = extract_videos(collect_inputs([str(video_folder)]), out, CPU, client=client, progress=False)
+    return summary, summary.table()
+
+
+def test_a_cluster_run_returns_one_row_per_video(client, video_folder, tmp_path):
     (video_folder / "bad.mp4").write_bytes(b"not a video")
-    table = extract_on_cluster(client, [str(video_folder)], str(tmp_path / "feats.zarr"), CPU)
+    summary, table = cluster_table(client, video_folder, str(tmp_path / "feats.zarr"))
     assert list(table.columns) == ["video_id", "source", "status", "error", "frames", "seconds"]
     assert dict(zip(table.video_id, table.status)) == {"a": "done", "bad": "failed", "c d": "done", "nested/b": "done"}
     assert table.set_index("video_id").loc["bad", "error"].startswith("FFmpeg cannot decode it")
     assert list(table.frames) == [5, 0, 8, 2]  # 2.5 s, –, 4 s, 1 s at 2 fps
-    assert table.attrs["store_bytes"] > 0 and table.attrs["seconds"] > 0
-    again = extract_on_cluster(client, [str(video_folder)], str(tmp_path / "feats.zarr"), CPU)
+    assert summary.store_bytes > 0 and summary.seconds > 0
+    _, again = cluster_table(client, video_folder, str(tmp_path / "feats.zarr"))
     assert list(again.status) == ["skipped", "failed", "skipped", "skipped"]
 
 
 def test_workers_compute_in_the_precision_the_driver_recorded(client, video_folder, tmp_path):
     # As when a CPU-only machine drives GPU workers: "auto" would resolve differently on the two sides.
-    driver = Extractor.build(ExtractionSettings(device="cpu", precision="bf16"))
+    driver = Extractor.build(ExtractionConfig(device="cpu", precision="bf16"))
     out = str(tmp_path / "feats.zarr")
-    summary = extract_on_dask(client, collect_inputs([str(video_folder)]), out, CPU, progress=False, extractor=driver)
+    summary = extract_videos(collect_inputs([str(video_folder)]), out, CPU, client=client, progress=False, extractor=driver)
     assert summary.count("done") == 3
     assert open_store(out).attrs["precision"] == "bf16"
 
@@ -103,14 +107,14 @@ def test_workers_compute_in_the_precision_the_driver_recorded(client, video_fold
 def test_s3_store_through_the_cluster_reopens_and_resumes(client, video_folder, bucket):
     name, options = bucket
     (video_folder / "bad.mp4").write_bytes(b"not a video")
-    url, settings = f"s3://{name}/feats.zarr", ExtractionSettings(device="cpu", storage_options=options)
+    url, settings = f"s3://{name}/feats.zarr", ExtractionConfig(device="cpu", storage_options=options)
     inputs = collect_inputs([str(video_folder)])
-    first = extract_on_dask(client, inputs, url, settings, progress=False)
+    first = extract_videos(inputs, url, settings, client=client, progress=False)
     assert (first.count("done"), first.count("failed")) == (3, 1)
     store = open_store(url, options)
     assert store.video_ids == ["a", "c d", "nested/b"] and list(store.failures.video_id) == ["bad"]
     assert store.read("c d", "pool5").shape == (1, 4, 4, 512)
-    second = extract_on_dask(client, inputs, url, settings, progress=False)
+    second = extract_videos(inputs, url, settings, client=client, progress=False)
     assert (second.count("skipped"), second.count("failed"), second.count("done")) == (3, 1, 0)
 
 
@@ -147,7 +151,7 @@ def test_a_worker_killed_mid_video_has_the_video_redone_and_stored_once(client, 
     long = write_video(video_folder / "long.mp4", frames, fps=10)  # 16 s: 32 frames through C3D, seconds of work
     out = str(tmp_path / "feats.zarr")
     with ThreadPoolExecutor(1) as pool:
-        run = pool.submit(extract_on_dask, client, collect_inputs([str(video_folder)]), out, CPU, progress=False)
+        run = pool.submit(extract_videos, collect_inputs([str(video_folder)]), out, CPU, client=client, progress=False)
         killed = kill_worker_running(client, "extract-long-")
         assert "long" not in open_store(out)  # the killed attempt left at most a half-written, uncounted video
         summary = run.result(timeout=300)

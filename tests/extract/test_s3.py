@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from astar.extract import ExtractionSettings, StoreError, collect_inputs, extract_videos, open_store
+from astar.extract import ExtractionConfig, StoreError, collect_inputs, extract_videos, open_store
 
 LAYERS_AND_FC7 = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")
 
@@ -11,7 +11,7 @@ def test_s3_store_round_trip_matches_a_local_store(video_folder, tmp_path, extra
     name, options = bucket
     inputs = collect_inputs([str(video_folder)])
     url = f"s3://{name}/feats.zarr"
-    summary = extract_videos(inputs, url, ExtractionSettings(storage_options=options), extractor=extractor, progress=False)
+    summary = extract_videos(inputs, url, ExtractionConfig(storage_options=options), extractor=extractor, progress=False)
     assert summary.exit_code == 0 and summary.store_bytes > 0
     extract_videos(inputs, str(tmp_path / "local.zarr"), extractor=extractor, progress=False)
     local, remote = open_store(str(tmp_path / "local.zarr")), open_store(url, options)
@@ -26,7 +26,7 @@ def test_s3_store_resumes_skipping_done_and_retrying_failed(video_folder, extrac
     name, options = bucket
     (video_folder / "bad.mp4").write_bytes(b"not a video")
     inputs = collect_inputs([str(video_folder)])
-    url, settings = f"s3://{name}/feats.zarr", ExtractionSettings(storage_options=options)
+    url, settings = f"s3://{name}/feats.zarr", ExtractionConfig(storage_options=options)
     first = extract_videos(inputs, url, settings, extractor=extractor, progress=False)
     assert (first.count("done"), first.count("failed")) == (3, 1)
     assert list(open_store(url, options).failures.video_id) == ["bad"]
@@ -42,7 +42,7 @@ def test_inputs_from_s3_are_listed_and_decoded(video_folder, extractor, bucket):
     inputs = collect_inputs([f"s3://{name}/videos"])
     assert [v.video_id for v in inputs] == ["a", "c d", "nested/b"]
     url = f"s3://{name}/feats.zarr"
-    summary = extract_videos(inputs, url, ExtractionSettings(storage_options=options), extractor=extractor, progress=False)
+    summary = extract_videos(inputs, url, ExtractionConfig(storage_options=options), extractor=extractor, progress=False)
     assert summary.count("done") == 3, summary.table()
     assert open_store(url, options).info("nested/b")["source"] == f"s3://{name}/videos/nested/b.mkv"
 

@@ -87,12 +87,12 @@ def test_open_store_refuses_missing_foreign_and_future_stores(tmp_path):
 
 
 def test_adding_with_different_settings_is_refused(video_folder, tmp_path, extractor):
-    from astar.extract import ExtractionSettings
+    from astar.extract import ExtractionConfig
 
     out = str(tmp_path / "feats.zarr")
     extract_videos(collect_inputs([str(video_folder / "a.mp4")]), out, extractor=extractor, progress=False)
     with pytest.raises(StoreError, match="preprocessing"):
-        extract_videos(collect_inputs([str(video_folder)]), out, ExtractionSettings(device="cpu", preprocess="c3d"), progress=False)
+        extract_videos(collect_inputs([str(video_folder)]), out, ExtractionConfig(device="cpu", preprocess="c3d"), progress=False)
 
 
 def test_store_holds_even_pure_noise_features_in_under_40_percent_of_float32(video_folder, tmp_path, extractor):

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from astar.extract import ExtractionSettings, collect_inputs, extract_videos
+from astar.extract import ExtractionConfig, collect_inputs, extract_videos
 from astar.pipelines.ablate import main
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
-from astar.train.run import RunPaths
-from astar.train.settings import TrainConfig
+from astar.train.rundir import RunPaths
+from astar.train.train_config import TrainConfig
 from astar.train.trainer import train
 
 N_VIDEOS = 8
@@ -25,7 +25,7 @@ def store(tmp_path_factory) -> tuple[Path, Path]:
     """(store, captions.csv) of eight short generated clips, extracted with random-init C3D."""
     root = tmp_path_factory.mktemp("ablate")
     generate_dataset(root / "videos", n_videos=N_VIDEOS, duration_range_s=(1.5, 3.0))
-    extract_videos(collect_inputs([str(root / "videos")]), str(root / "feats.zarr"), ExtractionSettings(device="cpu"),
+    extract_videos(collect_inputs([str(root / "videos")]), str(root / "feats.zarr"), ExtractionConfig(device="cpu"),
                    progress=False)
     return root / "feats.zarr", root / "videos" / CAPTIONS_FILE
 

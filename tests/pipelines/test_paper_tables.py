@@ -14,7 +14,7 @@ from astar.pipelines.paper_tables import (
     format_results_table,
     table_row,
 )
-from astar.train.config import ModelConfig
+from astar.train.model_config import ModelConfig
 
 PAPER_TEXT = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_c4da59e5334ceffe.txt"
 
@@ -60,7 +60,7 @@ def test_every_published_number_is_the_one_in_the_paper_text() -> None:
 def test_each_row_selects_the_model_it_names(key: str) -> None:
     row = table_row(key)
     config = ModelConfig.small(12, **row.model_fields())
-    assert (config.variant, config.attention) == (row.variant, row.attention)
+    assert (config.variant, config.attention) == (row.model.variant, row.model.attention)
     if key.startswith("pool"):
         assert config.layers == (key,)
     else:

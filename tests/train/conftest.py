@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from astar.extract import ExtractionSettings, collect_inputs, extract_videos
+from astar.extract import ExtractionConfig, collect_inputs, extract_videos
 from astar.pipelines.synthetic import CAPTIONS_FILE, SyntheticClip, generate_dataset
-from astar.train.settings import TrainConfig
+from astar.train.train_config import TrainConfig
 
 N_VIDEOS = 12
 DURATION_RANGE_S = (1.5, 10.0)
@@ -55,7 +55,7 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> SyntheticStore:
     root = tmp_path_factory.mktemp("synthetic")
     clips = generate_dataset(root / "videos", n_videos=N_VIDEOS, duration_range_s=DURATION_RANGE_S)
     store = root / "feats.zarr"
-    summary = extract_videos(collect_inputs([str(root / "videos")]), str(store), ExtractionSettings(device="cpu"), progress=False)
+    summary = extract_videos(collect_inputs([str(root / "videos")]), str(store), ExtractionConfig(device="cpu"), progress=False)
     assert summary.count("done") == N_VIDEOS, summary.table()
     default_location = root / "annotations" / "csv"
     default_location.mkdir(parents=True)

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from astar.train.align import pool5_field
-from astar.train.batch import LAYER_NAMES, LAYER_SIDE, POOL5_RATIO
-from astar.train.config import ModelConfig
+from astar.train.video_batch import LAYER_NAMES, LAYER_SIDE, POOL5_RATIO
+from astar.train.model_config import ModelConfig
 from astar.train.model import ASTAR
 
 POOL5_STEPS = 3

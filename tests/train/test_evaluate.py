@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from astar.extract import ExtractionSettings, collect_inputs, extract_videos, open_store
+from astar.extract import ExtractionConfig, collect_inputs, extract_videos, open_store
 from astar.train.cli import eval_command
-from astar.train.evaluate import EvalError, EvalOptions, evaluate
+from astar.train.evaluate import EvalError, EvalConfig, evaluate
 from astar.train.loader import CaptionBatches
-from astar.train.run import load_run
+from astar.train.rundir import load_run
 from astar.train.trainer import train
 
-QUICK = EvalOptions(device="cpu", loader_workers=0, progress=False, beam_size=2, max_len=8)
+QUICK = EvalConfig(device="cpu", loader_workers=0, progress=False, beam_size=2, max_len=8)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def run_cli(*args: object):
 
 
 def test_writes_scores_and_one_row_per_test_video_with_its_references(trained_run, synthetic_store, tmp_path):
-    result = evaluate(trained_run, EvalOptions(**{**QUICK.__dict__, "out": str(tmp_path / "eval")}))
+    result = evaluate(trained_run, EvalConfig(**{**QUICK.__dict__, "out": str(tmp_path / "eval")}))
     document = json.loads((tmp_path / "eval" / "scores.json").read_text())
     assert set(document["metrics"]) == {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
     assert document["evaluation"]["split"] == "test" and document["evaluation"]["beam_size"] == 2
@@ -50,13 +50,13 @@ def test_writes_scores_and_one_row_per_test_video_with_its_references(trained_ru
 
 
 def test_default_output_folder_is_in_the_run_and_named_for_the_split(trained_run, synthetic_store):
-    evaluate(trained_run, EvalOptions(**{**QUICK.__dict__, "split": "val"}))
+    evaluate(trained_run, EvalConfig(**{**QUICK.__dict__, "split": "val"}))
     per_video = pd.read_csv(trained_run / "eval-val" / "per_video.csv")
     assert sorted(per_video.video_id) == sorted(split_captions(synthetic_store, "val"))
 
 
 def test_beam_size_one_gives_the_models_greedy_captions(trained_run, synthetic_store, tmp_path):
-    evaluate(trained_run, EvalOptions(**{**QUICK.__dict__, "beam_size": 1, "out": str(tmp_path)}))
+    evaluate(trained_run, EvalConfig(**{**QUICK.__dict__, "beam_size": 1, "out": str(tmp_path)}))
     captions = pd.read_csv(tmp_path / "per_video.csv", keep_default_na=False).set_index("video_id").caption
     run = load_run(trained_run)
     videos = CaptionBatches(run.reader(open_store(str(synthetic_store.store))), list(captions.index))
@@ -70,9 +70,9 @@ def test_a_store_extracted_with_other_weights_is_refused_in_one_line(trained_run
     other = tmp_path / "other.zarr"
     clip = synthetic_store.clips[0]
     extract_videos(collect_inputs([str(synthetic_store.captions.parent / clip.filename)]), str(other),
-                   ExtractionSettings(device="cpu", seed=1), progress=False)
+                   ExtractionConfig(device="cpu", seed=1), progress=False)
     with pytest.raises(EvalError, match="extracted differently"):
-        evaluate(trained_run, EvalOptions(**{**QUICK.__dict__, "store": str(other)}))
+        evaluate(trained_run, EvalConfig(**{**QUICK.__dict__, "store": str(other)}))
     result = run_cli(trained_run, "--store", other, "--device", "cpu", "--loader-workers", "0", "-q")
     assert result.exit_code == 1 and "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]

@@ -12,8 +12,8 @@ from matplotlib.image import imread
 
 from astar.extract import PAPER, decode_video
 from astar.pipelines.synthetic import generate_dataset
-from astar.train.batch import random_batch
-from astar.train.config import ModelConfig
+from astar.train.video_batch import random_batch
+from astar.train.model_config import ModelConfig
 from astar.train.figures import WordAttention, attention_figure, caption_words, save_attention_figure
 from astar.train.model import ASTAR
 from astar.train.search import beam_search

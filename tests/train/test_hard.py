@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from astar.train.batch import VideoBatch, random_batch
-from astar.train.config import ModelConfig
+from astar.train.video_batch import VideoBatch, random_batch
+from astar.train.model_config import ModelConfig
 from astar.train.hard import multi_sample_bound, vimco_learning_signals, vimco_surrogate
 from astar.train.model import ASTAR, caption_log_likelihood
 

@@ -6,27 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from astar.train.batch import VideoBatch, random_batch
-from astar.train.config import ModelConfig
+from astar.train.video_batch import VideoBatch, random_batch
+from astar.train.model_config import ModelConfig
+from astar.train.variants import NAMED_MODELS
 from astar.train.model import ASTAR
 
 VOCAB = 12
 PAD, EOS = 0, 1
-VARIANTS = {
-    "astar": {},
-    "astar-layer-first": {"order": "layer_first"},
-    "astar-hard": {"attention": "hard"},
-    "astar-hard-layer-first": {"attention": "hard", "order": "layer_first"},
-    "fc7": {"variant": "fc7"},
-    "pool2": {"variant": "single", "layers": ("pool2",)},
-    "pool3": {"variant": "single", "layers": ("pool3",)},
-    "pool4": {"variant": "single", "layers": ("pool4",)},
-    "pool5": {"variant": "single", "layers": ("pool5",)},
-    "mlp": {"variant": "mlp"},
-    "maxpool": {"variant": "maxpool"},
-    "avgpool": {"variant": "avgpool"},
-    "hypercolumn": {"variant": "hypercolumn"},
-}
+VARIANTS = {name: model.model_fields() for name, model in NAMED_MODELS.items()}
+"""Every registered configuration (``astar.train.variants``): the model tests cover them all."""
 
 
 def small(**overrides: object) -> ModelConfig:

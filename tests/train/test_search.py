@@ -6,21 +6,16 @@ import itertools
 import pytest
 import torch
 
-from astar.train.batch import VideoBatch, random_batch
-from astar.train.config import ModelConfig
+from astar.train.video_batch import VideoBatch, random_batch
+from astar.train.model_config import ModelConfig
 from astar.train.model import ASTAR
 from astar.train.search import beam_search, length_penalty_divisor
+from astar.train.variants import NAMED_MODELS
 
 PAD, EOS = 0, 1
-VARIANTS = {
-    "astar": {},
-    "astar-layer-first": {"order": "layer_first"},
-    "astar-hard": {"attention": "hard"},
-    "fc7": {"variant": "fc7"},
-    "pool3": {"variant": "single", "layers": ("pool3",)},
-    "hypercolumn": {"variant": "hypercolumn"},
-    "maxpool": {"variant": "maxpool"},
-}
+SEARCHED = ("astar-soft", "astar-soft-layer-first", "astar-hard", "fc7", "pool3", "hypercolumn", "maxpool")
+VARIANTS = {name: NAMED_MODELS[name].model_fields() for name in SEARCHED}
+"""One registered configuration of each kind of attention (``astar.train.variants``)."""
 
 
 def spread_model(vocab: int, seed: int = 0, **overrides: object) -> ASTAR:
@@ -79,7 +74,7 @@ TRICKY_SEED = 6
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
-@pytest.mark.parametrize("name", ["astar", "astar-hard", "fc7"])
+@pytest.mark.parametrize("name", ["astar-soft", "astar-hard", "fc7"])
 def test_a_beam_as_wide_as_the_search_space_finds_the_exhaustive_ranking(name: str, alpha: float) -> None:
     model = spread_model(5, seed=TRICKY_SEED, **VARIANTS[name])
     batch = videos(model, [2, 1], seed=TRICKY_SEED)
@@ -105,7 +100,7 @@ def test_a_narrow_beam_can_miss_what_the_exhaustive_search_finds() -> None:
     assert any(found < exact - 1e-4 for found, exact in zip(greedy.tolist(), best))
 
 
-@pytest.mark.parametrize("name", ["astar", "astar-hard", "fc7", "pool3"])
+@pytest.mark.parametrize("name", ["astar-soft", "astar-hard", "fc7", "pool3"])
 def test_beam_size_one_is_greedy_decoding(name: str) -> None:
     model = spread_model(12, **VARIANTS[name])
     batch = videos(model, [2, 1, 3])
@@ -205,7 +200,7 @@ def test_a_model_in_training_mode_is_refused() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["astar", "astar-hard"])
+@pytest.mark.parametrize("name", ["astar-soft", "astar-hard"])
 def test_cuda_finds_the_same_captions_as_the_cpu(name: str) -> None:
     model = spread_model(12, **VARIANTS[name])
     batch = videos(model, [2, 1, 3])

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from astar.train.checkpoint import load_checkpoint
 from astar.train.cli import train_command
-from astar.train.run import read_run_config
+from astar.train.rundir import read_run_config
 
 QUICK = ["--preset", "small", "--batch-size", "8", "--max-steps", "1", "--metric", "loss",
          "--device", "cpu", "--loader-workers", "0", "--quiet"]

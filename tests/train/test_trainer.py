@@ -19,9 +19,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from astar.extract import open_store
 from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from astar.train.loader import CaptionBatches, feature_rms
-from astar.train.run import RunPaths, load_run, read_run_config
+from astar.train.captions import caption_data
+from astar.train.errors import TrainingError
+from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
 from astar.train.text import Vocabulary
-from astar.train.trainer import TrainingError, caption_data, resume_config, saved_run_differences, train
+from astar.train.trainer import train
 
 
 def parameters(run_dir: Path, checkpoint: str = "last") -> dict[str, torch.Tensor]:

@@ -15,27 +15,20 @@ Presets (``--preset``):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal, get_args
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
-from .batch import LAYER_NAMES
-from .config import ModelConfig, Variant
+from astar.extract import AUTOCAST_PRECISIONS, DEVICES
+
+from .variants import VARIANTS
+from .video_batch import LAYER_NAMES
+from .model_config import ModelConfig
 from .datasets import DATASETS
 from .loader import DEFAULT_LOADER_WORKERS
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
 
 PRESETS = ("paper", "small")
-VARIANTS: tuple[str, ...] = get_args(Variant)
 STOPPING_METRICS = ("METEOR", "CIDEr", "loss")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-RESUME_OVERRIDES = frozenset(
-    {"store", "epochs", "patience", "max_steps", "device", "loader_workers", "checkpoint_every", "storage_options", "progress"}
-)
-"""Fields a resumed run may change: where the store now is, how long to go on, and
-where and how fast it runs. Everything that defines the model and its data is fixed
-by the run's ``config.toml``."""
 
 UNSAVED = frozenset({"storage_options", "resume"})
 """Fields not written to ``config.toml``: storage options may hold credentials (pass
@@ -76,7 +69,7 @@ class TrainConfig:
         checkpoint_every: also write ``last.pt`` every this many steps (0: at epoch ends only).
         max_steps: stop (resumably) after this many optimizer steps in total.
         storage_options: fsspec options of a remote store.
-        resume: run directory to continue; ``resume_config`` builds this config.
+        resume: run directory to continue; ``rundir.resume_config`` builds this config.
         progress: show tqdm progress bars.
     """
 
@@ -114,7 +107,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         choices = {
             "dataset": DATASETS, "preset": PRESETS, "variant": VARIANTS, "metric": STOPPING_METRICS,
-            "device": DEVICES, "precision": PRECISIONS,
+            "device": DEVICES, "precision": AUTOCAST_PRECISIONS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -174,17 +167,3 @@ class TrainConfig:
             if item.name not in ignore and getattr(self, item.name) != getattr(other, item.name)
         ]
 
-
-def resumed(saved: TrainConfig, run_dir: str, **overrides: Any) -> TrainConfig:
-    """``saved`` (a run's config) set to resume from ``run_dir`` with ``RESUME_OVERRIDES`` changed.
-
-    Raises:
-        ValueError: an override outside ``RESUME_OVERRIDES`` (it would change the run).
-    """
-    fixed = sorted(set(overrides) - RESUME_OVERRIDES)
-    if fixed:
-        raise ValueError(
-            f"{', '.join(fixed)} cannot change when resuming (the run keeps its config.toml); "
-            f"only {', '.join(sorted(RESUME_OVERRIDES))} can"
-        )
-    return replace(saved, resume=str(run_dir), out=str(run_dir), **overrides)

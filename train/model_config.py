@@ -9,28 +9,11 @@ from typing import Literal
 
 from astar.extract import FC7_DIM, LAYERS
 
-from .batch import LAYER_NAMES
-
-Variant = Literal["astar", "fc7", "single", "mlp", "maxpool", "avgpool", "hypercolumn"]
-"""Which model (Section 4.3):
-
-- ``astar``: 3D-convolution alignment (eq. 4) + two-level attention (eqs. 5–8).
-- ``fc7``: "C3D fc7 + LSTM", no context vector z_t.
-- ``single``: "C3D fc7 + poolN", position attention on one raw layer, z_t = s_t.
-- ``mlp``: Appendix-D MLP alignment, â_l = MLP(vec(a_l)) per pool5 cell, â_L = a_L.
-- ``maxpool`` / ``avgpool``: pool each layer over a pool5 cell's receptive field,
-  then an MLP (eqs. 15–16), for every l including L.
-- ``hypercolumn``: every layer sampled at the pool5 cell centre and concatenated,
-  position attention only.
-"""
-
-TWO_LEVEL_VARIANTS: frozenset[str] = frozenset({"astar", "mlp", "maxpool", "avgpool"})
-"""Variants with both spatiotemporal and abstraction-level attention."""
+from .variants import VARIANTS
+from .video_batch import LAYER_NAMES
 
 C3D_LAYER_CHANNELS: tuple[int, ...] = tuple(spec.channels for spec in LAYERS.values())
 """Channels n_F of pool2 … pool5 in C3D (Appendix B), as the feature store holds them."""
-
-C3D_FC7_DIM = FC7_DIM
 
 
 @dataclass(frozen=True)
@@ -41,7 +24,7 @@ class ModelConfig:
         vocab_size: V, words including ``<pad>`` and ``<eos>``.
         pad_id: token id of ``<pad>``; ignored by the loss.
         eos_id: token id of ``<eos>``; ends greedy decoding.
-        variant: see ``Variant``.
+        variant: one of ``variants.VARIANTS``.
         layers: layers attended to, a subset of ``LAYER_NAMES`` in that order;
             exactly one for ``single``.
         attention: ``soft`` (eq. 7) or ``hard`` (eqs. 8–14) layer choice.
@@ -59,24 +42,26 @@ class ModelConfig:
     vocab_size: int
     pad_id: int = 0
     eos_id: int = 1
-    variant: Variant = "astar"
+    variant: str = "astar"
     layers: tuple[str, ...] = LAYER_NAMES
     attention: Literal["soft", "hard"] = "soft"
     order: Literal["position_first", "layer_first"] = "position_first"
     samples: int = 10
     layer_channels: tuple[int, ...] = C3D_LAYER_CHANNELS
-    fc7_dim: int = C3D_FC7_DIM
+    fc7_dim: int = FC7_DIM
     embedding_dim: int = 300
     hidden_dim: int = 512
     attention_dim: int = 512
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {self.variant!r}")
         if not self.layers or any(name not in LAYER_NAMES for name in self.layers):
             raise ValueError(f"layers must be a non-empty subset of {LAYER_NAMES}, got {self.layers}")
         if list(self.layers) != sorted(self.layers, key=LAYER_NAMES.index):
             raise ValueError(f"layers must be in C3D order {LAYER_NAMES}, got {self.layers}")
-        if self.variant == "single" and len(self.layers) != 1:
+        if VARIANTS[self.variant].single_layer and len(self.layers) != 1:
             raise ValueError(f"variant 'single' attends to exactly one layer, got {self.layers}")
         if self.attention == "hard" and self.attended_layers < 2:
             raise ValueError(f"hard attention chooses among layers; variant {self.variant!r} has none to choose")
@@ -92,7 +77,7 @@ class ModelConfig:
     @property
     def attended_layers(self) -> int:
         """Number of maps abstraction-level attention chooses among (1: positions only)."""
-        return len(self.layers) if self.variant in TWO_LEVEL_VARIANTS else 1
+        return len(self.layers) if VARIANTS[self.variant].two_level else 1
 
     @property
     def context_dim(self) -> int:
@@ -111,7 +96,7 @@ class ModelConfig:
 
         Feature channels are 8/16/16/32 and fc7 is 64 wide, so inputs must be generated
         at those widths; for real C3D features pass
-        ``layer_channels=C3D_LAYER_CHANNELS, fc7_dim=C3D_FC7_DIM``.
+        ``layer_channels=C3D_LAYER_CHANNELS, fc7_dim=FC7_DIM``.
         """
         small = cls(
             vocab_size=vocab_size,

@@ -1,4 +1,9 @@
-"""Extract a batch of videos into a store in this process: skip done, record failures, go on."""
+"""What happens to each video of an extraction run, and the one step that turns a decoded video into one.
+
+Both executors (``local``, in this process; ``distributed``, on Dask) call
+``store_decoded`` for every video and ``show_outcome`` for the progress bar, so they
+write the same bytes and report the same way.
+"""
 from __future__ import annotations
 
 import time
@@ -10,13 +15,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .decode import DecodedVideo, DecodeError
-from .extractor import ExtractionSettings, Extractor, absolute_source
+from .clitools import EXIT_SOME_FAILED
+from .extractor import Extractor, absolute_source
 from .ids import VideoInput
-from .isolate import IsolatedDecoder
-from .store import StoreError, StoreWriter, store_size_bytes
+from .store import StoreError, StoreWriter
 
-EXIT_SOME_FAILED = 3
-"""Exit code of ``astar-extract`` when at least one video failed (the others are stored)."""
 
 
 @dataclass
@@ -97,37 +100,3 @@ def show_outcome(bar: tqdm, outcome: VideoOutcome, outcomes: Iterable[VideoOutco
     bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed, refresh=False)
     bar.update()
 
-
-def extract_videos(
-    inputs: Iterable[VideoInput],
-    out: str,
-    settings: ExtractionSettings = ExtractionSettings(),
-    overwrite: bool = False,
-    progress: bool = True,
-    extractor: Extractor | None = None,
-    report_failures: bool = True,
-) -> RunSummary:
-    """Extract every input not yet done into the store at ``out`` (created if needed).
-
-    Completed videos are skipped, failed ones retried; a bad video is recorded in
-    the store's failures table and the batch goes on, and with ``report_failures``
-    a ``failed: SOURCE: REASON`` line is printed as it happens (the summary holds
-    every failure either way). Interrupting (Ctrl-C) loses at most the video in progress.
-    """
-    started = time.perf_counter()
-    extractor = extractor or Extractor.build(settings)
-    writer = StoreWriter(out, extractor.identity(), settings.storage_options, overwrite=overwrite)
-    inputs = list(inputs)
-    done = writer.completed()
-    outcomes = [VideoOutcome(v.video_id, absolute_source(v.source), "skipped") for v in inputs if v.video_id in done]
-    todo = [v for v in inputs if v.video_id not in done]
-    with IsolatedDecoder(extractor.preprocessing, settings.decode_timeout) as decoder, tqdm(
-        total=len(todo), unit="video", disable=not progress, desc="extract"
-    ) as bar:
-        video_started = time.perf_counter()
-        for video, decoded in decoder.map(todo):
-            outcome = store_decoded(extractor, writer, video, decoded, video_started)
-            video_started = time.perf_counter()
-            outcomes.append(outcome)
-            show_outcome(bar, outcome, outcomes, started, report_failures)
-    return RunSummary(outcomes, time.perf_counter() - started, store_size_bytes(out, settings.storage_options))

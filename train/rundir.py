@@ -1,4 +1,5 @@
-"""The run directory: the one place that knows its layout, and ``load_run`` to use a trained model.
+"""The run directory and resuming: the one place that knows its layout, what a resumed run may
+change, and ``load_run`` to use a trained model.
 
 Layout of ``RUN_DIR`` (written by ``astar-train``)::
 
@@ -21,18 +22,22 @@ import csv
 import io
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 import torch
 
+from astar.extract import AstarError, FeatureStore
+
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
-from .config import ModelConfig
+from .model_config import ModelConfig
 from .loader import STORE_WIDTHS, FeatureReader, model_layers
 from .model import ASTAR
-from .settings import TrainConfig
+from .train_config import TrainConfig
+from .errors import TrainingError
 from .text import Vocabulary
 
 RUN_FORMAT = "astar-run"
@@ -44,11 +49,18 @@ IDENTITY_KEYS = ("astar_schema_version", "fps", "frame_size", "preprocessing", "
 the schema, frame rate and size, preprocessing, and the C3D weights (name, sha256,
 random_init and seed). Extraction precision may differ."""
 
+RESUME_OVERRIDES = frozenset(
+    {"store", "epochs", "patience", "max_steps", "device", "loader_workers", "checkpoint_every", "storage_options", "progress"}
+)
+"""Fields a resumed run may change: where the store now is, how long to go on, and
+where and how fast it runs. Everything that defines the model and its data is fixed
+by the run's ``config.toml``."""
+
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "val_loss")
 """First columns of ``metrics.csv``; the validation scores (BLEU-1 … CIDEr) follow."""
 
 
-class RunError(Exception):
+class RunError(AstarError):
     """A run directory that cannot be used; the message names it and the reason in one line."""
 
 
@@ -236,3 +248,78 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
         epoch=int(document["progress"]["epoch"]),
         step=int(document["progress"]["step"]),
     )
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """``runs/<dataset>-<variant>-<YYYYmmdd-HHMMSS>``."""
+    return Path("runs") / f"{config.dataset}-{config.variant}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def resume_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
+    """The config that continues ``run_dir``: its ``config.toml`` with ``overrides`` applied.
+
+    Overrides equal to the saved values are no change; the others must be among
+    ``RESUME_OVERRIDES``.
+
+    Raises:
+        RunError: not a usable run directory.
+        ValueError: an override outside ``RESUME_OVERRIDES`` (it would change the run).
+    """
+    saved, _ = read_run_config(run_dir)
+    changes = {name: value for name, value in overrides.items() if value != getattr(saved, name)}
+    fixed = sorted(set(changes) - RESUME_OVERRIDES)
+    if fixed:
+        raise ValueError(
+            f"{', '.join(fixed)} cannot change when resuming (the run keeps its config.toml); "
+            f"only {', '.join(sorted(RESUME_OVERRIDES))} can"
+        )
+    return replace(saved, resume=str(run_dir), out=str(run_dir), **changes)
+
+
+def _absolute(path: str | None) -> str | None:
+    """Local paths made absolute, so a run resumes from any folder; URLs as they are."""
+    return path if path is None or "://" in path else str(Path(path).absolute())
+
+
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with its store, annotations and word2vec paths as a new run saves them (``_absolute``)."""
+    return replace(config, store=_absolute(config.store), annotations=_absolute(config.annotations),
+                   word2vec=_absolute(config.word2vec))
+
+
+def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
+    """Check the run directory: resumable (with its vocabulary) or, for a new run, free.
+
+    A new run's directory is only created once everything else has been checked.
+    """
+    if config.resume:
+        paths = RunPaths(Path(config.resume))
+        saved, _ = read_run_config(paths.root)
+        changed = saved.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume"})
+        if changed:
+            raise TrainingError(f"{paths.root}: {', '.join(changed)} differ from the run's config.toml; "
+                                "a resumed run keeps its settings")
+        differences = identity_differences(read_store_attrs(paths), store.attrs)
+        if differences:
+            raise TrainingError(f"{store.url}: extracted differently from the run's store ({'; '.join(differences)})")
+        return replace(config, out=str(paths.root)), paths, read_vocabulary(paths)
+    paths = RunPaths(Path(config.out) if config.out else default_run_dir(config))
+    if paths.root.exists() and any(paths.root.iterdir()):
+        raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
+                            "or choose another --out")
+    config = replace(absolute_paths(config), out=_absolute(str(paths.root)))
+    return config, RunPaths(Path(config.out)), None
+
+
+def saved_run_differences(config: TrainConfig) -> list[str]:
+    """Settings of the run saved in ``config.out`` that ``config`` changes, beyond ``RESUME_OVERRIDES``.
+
+    Empty when the folder holds no run. Paths are compared as the run saved them
+    (absolute); changed captions are caught on resume by the run's data fingerprint, so
+    ``annotations`` is not compared.
+    """
+    paths = RunPaths(Path(config.out))
+    if not paths.config.is_file():
+        return []
+    saved, _ = read_run_config(paths.root)
+    return saved.differences(absolute_paths(config), ignore=RESUME_OVERRIDES | {"out", "resume", "annotations"})

@@ -1,0 +1,51 @@
+"""What every astar command shares: exit codes, the ``--storage-option`` flag, help layout, status lines.
+
+Kept apart from the commands so importing it runs none of them; ``astar.extract``
+exports it for the training stage and the pipelines.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from tqdm.auto import tqdm
+
+EXIT_SOME_FAILED = 3
+"""Exit code when the run went through but some videos failed (each recorded, one line each)."""
+
+EXIT_INTERRUPTED = 130
+"""Exit code when Ctrl-C or SIGTERM stopped a command (what was finished is kept; re-running resumes)."""
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""Click context of every command: ``-h`` as well as ``--help``, 100-column help."""
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+class KeyValue(click.ParamType):
+    """``KEY=VALUE`` → (key, value): the ``--storage-option`` type (``dict()`` of them is fsspec's options)."""
+
+    name = "KEY=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        key, sep, option = str(value).partition("=")
+        if not sep or not key:
+            self.fail(f"expected KEY=VALUE, got {value!r}", param, ctx)
+        return key, option
+
+
+def storage_option(note: str = "") -> Callable[[Command], Command]:
+    """The ``--storage-option KEY=VALUE`` flag (repeatable) into the ``storage_options`` parameter."""
+    return click.option(
+        "--storage-option", "storage_options", type=KeyValue(), multiple=True,
+        help="fsspec option for a remote store (repeatable), e.g. endpoint_url=http://127.0.0.1:9000." + note,
+    )
+
+
+def say(message: str) -> None:
+    """A status or diagnostic line on stderr that does not break progress bars; stdout keeps results."""
+    tqdm.write(message, file=sys.stderr)

@@ -1,0 +1,37 @@
+"""Devices and precisions: the one place that turns ``--device`` and ``--precision`` into torch objects."""
+from __future__ import annotations
+
+import torch
+
+from .errors import AstarError
+
+DEVICES = ("auto", "cpu", "cuda")
+"""``--device`` choices of every command; ``auto`` picks CUDA when present."""
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Compute precisions by name: C3D runs in one of them; training autocasts to bf16 or fp16."""
+
+AUTOCAST_PRECISIONS = ("auto", *PRECISIONS)
+"""``astar-train --precision`` choices: ``auto`` = bf16 where supported, else fp16 (CUDA only)."""
+
+
+class DeviceError(AstarError):
+    """A device that was asked for but is not there."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a ``DeviceError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means fp32 (always on CPU)."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return PRECISIONS[precision]

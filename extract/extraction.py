@@ -1,0 +1,74 @@
+"""``extract_videos``: the one public way to extract videos into a store, in this process or on Dask.
+
+It plans the run once (``plan.plan_extraction``) and hands the plan to one of two
+executors: ``local.run_in_process`` (no ``client``) or ``distributed.run_on_dask``.
+Both write the same arrays and return the same ``RunSummary``.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from distributed import Client
+from tqdm.auto import tqdm
+
+from .distributed import run_on_dask
+from .extractor import ExtractionConfig, Extractor
+from .ids import VideoInput
+from .local import run_in_process
+from .outcomes import RunSummary
+from .plan import plan_extraction
+from .store import store_size_bytes
+
+
+def extract_videos(
+    inputs: Iterable[VideoInput],
+    out: str,
+    settings: ExtractionConfig = ExtractionConfig(),
+    *,
+    client: Client | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    extractor: Extractor | None = None,
+    torch_threads: int | None = None,
+    report_failures: bool = True,
+) -> RunSummary:
+    """Extract every input not yet done into the store at ``out`` (created if needed).
+
+    Completed videos are skipped, failed ones retried; a bad video is recorded in the
+    store's failures table and the batch goes on, and with ``report_failures`` a
+    ``failed: SOURCE: REASON`` line is printed as it happens (the summary holds every
+    failure either way).
+
+    Args:
+        inputs: the videos (``collect_inputs`` turns files, folders, list files and URLs into them).
+        out: the store's path or fsspec URL.
+        settings: weights, preprocessing, device, precision, decode timeout, storage options.
+        client: run one Dask task per video on this client's cluster; None runs in this process.
+        overwrite: start the store afresh (deletes what it holds).
+        progress: show a progress bar.
+        extractor: this run's ``Extractor`` (built from ``settings`` when None). On Dask it
+            gives only the store's identity: its precision is what every worker computes
+            in, so GPU workers driven from a machine without one run fp32 unless
+            ``settings.precision`` says otherwise.
+        torch_threads: Dask only: intra-op threads per task (None: ``torch_threads_per_task``).
+        report_failures: print each failure's line as it happens.
+
+    Returns:
+        One outcome per input, in input order.
+
+    Raises:
+        StoreError: the store cannot be created or written.
+    """
+    started = time.perf_counter()
+    extractor = extractor or Extractor.build(settings)
+    plan = plan_extraction(inputs, out, settings, extractor.identity(), overwrite)
+    outcomes = {outcome.video_id: outcome for outcome in plan.skipped}
+    with tqdm(total=len(plan.todo), unit="video", disable=not progress,
+              desc="extract" if client is None else "extract (dask)") as bar:
+        executed = (run_in_process(plan, extractor, bar, started, report_failures) if client is None
+                    else run_on_dask(plan, client, bar, started, report_failures, torch_threads))
+        for outcome in executed:
+            outcomes[outcome.video_id] = outcome
+    ordered = [outcomes[video.video_id] for video in plan.inputs]
+    return RunSummary(ordered, time.perf_counter() - started, store_size_bytes(out, plan.settings.storage_options))

@@ -1,0 +1,60 @@
+"""The one plan of an extraction run: what to do, what is done, what is left (STYLE habit 9).
+
+``plan_extraction`` opens (or creates) the store, fixes the settings every executor
+computes with, and splits the inputs into videos already complete and videos to
+extract. The in-process executor (``local``) and the Dask executor (``distributed``)
+take the plan as it is and never re-derive it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .extractor import ExtractionConfig, absolute_source
+from .ids import VideoInput, is_url
+from .outcomes import VideoOutcome
+from .store import StoreWriter
+
+
+@dataclass(frozen=True)
+class ExtractionPlan:
+    """An extraction run, planned.
+
+    Attributes:
+        out: the store's path or URL.
+        settings: what every executor computes with: the precision the store records
+            (so workers that resolve ``auto`` to another device still match it) and a
+            weights path that every worker of a shared file system resolves alike.
+        writer: the open store.
+        inputs: every input video, sources absolute, in the order given.
+        skipped: one ``skipped`` outcome per input already complete in the store.
+        todo: the inputs to extract (failed ones are retried).
+    """
+
+    out: str
+    settings: ExtractionConfig
+    writer: StoreWriter
+    inputs: list[VideoInput]
+    skipped: list[VideoOutcome]
+    todo: list[VideoInput]
+
+
+def plan_extraction(
+    inputs: Iterable[VideoInput], out: str, settings: ExtractionConfig, identity: dict[str, Any], overwrite: bool = False
+) -> ExtractionPlan:
+    """Open the store at ``out`` for ``identity`` (``Extractor.identity()``) and plan what is left.
+
+    Raises:
+        StoreError: the store cannot be created, or was extracted with another identity.
+    """
+    writer = StoreWriter(out, identity, settings.storage_options, overwrite=overwrite)
+    settings = replace(settings, precision=identity["precision"])
+    if settings.weights and not is_url(settings.weights):
+        settings = replace(settings, weights=str(Path(settings.weights).resolve()))
+    inputs = [VideoInput(video.video_id, absolute_source(video.source)) for video in inputs]
+    done = writer.completed()
+    skipped = [VideoOutcome(video.video_id, video.source, "skipped") for video in inputs if video.video_id in done]
+    todo = [video for video in inputs if video.video_id not in done]
+    return ExtractionPlan(out, settings, writer, inputs, skipped, todo)

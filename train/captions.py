@@ -1,0 +1,79 @@
+"""A run's captions as token ids: annotations matched with the store, encoded with the vocabulary (Section 4.1)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from astar.extract import FeatureStore
+
+from .datasets import MatchReport, load_annotations, match_store, references_by_video
+from .errors import TrainingError
+from .text import Vocabulary, build_vocabulary
+from .train_config import TrainConfig
+
+
+@dataclass
+class CaptionData:
+    """The matched captions of a run, as token ids.
+
+    Attributes:
+        vocabulary: built from the training captions (or the run's, when resuming).
+        train_ids, train_captions: one (video id, token ids ending in <eos>) per training pair.
+        val_ids, val_captions: the same for the validation pairs (validation loss).
+        references: val video id → its normalised reference captions (scores).
+        report: how the annotations matched the store.
+    """
+
+    vocabulary: Vocabulary
+    train_ids: list[str]
+    train_captions: list[list[int]]
+    val_ids: list[str]
+    val_captions: list[list[int]]
+    references: dict[str, list[str]]
+    report: MatchReport
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of every pair and reference: a resumed run must see the same data."""
+        content = [self.vocabulary.tokens, self.train_ids, self.train_captions, self.val_ids, self.val_captions,
+                   self.references]
+        return hashlib.sha256(json.dumps(content).encode("utf-8")).hexdigest()
+
+
+def encode_caption(vocabulary: Vocabulary, text: str, max_words: int) -> list[int]:
+    """Token ids of ``text``'s first ``max_words`` words, then <eos>."""
+    ids = vocabulary.encode(text)
+    return ids if len(ids) <= max_words + 1 else ids[:max_words] + ids[-1:]
+
+
+def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabulary | None = None) -> CaptionData:
+    """Read ``config.dataset``'s annotations, match them with ``store`` and encode them.
+
+    Raises:
+        AnnotationError: annotations unreadable, or none of their videos is in the store.
+        TrainingError: no training or no validation captions among the stored videos.
+    """
+    annotations = Path(config.annotations) if config.annotations else None
+    captions = load_annotations(config.dataset, annotations, store=config.store, paper_split=config.paper_split)
+    kept, report = match_store(captions, store.video_ids)
+    by_split = {split: [caption for caption in kept if caption.split == split] for split in ("train", "val")}
+    for split, what in (("train", "training"), ("val", "early stopping (Section 4.2)")):
+        if not by_split[split]:
+            raise TrainingError(f"no {split} captions among the stored videos; {what} needs them ({report.summary()})")
+    vocabulary = vocabulary or build_vocabulary([caption.text for caption in by_split["train"]], config.min_count)
+
+    def encoded(split: str) -> list[list[int]]:
+        return [encode_caption(vocabulary, caption.text, config.max_caption_len) for caption in by_split[split]]
+
+    return CaptionData(
+        vocabulary=vocabulary,
+        train_ids=[caption.video_id for caption in by_split["train"]],
+        train_captions=encoded("train"),
+        val_ids=[caption.video_id for caption in by_split["val"]],
+        val_captions=encoded("val"),
+        references=references_by_video(by_split["val"], "val"),
+        report=report,
+    )
