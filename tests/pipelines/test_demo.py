@@ -61,7 +61,7 @@ def test_every_output_says_the_c3d_weights_are_random_init(demo):
     for heading in ("store: ", "test scores", "captions of video files"):
         line = next(line for line in stdout.splitlines() if line.startswith(heading))
         assert "RANDOM-INIT C3D weights (seed 0)" in line
-    assert "WARNING: C3D weights are RANDOM-INIT" in result.stderr
+    assert "WARNING: features from RANDOM-INIT C3D weights (seed 0)" in result.stderr
 
 
 @pytest.mark.slow
