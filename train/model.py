@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from .align import Aligner
 from .attention import AttentionMemory, AttentionStep, TwoLevelAttention
 from .video_batch import LAYER_NAMES, POOL5_RATIO, VideoBatch
-from .model_config import ModelConfig
+from .model_config import HARD_ATTENTION, ModelConfig
 from .hard import vimco_surrogate
 
 INIT_RANGE = 0.01
@@ -59,13 +59,16 @@ class CaptionAttention:
     Attributes:
         positions: (B, T, P) α per word.
         layers: (B, T, L) β per word.
-        choices: (B, T) long m_t for hard attention (−1 in row 0), else None.
-        choice_log_probs: (B, T) log β_t[m_t] for hard attention (0 in row 0), else None.
+        choices: (B, T) long m_t (the chosen layer) for hard attention (−1 in row 0), else None.
+        position_choices: (B, T) long i_t for ``hard`` attention (−1 in row 0), else None.
+        choice_log_probs: (B, T) log-probability of each word's choices (``AttentionStep``)
+            for hard attention (0 in row 0), else None.
     """
 
     positions: Tensor
     layers: Tensor
     choices: Tensor | None = None
+    position_choices: Tensor | None = None
     choice_log_probs: Tensor | None = None
 
 
@@ -75,11 +78,12 @@ def stack_attention(steps: list[AttentionStep]) -> CaptionAttention:
     def stacked(values: list[Tensor], first: float) -> Tensor:
         return F.pad(torch.stack(values, dim=1), (0, 0) * (values[0].dim() - 1) + (1, 0), value=first)
 
-    hard = steps[0].choice is not None
+    hard, joint = steps[0].choice is not None, steps[0].position_choice is not None
     return CaptionAttention(
         positions=stacked([step.positions for step in steps], 0.0),
         layers=stacked([step.layers for step in steps], 0.0),
         choices=stacked([step.choice for step in steps], -1) if hard else None,
+        position_choices=stacked([step.position_choice for step in steps], -1) if joint else None,
         choice_log_probs=stacked([step.choice_log_prob for step in steps], 0.0) if hard else None,
     )
 
@@ -170,15 +174,13 @@ class ASTAR(nn.Module):
         logits, state = self._begin(batch)
         return logits.log_softmax(-1), state
 
-    def step(
-        self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None = None
-    ) -> tuple[Tensor, DecoderState, AttentionStep | None]:
+    def step(self, state: DecoderState, previous_words: Tensor) -> tuple[Tensor, DecoderState, AttentionStep | None]:
         """One word: (B,) y_{t−1} → (B, V) log p(y_t | y_<t, A), the new state, its attention.
 
-        ``layer_choice`` (B,) forces hard attention's m_t; otherwise it is sampled in
-        training mode and the argmax of β_t in eval mode. Attention is None for fc7.
+        Hard attention's choices are sampled in training mode and, in eval mode, the
+        most probable ones (``astar.train.attention``). Attention is None for fc7.
         """
-        logits, state, attention = self._advance(state, previous_words, layer_choice)
+        logits, state, attention = self._advance(state, previous_words)
         return logits.log_softmax(-1), state, attention
 
     def forward(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
@@ -186,11 +188,16 @@ class ASTAR(nn.Module):
         return self.teacher_forced(batch, tokens)[0]
 
     def teacher_forced(
-        self, batch: VideoBatch, tokens: Tensor, layer_choices: Tensor | None = None
+        self, batch: VideoBatch, tokens: Tensor, layer_choices: Tensor | None = None,
+        position_choices: Tensor | None = None,
     ) -> tuple[Tensor, CaptionAttention | None]:
-        """(B, T, V) logits and per-word attention; ``layer_choices`` (B, T) forces m_t (column 0 unused)."""
+        """(B, T, V) logits and per-word attention.
+
+        ``layer_choices`` (B, T) forces hard attention's l_t and, for ``hard``,
+        ``position_choices`` (B, T) its i_t (column 0, word 1 from fc7, unused).
+        """
         first_logits, state = self._begin(batch)
-        return self._teacher_force(first_logits, state, tokens, layer_choices)
+        return self._teacher_force(first_logits, state, tokens, layer_choices, position_choices)
 
     def loss(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
         """The scalar to minimise, normalised per caption word (``<eos>`` included).
@@ -200,7 +207,7 @@ class ASTAR(nn.Module):
         the batch and divided by its word count; ``backward()`` gives eq. (12)'s estimator.
         """
         pad_id = self.config.pad_id
-        if self.config.attention == "hard" and self.training:
+        if self.config.attention in HARD_ATTENTION and self.training:
             return -self._multi_sample_bound(batch, tokens).sum() / (tokens != pad_id).sum()
         logits = self(batch, tokens)
         return F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten(), ignore_index=pad_id)
@@ -236,24 +243,27 @@ class ASTAR(nn.Module):
         return self.word_scores(self.dropout(hidden)), state
 
     def _advance(
-        self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None
+        self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None = None,
+        position_choice: Tensor | None = None,
     ) -> tuple[Tensor, DecoderState, AttentionStep | None]:
         """Eq. (2) and softmax(V h_t): the logits (B, V) of word t given y_{t−1} (B,)."""
         inputs = self.dropout(self.embedding(previous_words))
         attention = None
         if self.attention is not None and state.memory is not None:
-            attention = self.attention(state.memory, state.hidden, layer_choice)
+            attention = self.attention(state.memory, state.hidden, layer_choice, position_choice)
             inputs = torch.cat([inputs, attention.context.to(inputs.dtype)], dim=-1)
         hidden, cell = self.lstm(inputs, (state.hidden, state.cell))
         return self.word_scores(self.dropout(hidden)), DecoderState(hidden, cell, state.memory), attention
 
     def _teacher_force(
-        self, first_logits: Tensor, state: DecoderState, tokens: Tensor, layer_choices: Tensor | None
+        self, first_logits: Tensor, state: DecoderState, tokens: Tensor, layer_choices: Tensor | None = None,
+        position_choices: Tensor | None = None,
     ) -> tuple[Tensor, CaptionAttention | None]:
         logits, steps = [first_logits], []
         for t in range(1, tokens.shape[1]):
-            choice = None if layer_choices is None else layer_choices[:, t]
-            word_logits, state, attention = self._advance(state, tokens[:, t - 1], choice)
+            layer = None if layer_choices is None else layer_choices[:, t]
+            position = None if position_choices is None else position_choices[:, t]
+            word_logits, state, attention = self._advance(state, tokens[:, t - 1], layer, position)
             logits.append(word_logits)
             steps.append(attention)
         if self.attention is None or not steps:
@@ -261,12 +271,17 @@ class ASTAR(nn.Module):
         return torch.stack(logits, dim=1), stack_attention(steps)
 
     def _multi_sample_bound(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
-        """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once, decoding K times."""
+        """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once, decoding K times.
+
+        Each of the K samples m^k is a whole trajectory of per-word choices (a position
+        and a layer for ``hard``, a layer for ``hard_layer``); log p(m^k | A) sums their
+        log-probabilities over the caption's words.
+        """
         samples, batch_size = self.config.samples, tokens.shape[0]
         rows = torch.arange(batch_size, device=tokens.device).repeat_interleave(samples)
         first_logits, state = self._begin(batch)
         tokens = tokens.index_select(0, rows)
-        logits, attention = self._teacher_force(first_logits.index_select(0, rows), state.index_select(rows), tokens, None)
+        logits, attention = self._teacher_force(first_logits.index_select(0, rows), state.index_select(rows), tokens)
         assert attention is not None and attention.choice_log_probs is not None
         log_likelihood = caption_log_likelihood(logits, tokens, self.config.pad_id)
         # Choices after <eos> cannot change p(Y | m), so they are left out of p(m | A).

@@ -12,6 +12,13 @@ from astar.extract import FC7_DIM, LAYERS
 from .variants import VARIANTS
 from .video_batch import LAYER_NAMES
 
+Attention = Literal["soft", "hard", "hard_layer"]
+"""Section 3.2: ``soft`` (eq. 7); ``hard`` (eq. 8 on positions and layers, the paper's);
+``hard_layer`` (eq. 8 on layers only, positions soft)."""
+
+HARD_ATTENTION: frozenset[str] = frozenset({"hard", "hard_layer"})
+"""Attention forms trained with the K-sample bound and VIMCO (eqs. 10–14)."""
+
 C3D_LAYER_CHANNELS: tuple[int, ...] = tuple(spec.channels for spec in LAYERS.values())
 """Channels n_F of pool2 … pool5 in C3D (Appendix B), as the feature store holds them."""
 
@@ -27,7 +34,9 @@ class ModelConfig:
         variant: one of ``variants.VARIANTS``.
         layers: layers attended to, a subset of ``LAYER_NAMES`` in that order;
             exactly one for ``single``.
-        attention: ``soft`` (eq. 7) or ``hard`` (eqs. 8–14) layer choice.
+        attention: ``soft`` (eq. 7); ``hard`` (eqs. 8–14), the paper's: a sampled position
+            and a sampled layer per word; or ``hard_layer``: soft positions and a sampled
+            layer (see ``astar.train.attention``).
         order: ``position_first`` (eq. 5 then eq. 6, the paper's) or
             ``layer_first`` (abstraction attention before positions, Section 3.2's alternative).
         samples: K of the multi-sample bound (eq. 10), hard attention only.
@@ -44,7 +53,7 @@ class ModelConfig:
     eos_id: int = 1
     variant: str = "astar"
     layers: tuple[str, ...] = LAYER_NAMES
-    attention: Literal["soft", "hard"] = "soft"
+    attention: Attention = "soft"
     order: Literal["position_first", "layer_first"] = "position_first"
     samples: int = 10
     layer_channels: tuple[int, ...] = C3D_LAYER_CHANNELS
@@ -63,9 +72,11 @@ class ModelConfig:
             raise ValueError(f"layers must be in C3D order {LAYER_NAMES}, got {self.layers}")
         if VARIANTS[self.variant].single_layer and len(self.layers) != 1:
             raise ValueError(f"variant 'single' attends to exactly one layer, got {self.layers}")
-        if self.attention == "hard" and self.attended_layers < 2:
-            raise ValueError(f"hard attention chooses among layers; variant {self.variant!r} has none to choose")
-        if self.attention == "hard" and self.samples < 2:
+        if self.attention == "hard" and self.variant == "fc7":
+            raise ValueError("hard attention chooses positions and layers; variant 'fc7' has neither")
+        if self.attention == "hard_layer" and self.attended_layers < 2:
+            raise ValueError(f"hard_layer attention chooses among layers; variant {self.variant!r} has none to choose")
+        if self.attention in HARD_ATTENTION and self.samples < 2:
             raise ValueError("the VIMCO estimator (eqs. 12–14) needs samples >= 2")
         if len(self.layer_channels) != len(LAYER_NAMES):
             raise ValueError(f"layer_channels needs one entry per {LAYER_NAMES}")

@@ -56,7 +56,8 @@ class NamedModel:
         name: the configuration's name (an ``astar-ablate`` row when the paper has it).
         variant: one of ``VARIANTS``.
         layers: the pool layers read; None keeps all of them.
-        attention: ``soft`` (eq. 7) or ``hard`` (eqs. 8-14).
+        attention: ``soft`` (eq. 7), ``hard`` (eqs. 8-14 on positions and layers, the
+            paper's) or ``hard_layer`` (layers only; ``astar.train.attention``).
         order: ``position_first`` (the paper's) or ``layer_first`` (Section 3.2's alternative).
     """
 
@@ -87,9 +88,11 @@ NAMED_MODELS: dict[str, NamedModel] = {
         NamedModel("astar-hard", "astar", attention="hard"),
         NamedModel("astar-soft-layer-first", "astar", order="layer_first"),
         NamedModel("astar-hard-layer-first", "astar", attention="hard", order="layer_first"),
+        NamedModel("astar-hard-layer-only", "astar", attention="hard_layer"),
     )
 }
-"""Every named configuration, in the paper's table order, then the layer-first ones."""
+"""Every named configuration, in the paper's table order, then the layer-first ones and
+the layer-only hard attention."""
 
 
 def named_model(name: str) -> NamedModel:

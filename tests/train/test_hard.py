@@ -1,18 +1,18 @@
-"""Hard attention: the K-sample bound (eq. 10) and the VIMCO estimator (eqs. 12–14)."""
+"""Hard attention: the K-sample bound (eq. 10) and the VIMCO estimator (eqs. 12–14), joint and layer-only."""
 from __future__ import annotations
 
 import itertools
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from astar.train.video_batch import VideoBatch, random_batch
 from astar.train.model_config import ModelConfig
 from astar.train.hard import multi_sample_bound, vimco_learning_signals, vimco_surrogate
 from astar.train.model import ASTAR, caption_log_likelihood
 
-CAPTION = [2, 3, 4, 1]  # y_1 … y_3, <eos>: three attended steps, so 2³ trajectories m = (m_2, m_3, m_4)
-SAMPLES = 3
 
 
 def test_learning_signals_follow_eqs_13_and_14() -> None:
@@ -37,12 +37,20 @@ def test_surrogate_value_is_the_bound_and_its_gradient_weights_samples_by_omega(
     torch.testing.assert_close(log_proposal.grad, vimco_learning_signals(log_likelihood))
 
 
-def tiny_hard_model() -> tuple[ASTAR, VideoBatch]:
+CASES = [
+    # (attention, order, caption, K): each small enough to enumerate every K-tuple of trajectories.
+    pytest.param("hard", "position_first", [2, 1], 3, id="paper-position-first"),  # 32 pairs, 32³ tuples
+    pytest.param("hard", "layer_first", [2, 3, 1], 2, id="paper-layer-first"),  # 32² trajectories, 32⁴ tuples
+    pytest.param("hard_layer", "position_first", [2, 3, 4, 1], 3, id="layer-only"),  # 2³ trajectories, 8³ tuples
+]
+
+
+def tiny_hard_model(attention: str = "hard", order: str = "position_first", samples: int = 3) -> tuple[ASTAR, VideoBatch]:
     generator = torch.Generator().manual_seed(0)
     # Two layers keep hundreds of float64 copies cheap; the estimator is the same for four.
-    config = ModelConfig.small(6, layers=("pool4", "pool5"), attention="hard", samples=SAMPLES)
+    config = ModelConfig.small(6, layers=("pool4", "pool5"), attention=attention, order=order, samples=samples)
     model = ASTAR(config).double().train()
-    with torch.no_grad():  # weights far from the ±0.01 init so β and p(Y | m) vary with m
+    with torch.no_grad():  # weights far from the ±0.01 init so α, β and p(Y | m) vary with m
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64) * 0.3)
     batch = random_batch([1], config.layer_channels, config.fc7_dim, generator).to("cpu", torch.float64)
@@ -58,16 +66,28 @@ def repeated(batch: VideoBatch, copies: int) -> VideoBatch:
     )
 
 
-def exact_bound(model: ASTAR, batch: VideoBatch) -> torch.Tensor:
+def every_trajectory(model: ASTAR, batch: VideoBatch, caption: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """ℓ = log p(Y | m, A) and log p(m | A) of every choice trajectory m of ``caption``, forced one by one."""
+    layers, steps = model.config.attended_layers, len(caption) - 1
+    if model.config.attention == "hard":  # a (position, layer) pair per word
+        positions = model.encode(batch).mask.shape[1]
+        options = torch.cartesian_prod(torch.arange(positions), torch.arange(layers))
+    else:  # a layer per word
+        options = torch.arange(layers)[:, None]
+    trajectories = torch.cartesian_prod(*[torch.arange(len(options))] * steps).view(-1, steps)
+    chosen = F.pad(options[trajectories], (0, 0, 1, 0))  # (N, T, ·): column 0, word 1, takes no choice
+    tokens = torch.tensor([caption] * len(trajectories))
+    forced = {"layer_choices": chosen[..., -1]}
+    if model.config.attention == "hard":
+        forced["position_choices"] = chosen[..., 0]
+    logits, attention = model.teacher_forced(repeated(batch, len(trajectories)), tokens, **forced)
+    return caption_log_likelihood(logits, tokens, model.config.pad_id), attention.choice_log_probs.sum(-1)
+
+
+def exact_bound(model: ASTAR, batch: VideoBatch, caption: list[int]) -> torch.Tensor:
     """Eq. (10) by enumeration: Σ over all K-tuples of trajectories of p(m^1:K) log mean p(Y | m^k)."""
-    layers = model.config.attended_layers
-    trajectories = torch.cartesian_prod(*[torch.arange(layers)] * (len(CAPTION) - 1))  # (8, 3)
-    choices = torch.cat([torch.zeros(len(trajectories), 1, dtype=torch.long), trajectories], dim=1)
-    tokens = torch.tensor([CAPTION] * len(trajectories))
-    logits, attention = model.teacher_forced(repeated(batch, len(trajectories)), tokens, choices)
-    log_likelihood = caption_log_likelihood(logits, tokens, model.config.pad_id)
-    log_proposal = attention.choice_log_probs.sum(-1)
-    tuples = torch.cartesian_prod(*[torch.arange(len(trajectories))] * SAMPLES)  # (8^K, K)
+    log_likelihood, log_proposal = every_trajectory(model, batch, caption)
+    tuples = torch.cartesian_prod(*[torch.arange(len(log_likelihood))] * model.config.samples)  # (N^K, K)
     probability = log_proposal[tuples].sum(-1).exp()
     torch.testing.assert_close(probability.sum(), torch.tensor(1.0, dtype=torch.float64))
     return (probability * multi_sample_bound(log_likelihood[tuples])).sum()
@@ -78,15 +98,20 @@ def gradient(model: ASTAR, value: torch.Tensor, names: list[str]) -> torch.Tenso
     return torch.cat([g.flatten() for g in torch.autograd.grad(value, [parameters[n] for n in names])])
 
 
-def test_vimco_gradient_estimates_average_to_the_exact_gradient_of_the_bound() -> None:
-    model, batch = tiny_hard_model()
-    # Parameters reached only through the score-function term, and through both terms.
+@pytest.mark.slow
+@pytest.mark.parametrize(("attention", "order", "caption", "samples"), CASES)
+def test_vimco_gradient_estimates_average_to_the_exact_gradient_of_the_bound(
+    attention: str, order: str, caption: list[int], samples: int
+) -> None:
+    model, batch = tiny_hard_model(attention, order, samples)
+    # Parameters reached only through the score-function term (both attention scores),
+    # and through both terms (the word scores).
     names = ["attention.layer_score.vector.weight", "attention.position_score.vector.weight", "word_scores.bias"]
-    exact = gradient(model, -exact_bound(model, batch) / len(CAPTION), names)
+    exact = gradient(model, -exact_bound(model, batch, caption) / len(caption), names)
 
     torch.manual_seed(1)
     copies, repeats = 400, 16
-    tokens = torch.tensor([CAPTION] * copies)
+    tokens = torch.tensor([caption] * copies)
     many = repeated(batch, copies)
     means = torch.stack([gradient(model, model.loss(many, tokens), names) for _ in range(repeats)])
     estimate, standard_error = means.mean(0), means.std(0) / math.sqrt(repeats)
@@ -95,11 +120,36 @@ def test_vimco_gradient_estimates_average_to_the_exact_gradient_of_the_bound() -
     assert torch.all((estimate - exact).abs() <= 5 * standard_error + 1e-10)
 
 
-def test_hard_attention_at_test_time_takes_the_most_probable_layer() -> None:
-    model, batch = tiny_hard_model()
+def test_layer_only_hard_attention_at_test_time_takes_the_most_probable_layer() -> None:
+    model, batch = tiny_hard_model("hard_layer")
     model.eval()
-    tokens = torch.tensor([CAPTION])
+    tokens = torch.tensor([[2, 3, 4, 1]])
     _, first = model.teacher_forced(batch, tokens)
     _, second = model.teacher_forced(batch, tokens)
     torch.testing.assert_close(first.choices, second.choices)
     torch.testing.assert_close(first.choices[:, 1:], first.layers[:, 1:].argmax(-1))
+    assert first.position_choices is None
+
+
+@pytest.mark.parametrize("order", ["position_first", "layer_first"])
+def test_paper_hard_attention_at_test_time_takes_the_most_probable_position_and_layer(order: str) -> None:
+    model, batch = tiny_hard_model("hard", order)
+    model.eval()
+    caption = [2, 1]
+    _, chosen = model.teacher_forced(batch, torch.tensor([caption]))
+    _, again = model.teacher_forced(batch, torch.tensor([caption]))
+    torch.testing.assert_close(chosen.position_choices, again.position_choices)
+    torch.testing.assert_close(chosen.choices, again.choices)
+    _, log_proposal = every_trajectory(model, batch, caption)  # log p(i, l) of every pair, position-major
+    best = int(log_proposal.argmax())
+    layers = model.config.attended_layers
+    assert (int(chosen.position_choices[0, 1]), int(chosen.choices[0, 1])) == (best // layers, best % layers)
+
+
+def test_paper_hard_attention_records_the_marginals_of_its_joint_choice() -> None:
+    model, batch = tiny_hard_model("hard", "position_first")
+    _, log_proposal = every_trajectory(model, batch, [2, 1])
+    joint = log_proposal.exp().view(-1, model.config.attended_layers)  # (P, L)
+    _, attention = model.eval().teacher_forced(batch, torch.tensor([[2, 1]]))
+    torch.testing.assert_close(attention.positions[0, 1], joint.sum(1))
+    torch.testing.assert_close(attention.layers[0, 1], joint.sum(0))

@@ -121,8 +121,10 @@ def test_word_vectors_initialise_the_embedding() -> None:
 def test_config_rejects_impossible_variants() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         small(variant="single")
-    with pytest.raises(ValueError, match="hard attention"):
-        small(variant="hypercolumn", attention="hard")
+    with pytest.raises(ValueError, match="hard_layer attention chooses among layers"):
+        small(variant="hypercolumn", attention="hard_layer")
+    with pytest.raises(ValueError, match="'fc7' has neither"):
+        small(variant="fc7", attention="hard")
     with pytest.raises(ValueError, match="C3D order"):
         small(layers=("pool5", "pool2"))
 
@@ -135,7 +137,7 @@ def test_paper_sizes_are_the_defaults() -> None:
     assert kernels == [(7, 7, 7), (5, 5, 5), (3, 3, 3)]
 
 
-@pytest.mark.parametrize("attention", ["soft", "hard"])
+@pytest.mark.parametrize("attention", ["soft", "hard", "hard_layer"])
 def test_a_tiny_model_overfits_a_handful_of_captions(attention: str) -> None:
     torch.manual_seed(0)
     config = small(attention=attention, layers=("pool4", "pool5"))
