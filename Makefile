@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/model.py
 	$(PY) benchmarks/cluster.py
+	$(PY) benchmarks/cider.py
 	$(PY) benchmarks/loader.py $$(test -d demo_output/feats.zarr && echo demo_output/feats.zarr || echo --small)
 
 clean:
