@@ -31,7 +31,7 @@ import torch
 from pycocoevalcap.bleu.bleu import Bleu
 from torch import Tensor
 
-from .batch import VideoBatch
+from .video_batch import VideoBatch
 from .cider import CiderD
 from .model import ASTAR, CaptionAttention, stack_attention
 from .text import EOS_ID, SPECIALS, Vocabulary

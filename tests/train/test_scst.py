@@ -8,9 +8,9 @@ import pytest
 import torch
 from pycocoevalcap.bleu.bleu import Bleu
 
-from astar.train.batch import VideoBatch, random_batch
+from astar.train.video_batch import VideoBatch, random_batch
 from astar.train.cider import CiderD, DocumentFrequencies
-from astar.train.config import ModelConfig
+from astar.train.model_config import ModelConfig
 from astar.train.model import ASTAR
 from astar.train.scst import (
     CaptionReward, leave_one_out_mean, sample_captions, self_critical_loss, self_critical_step,
