@@ -1,11 +1,13 @@
 """``astar-ablate``: the rows of the paper's Tables 1–2, trained and evaluated with one budget and seed.
 
     astar-ablate feats.zarr --dataset msvd --annotations data/msvd/
-    astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 20 --rows fc7,pool4,astar-soft
+    astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 40 --rows fc7,pool4,astar-soft
 
 Each row of ``paper_tables.ROWS`` (fc7, pool2 … pool5, MLP, max-pool, avg-pool,
 hypercolumn, ASTAR soft and hard) is one ``astar-train`` run in ``OUT/<row>`` with
-the same preset, epochs, seed and batch size, then one ``astar-eval`` on the split,
+the same preset, recipe (the preset's lr and batch size unless given; every recipe
+flag of ``astar-train``, ``--word2vec`` and ``--lr`` included), epochs and seed, then
+one ``astar-eval`` on the split,
 in ``OUT/<row>/eval-<split>``. Per row it is resumable: a row whose evaluation with
 these settings exists is skipped, a half-trained row continues from its
 ``last.pt``. ``OUT/results.json`` and ``results.csv`` are rewritten after every row,
@@ -27,8 +29,8 @@ import click
 from astar.extract import CONTEXT_SETTINGS, DEVICES, AstarError, say, storage_option
 from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
 from astar.train import (
-    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig, evaluate,
-    read_run_config, saved_run_differences, train_resumably,
+    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig,
+    evaluate, read_run_config, recipe_options, saved_run_differences, train_resumably,
 )
 
 RESULTS_JSON = "results.json"
@@ -46,7 +48,9 @@ class AblationConfig:
         rows: keys of ``paper_tables.ROWS`` to run, in the paper's order.
         out: folder with one run directory per row; None gives ``ablation-<dataset>``.
         preset, epochs, seed, batch_size, device, loader_workers: the training budget,
-            the same for every row (``TrainConfig``).
+            the same for every row (``TrainConfig``); batch_size None is the preset's.
+        recipe: further ``TrainConfig`` fields every row gets (``RECIPE_FIELDS``: lr,
+            word2vec, samples, patience, metric, …); a field left out keeps its default.
         split, beam_size: what each row is evaluated on and how it decodes.
         progress: show progress bars.
     """
@@ -60,13 +64,19 @@ class AblationConfig:
     preset: str = TRAIN_DEFAULTS.preset
     epochs: int = TRAIN_DEFAULTS.epochs
     seed: int = TRAIN_DEFAULTS.seed
-    batch_size: int = TRAIN_DEFAULTS.batch_size
+    batch_size: int | None = None
     device: str = TRAIN_DEFAULTS.device
     loader_workers: int = TRAIN_DEFAULTS.loader_workers
     split: str = "test"
     beam_size: int = DEFAULT_BEAM_SIZE
     storage_options: dict[str, str] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.recipe) - set(RECIPE_FIELDS))
+        if unknown:
+            raise ValueError(f"not recipe settings: {', '.join(unknown)}; choose from {', '.join(RECIPE_FIELDS)}")
 
     @property
     def out_dir(self) -> Path:
@@ -82,7 +92,7 @@ class AblationConfig:
             out=str(self.run_dir(row)),
             preset=self.preset, epochs=self.epochs, seed=self.seed, batch_size=self.batch_size, device=self.device,
             loader_workers=self.loader_workers, storage_options=self.storage_options, progress=self.progress,
-            **row.model_fields(),
+            **self.recipe, **row.model_fields(),
         )
 
     def eval_options(self, row: TableRow) -> EvalConfig:
@@ -135,7 +145,8 @@ def write_results(settings: AblationConfig, results: dict[str, dict[str, float]]
         })
     document = {
         "dataset": settings.dataset, "split": settings.split, "preset": settings.preset, "epochs": settings.epochs,
-        "seed": settings.seed, "beam_size": settings.beam_size, "scale": "fractions; the paper prints ×100",
+        "seed": settings.seed, "batch_size": settings.batch_size, "recipe": settings.recipe,
+        "beam_size": settings.beam_size, "scale": "fractions; the paper prints ×100",
         "rows": records,
     }
     json_path, csv_path = settings.out_dir / RESULTS_JSON, settings.out_dir / RESULTS_CSV
@@ -174,7 +185,8 @@ EPILOG = f"""\b
 Examples:
   astar-ablate feats.zarr --dataset msvd --annotations data/msvd/
   astar-ablate feats.zarr --dataset msr-vtt --paper-split --rows fc7,pool3,pool4,astar-soft,astar-hard
-  astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 20 --out ablation-demo
+  astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 40 --out ablation-demo
+  astar-ablate feats.zarr --dataset msvd --word2vec GoogleNews-vectors-negative300.bin --lr 1e-4
 
 \b
 Rows: {', '.join(ROW_KEYS)}.
@@ -191,10 +203,11 @@ half-trained row continues from its last checkpoint.
 @click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set (Table 2).")
 @click.option("--rows", callback=split_rows, help="Comma-separated rows to run. Default: all, in the paper's order.")
 @click.option("--out", help="Folder for the runs and results. Default: ablation-<dataset>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=TRAIN_DEFAULTS.preset, show_default=True, help="Model sizes for every row (small: a CPU-sized model).")
+@click.option("--preset", type=click.Choice(PRESETS), default=TRAIN_DEFAULTS.preset, show_default=True, help="Model sizes and recipe for every row (paper: lr 2e-4, batches of 32; small: a CPU-sized model, lr 1e-2, batches of 16).")
 @click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.epochs, show_default=True, help="Most epochs per row (early stopping on val may end a row sooner).")
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True, help="The same seed for every row.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.batch_size, show_default=True, help="Video-caption pairs per step.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step. Default: the preset's recipe (paper 32, small 16).")
+@recipe_options
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Split every row is scored on.")
 @click.option("--beam-size", type=click.IntRange(min=1), default=DEFAULT_BEAM_SIZE, show_default=True, help="Beam search width for the scored captions.")
 @click.option("--device", type=click.Choice(DEVICES), default=TRAIN_DEFAULTS.device, show_default=True, help="auto picks CUDA when present.")
@@ -207,7 +220,10 @@ def main(quiet: bool, **values: Any) -> None:
     STORE is a feature store written by astar-extract (path or fsspec URL).
     """
     try:
-        settings = AblationConfig(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
+        recipe = {name: values.pop(name) for name in RECIPE_FIELDS}
+        recipe = {name: value for name, value in recipe.items() if value is not None}
+        settings = AblationConfig(**{**values, "storage_options": dict(values["storage_options"])}, recipe=recipe,
+                                  progress=not quiet)
         for key in settings.rows:
             settings.train_config(table_row(key))  # a ValueError here names a row this preset cannot train
     except ValueError as error:

@@ -8,6 +8,7 @@ scores a run, ``caption_videos`` captions new files, and ``ModelConfig`` / ``AST
 (``astar.train.loader``, ``astar.train.search``, …).
 """
 from .caption import VideoCaption, caption_videos, prepare_extraction
+from .cli import RECIPE_FIELDS, recipe_options
 from .datasets import DATASETS, SPLITS
 from .evaluate import TABLE_METRICS, EvalConfig, EvalResult, evaluate, format_scores
 from .model import ASTAR
@@ -21,7 +22,7 @@ from .variants import NAMED_MODELS, VARIANTS, NamedModel
 
 __all__ = [
     "ASTAR", "DATASETS", "DEFAULT_BEAM_SIZE", "EvalConfig", "EvalResult", "LoadedRun", "ModelConfig", "NAMED_MODELS",
-    "NamedModel", "PRESETS", "SCORES_FILE", "SPLITS", "TABLE_METRICS", "TrainConfig", "TrainResult", "VARIANTS",
-    "caption_videos", "evaluate", "format_scores", "load_run", "prepare_extraction", "read_run_config",
+    "NamedModel", "PRESETS", "RECIPE_FIELDS", "SCORES_FILE", "SPLITS", "TABLE_METRICS", "TrainConfig", "TrainResult", "VARIANTS",
+    "caption_videos", "evaluate", "format_scores", "load_run", "prepare_extraction", "read_run_config", "recipe_options",
     "saved_run_differences", "train", "train_resumably", "VideoCaption",
 ]

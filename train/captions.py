@@ -20,10 +20,12 @@ class CaptionData:
     """The matched captions of a run, as token ids.
 
     Attributes:
-        vocabulary: built from the training captions (or the run's, when resuming).
+        vocabulary: built from the training captions, or every split's with
+            ``vocabulary_from="all"`` (or the run's, when resuming or starting from another run).
         train_ids, train_captions: one (video id, token ids ending in <eos>) per training pair.
         val_ids, val_captions: the same for the validation pairs (validation loss).
         references: val video id → its normalised reference captions (scores).
+        train_references: the same for the training videos (self-critical rewards).
         report: how the annotations matched the store.
     """
 
@@ -33,6 +35,7 @@ class CaptionData:
     val_ids: list[str]
     val_captions: list[list[int]]
     references: dict[str, list[str]]
+    train_references: dict[str, list[str]]
     report: MatchReport
 
     @cached_property
@@ -63,7 +66,8 @@ def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabular
     for split, what in (("train", "training"), ("val", "early stopping (Section 4.2)")):
         if not by_split[split]:
             raise TrainingError(f"no {split} captions among the stored videos; {what} needs them ({report.summary()})")
-    vocabulary = vocabulary or build_vocabulary([caption.text for caption in by_split["train"]], config.min_count)
+    counted = by_split["train"] if config.vocabulary_from == "train" else kept
+    vocabulary = vocabulary or build_vocabulary([caption.text for caption in counted], config.min_count)
 
     def encoded(split: str) -> list[list[int]]:
         return [encode_caption(vocabulary, caption.text, config.max_caption_len) for caption in by_split[split]]
@@ -75,5 +79,6 @@ def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabular
         val_ids=[caption.video_id for caption in by_split["val"]],
         val_captions=encoded("val"),
         references=references_by_video(by_split["val"], "val"),
+        train_references=references_by_video(by_split["train"], "train"),
         report=report,
     )

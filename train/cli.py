@@ -5,7 +5,7 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 import torch
@@ -20,14 +20,19 @@ from .caption import caption_videos, prepare_extraction
 from .datasets import DATASETS, SPLITS
 from .evaluate import EvalConfig, evaluate, format_scores
 from .loader import DEFAULT_LOADER_WORKERS
-from .rundir import CHECKPOINTS, load_run, resume_config
+from .model_config import Attention
+from .rundir import CHECKPOINTS, load_run, read_run_config, resume_config
 from .search import DEFAULT_BEAM_SIZE
-from .train_config import PRESETS, STOPPING_METRICS, TrainConfig
+from .train_config import (
+    MODEL_FIELDS, OBJECTIVES, PRESETS, RECIPES, SCST_BASELINES, STOPPING_METRICS, VOCABULARY_SPLITS, TrainConfig,
+)
 from .trainer import train
 from .variants import VARIANTS
 from .video_batch import LAYER_NAMES
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
+RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(recipe, name):g}" for preset, recipe in RECIPES.items())
+               for name in ("lr", "batch_size")}
 
 TRAIN_EPILOG = f"""\b
 Examples:
@@ -37,6 +42,7 @@ Examples:
   astar-train feats.zarr --dataset msr-vtt --variant single --layers pool4 --metric METEOR
   astar-train feats.zarr --dataset msvd --attention hard --samples 10 --device cuda
   astar-train --resume runs/msvd-astar-20250101-120000 --epochs 80
+  astar-train feats.zarr --dataset msvd --init-from runs/msvd-astar-20250101-120000 --objective scst --lr 5e-5
 
 \b
 Writes RUN_DIR/config.toml, vocab.json, store_attrs.json, metrics.csv, tensorboard/
@@ -45,6 +51,32 @@ annotations/<dataset>/ beside the store, then in $ASTAR_DATA/<dataset>/.
 Exit codes: 0 finished; 1 an error stopped the run; 2 usage error;
 {EXIT_INTERRUPTED} stopped by Ctrl-C/SIGTERM (checkpoint saved; --resume continues).
 """
+
+
+RECIPE_OPTIONS = [
+    click.option("--samples", type=click.IntRange(min=2), help="K of the multi-sample bound for hard attention. Default: 10 (paper), 4 (small)."),
+    click.option("--patience", type=click.IntRange(min=1), default=DEFAULTS["patience"], show_default=True, help="Validations without improvement before early stopping."),
+    click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss."),
+    click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate. Default: the preset's recipe, " + RECIPE_HELP["lr"] + "."),
+    click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5)."),
+    click.option("--min-count", type=click.IntRange(min=1), default=DEFAULTS["min_count"], show_default=True, help="Vocabulary keeps words seen at least this often; rarer ones become <unk>."),
+    click.option("--vocabulary-from", type=click.Choice(VOCABULARY_SPLITS), default=DEFAULTS["vocabulary_from"], show_default=True, help="Count the vocabulary on the train split, or on all splits (with --min-count 1 the rule the paper's YouTube2Text size implies; see the README)."),
+    click.option("--max-caption-len", type=click.IntRange(min=1), default=DEFAULTS["max_caption_len"], show_default=True, help="Training captions are cut to this many words; validation captions stop there."),
+    click.option("--word2vec", type=click.Path(dir_okay=False), help="word2vec vectors (binary or text) to initialise word embeddings (paper: GoogleNews 300-d)."),
+    click.option("--precision", type=click.Choice(AUTOCAST_PRECISIONS), default=DEFAULTS["precision"], show_default=True, help="CUDA autocast: auto = bf16 where supported, else fp16. CPU always runs fp32."),
+]
+"""The flags of a run's recipe and text that do not pick the model's variant: ``astar-train`` and
+``astar-ablate`` (which applies them to every row) share these definitions."""
+RECIPE_FIELDS: tuple[str, ...] = tuple(option(lambda: None).__click_params__[0].name for option in RECIPE_OPTIONS)
+"""``TrainConfig`` fields of ``RECIPE_OPTIONS``."""
+
+
+def recipe_options(command: Any) -> Any:
+    """Decorate ``command`` with ``RECIPE_OPTIONS``, in their order."""
+    for option in reversed(RECIPE_OPTIONS):
+        command = option(command)
+    return command
 
 
 def split_layers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -74,26 +106,23 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format: msvd (YouTube2Text), msr-vtt, m-vad (LSMDC form) or csv (video_id,caption,split).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store, then $ASTAR_DATA/<dataset>/.")
 @click.option("--out", metavar="RUN_DIR", help="Run directory to create. Default: runs/<dataset>-<variant>-<timestamp>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes. small: a tiny CPU model reading the first 8/16/16/32 channels of pool2-pool5 and 64 of fc7.")
+@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes and recipe (lr 2e-4, batches of 32). small: a tiny CPU model reading the first 8/16/16/32 channels of pool2-pool5 and 64 of fc7, with the recipe that trains it (lr 1e-2, batches of 16).")
 @click.option("--variant", type=click.Choice(tuple(VARIANTS)), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1). " + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()) + ".")
 @click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, e.g. --layers pool4,pool5 (repeatable). Default: all four; exactly one for --variant single.")
-@click.option("--attention", type=click.Choice(["soft", "hard"]), default=DEFAULTS["attention"], show_default=True, help="Abstraction-level attention: soft (eq. 7) or hard with the K-sample VIMCO bound (eqs. 8-14).")
+@click.option("--attention", type=click.Choice(get_args(Attention)), default=DEFAULTS["attention"], show_default=True, help="soft (eq. 7); hard, the paper's hard attention (Section 3.2): a position i ~ Mult(alpha_t) and a layer l ~ Mult(beta_t) per word, trained by the K-sample VIMCO bound (eqs. 8-14), the most probable pair at test time; hard_layer: only the layer is sampled, positions stay soft (lower-variance).")
 @click.option("--order", type=click.Choice(["position_first", "layer_first"]), default=DEFAULTS["order"], show_default=True, help="Which attention comes first (Section 3.2).")
-@click.option("--samples", type=click.IntRange(min=2), help="K of the multi-sample bound for hard attention. Default: 10 (paper), 4 (small).")
+@recipe_options
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS["epochs"], show_default=True, help="Most epochs (passes over every training video-caption pair).")
-@click.option("--patience", type=click.IntRange(min=1), default=DEFAULTS["patience"], show_default=True, help="Validations without improvement before early stopping.")
-@click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True, help="Video-caption pairs per step (paper: 32).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["lr"], show_default=True, help="Adam learning rate (paper: 2e-4).")
-@click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5).")
-@click.option("--min-count", type=click.IntRange(min=1), default=DEFAULTS["min_count"], show_default=True, help="Vocabulary keeps training words seen at least this often; rarer ones become <unk>.")
-@click.option("--max-caption-len", type=click.IntRange(min=1), default=DEFAULTS["max_caption_len"], show_default=True, help="Training captions are cut to this many words; validation captions stop there.")
-@click.option("--word2vec", type=click.Path(dir_okay=False), help="word2vec vectors (binary or text) to initialise word embeddings (paper: GoogleNews 300-d).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step (videos for --objective scst). Default: the preset's recipe, " + RECIPE_HELP["batch_size"] + ".")
 @click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set.")
 @click.option("--device", type=click.Choice(DEVICES), default=DEFAULTS["device"], show_default=True, help="auto picks CUDA when present.")
-@click.option("--precision", type=click.Choice(AUTOCAST_PRECISIONS), default=DEFAULTS["precision"], show_default=True, help="CUDA autocast: auto = bf16 where supported, else fp16. CPU always runs fp32.")
 @click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Seeds initialisation, dropout, hard-attention samples and batch order.")
+@click.option("--objective", type=click.Choice(OBJECTIVES), default=DEFAULTS["objective"], show_default=True, help="xent: maximum likelihood (eq. 3). scst: self-critical sequence training on CIDEr-D of the training references (needs --init-from).")
+@click.option("--init-from", metavar="RUN_DIR", help="Start from this run's best checkpoint (weights, vocabulary, input scales); its model flags are taken unless given. Recorded in the new run's config.toml.")
+@click.option("--scst-samples", type=click.IntRange(min=1), default=DEFAULTS["scst_samples"], show_default=True, help="Captions sampled per video by --objective scst.")
+@click.option("--scst-baseline", type=click.Choice(SCST_BASELINES), default=DEFAULTS["scst_baseline"], show_default=True, help="Reward baseline: greedy (the greedy caption's reward, Rennie et al.) or mean (mean reward of the video's other samples).")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["temperature"], show_default=True, help="--objective scst samples words from softmax(logits / temperature).")
+@click.option("--bleu-weight", type=click.FloatRange(min=0), default=DEFAULTS["bleu_weight"], show_default=True, help="--objective scst rewards CIDEr-D + this weight x BLEU-4.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULTS["loader_workers"], show_default=True, help="Processes reading features from the store (0: in the training process).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=DEFAULTS["checkpoint_every"], show_default=True, help="Also save last.pt every this many steps (0: only at epoch ends).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps in total (resumable).")
@@ -105,14 +134,15 @@ def train_command(ctx: click.Context, **values: Any) -> None:
     """Train ASTAR (or a baseline) on a feature store and a dataset's captions (Section 4.2).
 
     STORE is a feature store written by astar-extract (path or fsspec URL). Adam
-    (lr 2e-4), batches of 32 video-caption pairs bucketed by length, gradient
-    clipping at 5, early stopping on the val split. Ctrl-C stops at the next step
+    (lr 2e-4; small preset 1e-2), batches of 32 video-caption pairs (small: 16)
+    bucketed by length, gradient clipping at 5, early stopping on the val split.
+    --objective scst then fine-tunes a trained run on CIDEr-D. Ctrl-C stops at the next step
     with a checkpoint; --resume continues exactly.
     """
     values, explicit = _config_values(ctx, values)
     try:
         config = (resume_config(values["resume"], **{name: values[name] for name in explicit - {"resume"}})
-                  if values["resume"] else _fresh_config(values))
+                  if values["resume"] else _fresh_config(values, explicit))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     except AstarError as error:
@@ -134,9 +164,13 @@ def train_command(ctx: click.Context, **values: Any) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _fresh_config(values: dict[str, Any]) -> TrainConfig:
+def _fresh_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:
+    """A new run's config; with --init-from, the model flags not given are the starting run's."""
     if not values["store"] or not values["dataset"]:
         raise ValueError("give STORE and --dataset (or --resume RUN_DIR)")
+    if values["init_from"]:
+        origin, _ = read_run_config(values["init_from"])
+        values = {**values, **{name: getattr(origin, name) for name in MODEL_FIELDS if name not in explicit}}
     return TrainConfig(**values)
 
 

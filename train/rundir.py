@@ -5,7 +5,9 @@ Layout of ``RUN_DIR`` (written by ``astar-train``)::
 
     config.toml          [train]: every astar-train flag (TrainConfig, storage options left out);
                          [model]: the resolved ModelConfig; [features]: store vs model widths
-                         and the RMS each input is divided by (ASTAR.feature_scale)
+                         and the RMS each input is divided by (ASTAR.feature_scale);
+                         [init]: for a run started from another (--init-from), that run,
+                         its checkpoint and the epoch and step the weights came from
     vocab.json           the Vocabulary (text.Vocabulary.save)
     store_attrs.json     the store's root attributes: schema version, preprocessing, C3D
                          weights name / sha256 / random_init, precision (extraction identity)
@@ -13,6 +15,8 @@ Layout of ``RUN_DIR`` (written by ``astar-train``)::
     tensorboard/         TensorBoard events (train/loss per step, val/* per validation)
     checkpoints/last.pt  everything to resume (model, optimizer, RNG, progress, early stopping)
     checkpoints/best.pt  the model at the best validation so far (model and its metadata)
+    cider_df.npz         self-critical runs: CIDEr-D document frequencies of the training
+                         references, counted once when the run starts (astar.train.cider)
 
 Every file is written atomically (``checkpoint.write_atomically``).
 """
@@ -79,6 +83,10 @@ class RunPaths:
         return self.root / "vocab.json"
 
     @property
+    def cider_frequencies(self) -> Path:
+        return self.root / "cider_df.npz"
+
+    @property
     def store_attrs(self) -> Path:
         return self.root / "store_attrs.json"
 
@@ -105,9 +113,13 @@ def write_text(path: Path, text: str) -> None:
     write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
-def write_run_config(paths: RunPaths, config: TrainConfig, model_config: ModelConfig, scales: dict[str, float]) -> None:
+def write_run_config(
+    paths: RunPaths, config: TrainConfig, model_config: ModelConfig, scales: dict[str, float],
+    origin: dict[str, Any] | None = None,
+) -> None:
     """``config.toml``: the flags, the resolved model, how its feature widths relate to the store's,
-    and the input scales (``ASTAR.feature_scale``; the checkpoints hold the same values)."""
+    the input scales (``ASTAR.feature_scale``; the checkpoints hold the same values) and, for a run
+    started from another, where its weights came from (``origin``, the [init] table)."""
     model = {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(model_config).items()}
     read = {name: model_config.channels(name) for name in model_layers(model_config)} | {"fc7": model_config.fc7_dim}
     document = {
@@ -122,6 +134,8 @@ def write_run_config(paths: RunPaths, config: TrainConfig, model_config: ModelCo
             "scale": scales,
         },
     }
+    if origin is not None:
+        document["init"] = origin
     write_text(paths.config, tomli_w.dumps(document))
 
 
@@ -284,11 +298,14 @@ def _absolute(path: str | None) -> str | None:
 def absolute_paths(config: TrainConfig) -> TrainConfig:
     """``config`` with its store, annotations and word2vec paths as a new run saves them (``_absolute``)."""
     return replace(config, store=_absolute(config.store), annotations=_absolute(config.annotations),
-                   word2vec=_absolute(config.word2vec))
+                   word2vec=_absolute(config.word2vec), init_from=_absolute(config.init_from))
 
 
 def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
     """Check the run directory: resumable (with its vocabulary) or, for a new run, free.
+
+    A new run started from another (``init_from``) gets that run's vocabulary, and its
+    store must have been extracted like that run's.
 
     A new run's directory is only created once everything else has been checked.
     """
@@ -308,7 +325,16 @@ def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, 
         raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
                             "or choose another --out")
     config = replace(absolute_paths(config), out=_absolute(str(paths.root)))
-    return config, RunPaths(Path(config.out)), None
+    vocabulary = None
+    if config.init_from:
+        origin = RunPaths(Path(config.init_from))
+        read_run_config(origin.root)
+        differences = identity_differences(read_store_attrs(origin), store.attrs)
+        if differences:
+            raise TrainingError(f"{store.url}: extracted differently from the store of --init-from {origin.root} "
+                                f"({'; '.join(differences)})")
+        vocabulary = read_vocabulary(origin)
+    return config, RunPaths(Path(config.out)), vocabulary
 
 
 def saved_run_differences(config: TrainConfig) -> list[str]:

@@ -161,13 +161,15 @@ def self_critical_step(
 ) -> ScstStep:
     """Sample, score and build the SCST loss for B videos (``video_ids``, one per row of ``batch``).
 
-    The model is left in training mode; the greedy baseline decodes in eval mode.
+    Samples are drawn in training mode, where the model is left; the greedy baseline
+    decodes in eval mode, as test time does.
     """
     if baseline not in BASELINES:
         raise ValueError(f"baseline must be one of {', '.join(BASELINES)}; got {baseline!r}")
     if baseline == "mean" and samples < 2:
         raise ValueError("the mean-of-others baseline needs at least 2 samples per video")
     expanded = [video_id for video_id in video_ids for _ in range(samples)]
+    model.train()
     if baseline == "greedy":
         model.eval()
         greedy_tokens, _ = model.greedy(batch, max_len)

@@ -5,13 +5,23 @@ The training recipe defaults are the paper's (Section 4.2): Adam with learning r
 samples for hard attention, early stopping on the validation set. What the paper does
 not state is chosen here and documented on the field.
 
-Presets (``--preset``):
+Presets (``--preset``) bring a model and the recipe that trains it (``RECIPES``):
 
 - ``paper``: ``ModelConfig``'s defaults, the paper's sizes (512 LSTM units, 300-d word
-  vectors, full C3D widths, dropout 0.5).
+  vectors, full C3D widths, dropout 0.5), trained with the paper's Adam lr 2e-4 on
+  batches of 32.
 - ``small``: ``ModelConfig.small`` (64 LSTM units, 32-d words, the first 8/16/16/32
   channels of pool2…pool5 and 64 of fc7, no dropout, K = 4), so a CPU run over a few
-  dozen short videos finishes in minutes.
+  dozen short videos finishes in minutes. At lr 2e-4 this model stops early long before
+  it has learnt anything (val CIDEr ~0.25 on the demo data), so its recipe is lr 1e-2
+  on batches of 16, which trains it to convergence in a few dozen epochs.
+
+``lr`` and ``batch_size`` left unset take the preset's recipe; the resolved values are
+what a run saves, so a resumed run keeps them even if a recipe changes.
+
+Objectives (``--objective``): ``xent``, the paper's maximum likelihood (eq. 3, or the
+K-sample bound for hard attention); ``scst``, self-critical sequence training on
+CIDEr-D (``astar.train.scst``), which starts from a trained run (``init_from``).
 """
 from __future__ import annotations
 
@@ -22,13 +32,37 @@ from astar.extract import AUTOCAST_PRECISIONS, DEVICES
 
 from .variants import VARIANTS
 from .video_batch import LAYER_NAMES
-from .model_config import ModelConfig
+from .model_config import Attention, ModelConfig
 from .datasets import DATASETS
 from .loader import DEFAULT_LOADER_WORKERS
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
 
 PRESETS = ("paper", "small")
 STOPPING_METRICS = ("METEOR", "CIDEr", "loss")
+OBJECTIVES = ("xent", "scst")
+SCST_BASELINES = ("greedy", "mean")
+"""Reward baselines of self-critical training (``astar.train.scst``)."""
+VOCABULARY_SPLITS = ("train", "all")
+"""Captions the vocabulary is counted on: the training split (default) or every split
+(what the paper's YouTube2Text size implies; see the README's "Vocabulary")."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a preset's model is trained: Adam's learning rate and the batch size."""
+
+    lr: float
+    batch_size: int
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(lr=2e-4, batch_size=32),  # Section 4.2
+    "small": Recipe(lr=1e-2, batch_size=16),  # what trains the small model on the demo data (module docstring)
+}
+"""The recipe each preset brings; ``--lr`` and ``--batch-size`` override it."""
+
+MODEL_FIELDS = ("preset", "variant", "layers", "attention", "order", "samples", "min_count", "vocabulary_from")
+"""Fields that fix a run's model and vocabulary: a run started ``init_from`` another takes them from it."""
 
 UNSAVED = frozenset({"storage_options", "resume"})
 """Fields not written to ``config.toml``: storage options may hold credentials (pass
@@ -47,15 +81,19 @@ class TrainConfig:
         preset: ``paper`` or ``small`` (module docstring).
         variant, layers, attention, order, samples: the model (``ModelConfig``); None
             keeps the preset's value (all four layers; K = 10 paper, 4 small).
+            ``attention="hard"`` is the paper's hard attention (a sampled position and
+            layer per word), ``hard_layer`` samples only the layer.
         epochs: most passes over the training pairs.
         patience: evaluations without improvement of ``metric`` before stopping early.
         metric: validation metric for early stopping: ``CIDEr`` (default; needs no
             Java), ``METEOR`` (needs Java) on greedy captions of the val split, or ``loss``.
         eval_every: epochs between validations (the last epoch is always validated).
-        batch_size: (video, caption) pairs per step (paper: 32).
-        lr: Adam learning rate (paper: 2e-4).
+        batch_size: (video, caption) pairs per step, or videos per step for ``scst``;
+            None: the preset's recipe (paper: 32, small: 16).
+        lr: Adam learning rate; None: the preset's recipe (paper: 2e-4, small: 1e-2).
         clip_norm: gradient norm clipping threshold (paper: 5).
-        min_count: vocabulary keeps training words seen this often (``text.DEFAULT_MIN_COUNT``).
+        min_count: vocabulary keeps words seen this often (``text.DEFAULT_MIN_COUNT``).
+        vocabulary_from: count the vocabulary on the ``train`` split or on ``all`` splits.
         max_caption_len: training captions are cut to this many words (then <eos>);
             greedy validation captions stop after it plus <eos>.
         word2vec: word2vec vectors to start W_e from (Section 4.2); width must be the
@@ -65,6 +103,14 @@ class TrainConfig:
         precision: autocast dtype on CUDA, ``auto`` = bf16 where supported, else fp16
             (with loss scaling); CPU always runs fp32.
         seed: seeds initialisation, dropout, hard-attention samples and batch order.
+        objective: ``xent`` (maximum likelihood) or ``scst`` (self-critical, CIDEr-D).
+        init_from: run directory whose best checkpoint (weights, vocabulary, input scales)
+            starts this run; its model fields (``MODEL_FIELDS``) must match. Required by ``scst``.
+        scst_samples: K captions sampled per video by ``scst``.
+        scst_baseline: ``greedy`` (reward of the greedy caption) or ``mean`` (mean reward
+            of the video's other K − 1 samples).
+        temperature: ``scst`` samples from softmax(logits / temperature).
+        bleu_weight: ``scst``'s reward is CIDEr-D + bleu_weight · BLEU-4.
         loader_workers: processes reading the store (0: in the training process).
         checkpoint_every: also write ``last.pt`` every this many steps (0: at epoch ends only).
         max_steps: stop (resumably) after this many optimizer steps in total.
@@ -80,23 +126,30 @@ class TrainConfig:
     preset: Literal["paper", "small"] = "paper"
     variant: str = "astar"
     layers: tuple[str, ...] | None = None
-    attention: Literal["soft", "hard"] = "soft"
+    attention: Attention = "soft"
     order: Literal["position_first", "layer_first"] = "position_first"
     samples: int | None = None
     epochs: int = 50
     patience: int = 5
     metric: str = "CIDEr"
     eval_every: int = 1
-    batch_size: int = 32
-    lr: float = 2e-4
+    batch_size: int | None = None
+    lr: float | None = None
     clip_norm: float = 5.0
     min_count: int = DEFAULT_MIN_COUNT
+    vocabulary_from: str = "train"
     max_caption_len: int = 30
     word2vec: str | None = None
     paper_split: bool = False
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
+    objective: str = "xent"
+    init_from: str | None = None
+    scst_samples: int = 5
+    scst_baseline: str = "greedy"
+    temperature: float = 1.0
+    bleu_weight: float = 0.0
     loader_workers: int = DEFAULT_LOADER_WORKERS
     checkpoint_every: int = 1000
     max_steps: int | None = None
@@ -107,12 +160,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         choices = {
             "dataset": DATASETS, "preset": PRESETS, "variant": VARIANTS, "metric": STOPPING_METRICS,
-            "device": DEVICES, "precision": AUTOCAST_PRECISIONS,
+            "device": DEVICES, "precision": AUTOCAST_PRECISIONS, "objective": OBJECTIVES,
+            "scst_baseline": SCST_BASELINES, "vocabulary_from": VOCABULARY_SPLITS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        positive = ("epochs", "patience", "eval_every", "batch_size", "max_caption_len", "min_count")
+        recipe = RECIPES[self.preset]
+        if self.lr is None:
+            object.__setattr__(self, "lr", recipe.lr)
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", recipe.batch_size)
+        positive = ("epochs", "patience", "eval_every", "batch_size", "max_caption_len", "min_count", "scst_samples")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
@@ -123,6 +182,12 @@ class TrainConfig:
             raise ValueError(f"max_steps must be at least 1; got {self.max_steps}")
         if self.lr <= 0 or self.clip_norm <= 0:
             raise ValueError("lr and clip_norm must be positive")
+        if self.objective == "scst" and not self.init_from:
+            raise ValueError("objective scst fine-tunes a trained model: give init_from (--init-from RUN_DIR)")
+        if self.scst_baseline == "mean" and self.scst_samples < 2:
+            raise ValueError("scst_baseline mean averages the other samples: scst_samples must be at least 2")
+        if self.temperature <= 0 or self.bleu_weight < 0:
+            raise ValueError("temperature must be positive and bleu_weight 0 or more")
         if self.paper_split and self.dataset != "msr-vtt":
             raise ValueError("paper_split applies to --dataset msr-vtt only")
         if self.layers is not None:

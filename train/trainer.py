@@ -8,6 +8,14 @@ the model config, and early stopping on the validation split: after every
 ``score_captions`` scores them (CIDEr by default, METEOR with Java), or the
 validation loss decides. ``patience`` evaluations without improvement end the run.
 
+A run may start from another's best checkpoint (``init_from``: its weights, vocabulary
+and input scales), and may train by self-critical sequence training instead
+(``objective="scst"``, ``astar.train.scst``): an epoch then passes over the training
+*videos*, ``batch_size`` at a time, sampling K captions of each and rewarding them by
+CIDEr-D against the video's training references, with document frequencies counted once
+from the training split and kept in the run (``cider_df.npz``). Validation, early
+stopping, checkpoints and exact resuming are the same for both objectives.
+
 On CUDA the forward pass runs under autocast (bf16, or fp16 with loss scaling); on
 CPU everything is fp32 and a run is exactly reproducible from its seed. A run stops
 cleanly at a step boundary on Ctrl-C or SIGTERM (a second Ctrl-C aborts), writes
@@ -37,12 +45,17 @@ from astar.extract import autocast_dtype, open_store, random_init_warning, resol
 
 from .captions import CaptionData, caption_data
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .cider import CiderD, DocumentFrequencies
 from .errors import TrainingError
-from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader
-from .model import ASTAR
+from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader, model_layers
+from .model import ASTAR, SCALED_INPUTS
 from .model_config import ModelConfig
-from .rundir import RESUME_OVERRIDES, RunPaths, prepare_run, resume_config, saved_run_differences, write_metrics, write_run_config, write_text
+from .rundir import (
+    RESUME_OVERRIDES, RunPaths, load_run, prepare_run, resume_config, saved_run_differences, write_metrics,
+    write_run_config, write_text,
+)
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
+from .scst import CaptionReward, self_critical_step
 from .search import decode_captions
 from .signals import stop_requests
 from .text import PAD_ID
@@ -77,6 +90,25 @@ def optimizer_step(
     videos, tokens = batch.videos.to(device), batch.tokens.to(device)
     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
         loss = model.loss(videos, tokens)
+    return apply_gradients(model, optimizer, scaler, loss, clip_norm)
+
+
+def self_critical_optimizer_step(
+    model: ASTAR, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: CaptionBatch,
+    reward: CaptionReward, config: TrainConfig, autocast: torch.dtype | None = None,
+) -> tuple[float, float]:
+    """One SCST step on a batch of videos (``astar.train.scst``); returns the loss and the mean sampled reward."""
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        step = self_critical_step(model, batch.videos.to(device), batch.video_ids, reward, config.scst_samples,
+                                  config.scst_baseline, config.max_caption_len + 1, config.temperature)
+    return apply_gradients(model, optimizer, scaler, step.loss, config.clip_norm), step.sample_reward
+
+
+def apply_gradients(
+    model: ASTAR, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor, clip_norm: float,
+) -> float:
+    """Backpropagate ``loss`` (scaled for fp16), clip the gradient norm to ``clip_norm``, step; the loss."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -166,8 +198,9 @@ class Trainer:
     """The state of one training process: model, optimizer, loaders, run directory, progress."""
 
     def __init__(self, config: TrainConfig, paths: RunPaths, data: CaptionData, reader: FeatureReader,
-                 model_config: ModelConfig) -> None:
+                 model_config: ModelConfig, reward: CaptionReward | None = None) -> None:
         self.config, self.paths, self.data, self.model_config = config, paths, data, model_config
+        self.reward = reward
         self.device = resolve_device(config.device)
         self.autocast = autocast_dtype(self.device, config.precision)
         self.progress = Progress()
@@ -185,7 +218,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
 
         workers = config.loader_workers
-        train_set = CaptionBatches(reader, data.train_ids, data.train_captions)
+        train_set = (CaptionBatches(reader, list(data.train_references)) if reward is not None
+                     else CaptionBatches(reader, data.train_ids, data.train_captions))
         self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed)
         self.train_loader = make_loader(train_set, self.sampler, workers, persistent=True)
         val_pairs = CaptionBatches(reader, data.val_ids, data.val_captions)
@@ -270,7 +304,12 @@ class Trainer:
                    dynamic_ncols=True)
         with bar:
             for batch in self.train_loader:
-                loss = optimizer_step(self.model, self.optimizer, self.scaler, batch, config.clip_norm, self.autocast)
+                if self.reward is None:
+                    loss = optimizer_step(self.model, self.optimizer, self.scaler, batch, config.clip_norm, self.autocast)
+                else:
+                    loss, reward = self_critical_optimizer_step(self.model, self.optimizer, self.scaler, batch,
+                                                                self.reward, config, self.autocast)
+                    writer.add_scalar("train/reward", reward, progress.step + 1)
                 progress.batches_done += 1
                 progress.step += 1
                 progress.loss_sum += loss
@@ -328,6 +367,26 @@ class Trainer:
 # Entry point
 
 
+def start_from(model: ASTAR, run_dir: str, model_config: ModelConfig) -> tuple[dict[str, Any], dict[str, float]]:
+    """Load ``run_dir``'s best weights (input scales included) into ``model``.
+
+    Returns:
+        the [init] record of ``config.toml`` (run, checkpoint, epoch, step) and the input scales.
+
+    Raises:
+        TrainingError: the run's model differs from ``model_config``.
+    """
+    origin = load_run(run_dir, "best")
+    if origin.model_config != model_config:
+        changed = [name for name, value in asdict(model_config).items() if getattr(origin.model_config, name) != value]
+        raise TrainingError(f"--init-from {run_dir}: its model differs in {', '.join(changed)}; "
+                            "start from a run of the same preset and model flags")
+    model.load_state_dict(origin.model.state_dict())
+    scales = {name: float(model.feature_scale[SCALED_INPUTS.index(name)]) for name in (*model_layers(model_config), "fc7")}
+    record = {"run": str(origin.run_dir), "checkpoint": origin.checkpoint, "epoch": origin.epoch, "step": origin.step}
+    return record, scales
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train (or, with ``config.resume``, continue) an ASTAR model; see the module docstring.
 
@@ -356,16 +415,28 @@ def train(config: TrainConfig) -> TrainResult:
         reader.check_widths(data.train_ids[0])
     except ValueError as error:
         raise TrainingError(str(error)) from None
-    trainer = Trainer(config, paths, data, reader, model_config)
+    reward = None
+    if config.objective == "scst":
+        frequencies = (DocumentFrequencies.load(paths.cider_frequencies) if config.resume
+                       else DocumentFrequencies.from_references(data.train_references))
+        reward = CaptionReward(CiderD(frequencies, data.train_references), data.vocabulary, config.bleu_weight)
+    trainer = Trainer(config, paths, data, reader, model_config, reward)
     if config.resume:
         trainer.restore()
         say(f"resuming {paths.root} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
     else:
-        scales = feature_rms(reader, data.train_ids)
-        trainer.model.set_feature_scale(scales)
-        say("input scale (RMS over training videos, divided out): " + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
+        origin = None
+        if config.init_from:
+            origin, scales = start_from(trainer.model, config.init_from, model_config)
+            say(f"starting from {config.init_from} (best checkpoint, epoch {origin['epoch']}, step {origin['step']})")
+        else:
+            scales = feature_rms(reader, data.train_ids)
+            trainer.model.set_feature_scale(scales)
+            say("input scale (RMS over training videos, divided out): " + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        write_run_config(paths, config, model_config, scales)
+        if reward is not None:
+            reward.cider.frequencies.save(paths.cider_frequencies)
+        write_run_config(paths, config, model_config, scales, origin)
         data.vocabulary.save(paths.vocabulary)
         write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")
     say(f"{len(data.train_ids):,} training pairs, {len(data.references):,} val videos, vocabulary "

@@ -9,15 +9,16 @@ import pytest
 from click.testing import CliRunner
 
 from astar.extract import ExtractionConfig, collect_inputs, extract_videos
-from astar.pipelines.ablate import main
+from astar.pipelines.ablate import AblationConfig, main
+from astar.pipelines.paper_tables import table_row
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
-from astar.train.rundir import RunPaths
+from astar.train.rundir import RunPaths, read_run_config
 from astar.train.train_config import TrainConfig
 from astar.train.trainer import train
 
 N_VIDEOS = 8
 TINY = ["--preset", "small", "--epochs", "1", "--batch-size", "8", "--beam-size", "2", "--device", "cpu",
-        "--loader-workers", "0", "--quiet"]
+        "--loader-workers", "0", "--quiet", "--lr", "5e-3", "--max-caption-len", "12"]
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +94,25 @@ def test_a_finished_row_made_with_other_settings_is_refused_not_reported(store, 
 def test_a_half_trained_row_resumes_from_its_last_checkpoint(store, tmp_path):
     out = tmp_path / "ablation"
     config = TrainConfig(store=str(store[0]), dataset="csv", annotations=str(store[1]), out=str(out / "pool4"),
-                         preset="small", variant="single", layers=("pool4",), epochs=1, batch_size=8, max_steps=1,
+                         preset="small", variant="single", layers=("pool4",), epochs=1, batch_size=8, max_steps=1, lr=5e-3, max_caption_len=12,
                          device="cpu", loader_workers=0, progress=False)
     train(config)
     result = ablate(store, out, "pool4")
     assert result.exit_code == 0, result.output
     assert "resuming" in result.stderr and "at epoch 1, step 1" in result.stderr
+
+
+def test_recipe_flags_reach_every_row(first):
+    _, out = first
+    for row in ("pool5", "fc7"):
+        config, _ = read_run_config(out / row)
+        assert (config.lr, config.max_caption_len, config.batch_size) == (5e-3, 12, 8)
+
+
+def test_the_small_preset_brings_its_recipe_and_flags_override_it() -> None:
+    small = AblationConfig(store="s.zarr", dataset="csv", preset="small")
+    assert (small.train_config(table_row("fc7")).lr, small.train_config(table_row("fc7")).batch_size) == (1e-2, 16)
+    paper = AblationConfig(store="s.zarr", dataset="csv", recipe={"lr": 1e-4, "word2vec": "vectors.bin", "samples": 6})
+    config = paper.train_config(table_row("astar-hard"))
+    assert (config.lr, config.batch_size, config.word2vec, config.samples, config.attention) == (
+        1e-4, 32, "vectors.bin", 6, "hard")

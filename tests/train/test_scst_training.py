@@ -1,0 +1,78 @@
+"""Self-critical training as a run: started from another run, recorded, cached, resumed exactly."""
+from __future__ import annotations
+
+import csv
+import tomllib
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from astar.train.cider import DocumentFrequencies
+from astar.train.cli import train_command
+from astar.train.errors import TrainingError
+from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config
+from astar.train.text import Vocabulary
+from astar.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_store, tmp_path_factory):
+    """A cross-entropy run of the small preset to start from."""
+    return train(synthetic_store.train_config(tmp_path_factory.mktemp("xent") / "run", epochs=1))
+
+
+def scst_config(synthetic_store, trained, out, **overrides):
+    return synthetic_store.train_config(out, objective="scst", init_from=str(trained.run_dir), scst_samples=3,
+                                        **overrides)
+
+
+def parameters(run_dir) -> dict[str, torch.Tensor]:
+    return torch.load(RunPaths(run_dir).checkpoint("last"), weights_only=True)["model"]
+
+
+def test_a_self_critical_run_records_where_it_started_and_caches_its_frequencies(synthetic_store, trained, tmp_path):
+    result = train(scst_config(synthetic_store, trained, tmp_path / "scst", epochs=1))
+    paths = RunPaths(result.run_dir)
+    document = tomllib.loads(paths.config.read_text())
+    assert document["train"]["init_from"] == str(trained.run_dir.absolute())
+    assert document["train"]["objective"] == "scst"
+    origin = load_run(trained.run_dir)
+    assert document["init"] == {"run": str(origin.run_dir), "checkpoint": "best", "epoch": origin.epoch,
+                                "step": origin.step}
+    assert Vocabulary.load(paths.vocabulary) == origin.vocabulary
+    frequencies = DocumentFrequencies.load(paths.cider_frequencies)
+    with open(synthetic_store.captions, newline="") as handle:
+        train_videos = {row["video_id"] for row in csv.DictReader(handle) if row["split"] == "train"}
+    assert frequencies.videos == len(train_videos)
+    assert len(result.history) == 1 and result.steps >= 1
+
+
+def test_a_resumed_self_critical_run_gives_the_parameters_of_an_uninterrupted_one(synthetic_store, trained, tmp_path):
+    # Sampled captions come from torch's RNG: any state not restored changes the result.
+    whole = train(scst_config(synthetic_store, trained, tmp_path / "whole", max_steps=4, scst_baseline="mean"))
+    stopped = train(scst_config(synthetic_store, trained, tmp_path / "stopped", max_steps=2, scst_baseline="mean"))
+    resumed = train(resume_config(stopped.run_dir, max_steps=4))
+    first, second = parameters(whole.run_dir), parameters(resumed.run_dir)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert resumed.history == whole.history
+
+
+def test_starting_from_a_run_of_another_model_is_refused_in_one_line(synthetic_store, trained, tmp_path):
+    with pytest.raises(TrainingError, match="its model differs in variant"):
+        train(scst_config(synthetic_store, trained, tmp_path / "other", variant="fc7", layers=None))
+    with pytest.raises(ValueError, match="give init_from"):
+        synthetic_store.train_config(tmp_path / "none", objective="scst")
+
+
+def test_the_command_takes_the_model_flags_of_the_run_it_starts_from(synthetic_store, trained, tmp_path):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(train_command, [
+        str(synthetic_store.store), "--dataset", "csv", "--annotations", str(synthetic_store.captions),
+        "--out", str(out), "--init-from", str(trained.run_dir), "--objective", "scst", "--max-steps", "1",
+        "--metric", "loss", "--device", "cpu", "--loader-workers", "0", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    config, model = read_run_config(out)
+    assert (config.preset, config.layers, config.min_count) == ("small", ("pool4", "pool5"), 1)
+    assert model == load_run(trained.run_dir).model_config
