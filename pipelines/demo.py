@@ -9,7 +9,10 @@
 4. caption the test split by beam search and score it (``astar-eval``), printing the
    scores and a few captions beside their references;
 5. caption two test videos and one held-out clip the dataset never saw
-   (``astar-caption``), with an attention figure (the paper's Figure 3) for each.
+   (``astar-caption``), with an attention figure (the paper's Figure 3) for each;
+6. with ``--scst EPOCHS`` only: fine-tune the best checkpoint by self-critical training
+   on CIDEr-D (``astar-train --init-from OUT/run --objective scst``) into ``OUT/run-scst``
+   and score the test split again, beside the cross-entropy model's scores.
 
 Without ``--weights`` the C3D weights are random-init, and every stage says so. Every
 stage is resumable: the videos are generated once, extraction skips stored videos,
@@ -23,7 +26,7 @@ import itertools
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -75,6 +78,7 @@ class DemoConfig:
         weights: C3D weights file; None gives random-init weights, said loudly.
         epochs: training epochs of the small preset.
         beam_size: beam width of the scored and shown captions.
+        scst_epochs: epochs of self-critical fine-tuning after training; 0 skips it.
         loader_workers: processes reading features while the model trains.
         progress: show progress bars.
     """
@@ -86,6 +90,7 @@ class DemoConfig:
     weights: str | None = None
     epochs: int = 15
     beam_size: int = DEFAULT_BEAM_SIZE
+    scst_epochs: int = 0
     loader_workers: int = 2
     progress: bool = True
 
@@ -100,6 +105,10 @@ class DemoConfig:
     @property
     def run_dir(self) -> Path:
         return self.out / "run"
+
+    @property
+    def scst_dir(self) -> Path:
+        return self.out / "run-scst"
 
     @property
     def figures(self) -> Path:
@@ -118,6 +127,12 @@ class DemoConfig:
             seed=self.seed, device="cpu", loader_workers=self.loader_workers,
             progress=self.progress,
         )
+
+
+    def scst_config(self) -> TrainConfig:
+        """Self-critical fine-tuning of the best checkpoint with the small preset's SCST recipe."""
+        return replace(self.train_config(), out=str(self.scst_dir), objective="scst", init_from=str(self.run_dir),
+                       epochs=self.scst_epochs, patience=self.scst_epochs, lr=None, batch_size=None)
 
 
 def stage(number: int, what: str) -> None:
@@ -175,10 +190,20 @@ def train_model(settings: DemoConfig) -> str:
     return f"training: {result.stopped} after {result.epochs} epochs ({result.steps} steps); best val {result.metric} {best}"
 
 
-def evaluate_test(settings: DemoConfig) -> EvalResult:
+def evaluate_test(settings: DemoConfig, run_dir: Path | None = None) -> EvalResult:
     stage(4, f"captioning the test split (beam size {settings.beam_size}) and scoring it")
-    return evaluate(settings.run_dir, EvalConfig(split="test", beam_size=settings.beam_size, device="cpu",
-                                                  loader_workers=0, progress=settings.progress))
+    return evaluate(run_dir or settings.run_dir, EvalConfig(split="test", beam_size=settings.beam_size, device="cpu",
+                                                            loader_workers=0, progress=settings.progress))
+
+
+def self_critical(settings: DemoConfig, before: EvalResult) -> str:
+    """Fine-tune by SCST (or keep a finished fine-tuning), score the test split; one line comparing CIDEr."""
+    say(f"[+] self-critical fine-tuning on CIDEr-D for up to {settings.scst_epochs} epochs → {settings.scst_dir}")
+    train_resumably(settings.scst_config())
+    after = evaluate_test(settings, settings.scst_dir)
+    old, new = before.scores.corpus["CIDEr"], after.scores.corpus["CIDEr"]
+    return (f"test CIDEr-D (beam {settings.beam_size}): cross-entropy best {100 * old:.2f} → after SCST "
+            f"{100 * new:.2f} ({100 * (new - old) / old:+.1f} %)")
 
 
 @cache
@@ -287,6 +312,8 @@ def run_demo(settings: DemoConfig) -> RunSummary:
     click.echo(describe_scores(scores))
     results = caption_new_videos(settings, list(scores.scores.per_video.video_id))
     click.echo(describe_captions(results, scores.store_attrs))
+    if settings.scst_epochs:
+        click.echo(self_critical(settings, scores))
     click.echo(f"demo finished in {time.perf_counter() - started:.0f} s; everything is in {settings.out}/")
     return summary
 
@@ -299,9 +326,10 @@ def run_demo(settings: DemoConfig) -> RunSummary:
 @click.option("--beam-size", type=click.IntRange(min=1), default=DemoConfig.beam_size, show_default=True, help="Beam width of the scored and shown captions; 1 is greedy.")
 @click.option("--seed", type=int, default=DemoConfig.seed, show_default=True, help="Seed of the synthetic videos, random-init C3D and training.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="C3D Sports-1M weights (c3d.pickle); default random-init.")
+@click.option("--scst", "scst_epochs", type=click.IntRange(min=0), default=DemoConfig.scst_epochs, show_default=True, help="Then fine-tune by self-critical training on CIDEr-D for up to this many epochs and compare test scores (0: skip).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed: int, weights: str | None,
-         quiet: bool) -> None:
+         scst_epochs: int, quiet: bool) -> None:
     """Run astar end to end on generated videos: generate, extract on a Dask LocalCluster,
     train the small model, evaluate it, caption new video files with attention figures.
 
@@ -310,7 +338,7 @@ def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed
       python -m astar.pipelines.demo --out demo_output --workers 2
     """
     settings = DemoConfig(out=out, videos=videos, workers=workers, epochs=epochs, beam_size=beam_size, seed=seed,
-                            weights=weights, progress=not quiet)
+                          weights=weights, scst_epochs=scst_epochs, progress=not quiet)
     try:
         summary = run_demo(settings)
     except AstarError as error:

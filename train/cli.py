@@ -32,7 +32,7 @@ from .video_batch import LAYER_NAMES
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
 RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(recipe, name):g}" for preset, recipe in RECIPES.items())
-               for name in ("lr", "batch_size")}
+               for name in ("lr", "batch_size", "scst_lr")}
 
 TRAIN_EPILOG = f"""\b
 Examples:
@@ -58,7 +58,7 @@ RECIPE_OPTIONS = [
     click.option("--patience", type=click.IntRange(min=1), default=DEFAULTS["patience"], show_default=True, help="Validations without improvement before early stopping."),
     click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss."),
     click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate. Default: the preset's recipe, " + RECIPE_HELP["lr"] + "."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate. Default: the preset's recipe, " + RECIPE_HELP["lr"] + " (for --objective scst: " + RECIPE_HELP["scst_lr"] + ")."),
     click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5)."),
     click.option("--min-count", type=click.IntRange(min=1), default=DEFAULTS["min_count"], show_default=True, help="Vocabulary keeps words seen at least this often; rarer ones become <unk>."),
     click.option("--vocabulary-from", type=click.Choice(VOCABULARY_SPLITS), default=DEFAULTS["vocabulary_from"], show_default=True, help="Count the vocabulary on the train split, or on all splits (with --min-count 1 the rule the paper's YouTube2Text size implies; see the README)."),
@@ -120,7 +120,7 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--objective", type=click.Choice(OBJECTIVES), default=DEFAULTS["objective"], show_default=True, help="xent: maximum likelihood (eq. 3). scst: self-critical sequence training on CIDEr-D of the training references (needs --init-from).")
 @click.option("--init-from", metavar="RUN_DIR", help="Start from this run's best checkpoint (weights, vocabulary, input scales); its model flags are taken unless given. Recorded in the new run's config.toml.")
 @click.option("--scst-samples", type=click.IntRange(min=1), default=DEFAULTS["scst_samples"], show_default=True, help="Captions sampled per video by --objective scst.")
-@click.option("--scst-baseline", type=click.Choice(SCST_BASELINES), default=DEFAULTS["scst_baseline"], show_default=True, help="Reward baseline: greedy (the greedy caption's reward, Rennie et al.) or mean (mean reward of the video's other samples).")
+@click.option("--scst-baseline", type=click.Choice(SCST_BASELINES), default=DEFAULTS["scst_baseline"], show_default=True, help="Reward baseline: mean (mean reward of the video's other samples; measured better on the demo data) or greedy (the greedy caption's reward, Rennie et al.).")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["temperature"], show_default=True, help="--objective scst samples words from softmax(logits / temperature).")
 @click.option("--bleu-weight", type=click.FloatRange(min=0), default=DEFAULTS["bleu_weight"], show_default=True, help="--objective scst rewards CIDEr-D + this weight x BLEU-4.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULTS["loader_workers"], show_default=True, help="Processes reading features from the store (0: in the training process).")
