@@ -22,8 +22,11 @@ but the one that feeds the GPU and writes the store to decoding (``default_decod
 On a CPU C3D is ~20× slower than one decoder and wants every core: one decoder runs
 ahead of it. ``benchmarks/extract.py`` prints the decoders a given C3D rate needs.
 
-Children are started with ``spawn`` (a fork of a process holding CUDA or oneDNN
-threads is unsafe) when first needed; ``close`` (or leaving the ``with`` block) ends them.
+Children are forked from a ``forkserver`` that imported this module once: not from the
+caller, whose CUDA or oneDNN threads make a fork unsafe, and not spawned, which made
+each child import astar (and torch) afresh: 200 MB private memory and seconds per
+child, against 5 MB and milliseconds from the server. They start when first needed;
+``close`` (or leaving the ``with`` block) ends them.
 """
 from __future__ import annotations
 
@@ -149,7 +152,8 @@ class DecoderPool:
         if decoders < 1:
             raise ValueError(f"decoders must be at least 1, got {decoders}")
         self.timeout_s = timeout_s
-        context = mp.get_context("spawn")
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload([__name__])  # the server imports astar once, never the caller's __main__
         self._decoders = [_Decoder(context, preprocessing, fps) for _ in range(decoders)]
 
     @property
