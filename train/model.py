@@ -7,6 +7,12 @@ therefore predicts tokens[:, t], and step t ≥ 2 reads tokens[:, t − 1].
 
 Attention records are aligned with the words: row 0 (y_1, from fc7 alone) is all zero.
 
+Shared alignment: training may pair V videos with B ≥ V captions, ``caption_videos``
+(B,) naming each caption's video row. Eq. (4) then runs once per video, on V rows, and
+its aligned memory, keys and h_1 are indexed out to the B captions; gradients from all
+of a video's captions add up in its one alignment. Without ``caption_videos`` caption
+i belongs to video i.
+
 Input scale: C3D activations are large (tens to hundreds after ReLU, more with random
 weights), which saturates tanh(C a_{L+1}) and the attention's tanh before training
 starts. The paper does not say how it scaled them; here every input layer (and fc7) is
@@ -181,28 +187,32 @@ class ASTAR(nn.Module):
         logits, state, attention = self._advance(state, previous_words, layer_choice)
         return logits.log_softmax(-1), state, attention
 
-    def forward(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
-        """Teacher-forced (B, T, V) logits; row t predicts tokens[:, t]."""
-        return self.teacher_forced(batch, tokens)[0]
+    def forward(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
+        """Teacher-forced (B, T, V) logits of B captions; row t predicts tokens[:, t].
+
+        ``caption_videos`` (B,) long: the video row of each caption (module note), None for row i.
+        """
+        return self.teacher_forced(batch, tokens, caption_videos=caption_videos)[0]
 
     def teacher_forced(
-        self, batch: VideoBatch, tokens: Tensor, layer_choices: Tensor | None = None
+        self, batch: VideoBatch, tokens: Tensor, layer_choices: Tensor | None = None, caption_videos: Tensor | None = None
     ) -> tuple[Tensor, CaptionAttention | None]:
         """(B, T, V) logits and per-word attention; ``layer_choices`` (B, T) forces m_t (column 0 unused)."""
-        first_logits, state = self._begin(batch)
+        first_logits, state = self._begin_captions(batch, caption_videos)
         return self._teacher_force(first_logits, state, tokens, layer_choices)
 
-    def loss(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
-        """The scalar to minimise, normalised per caption word (``<eos>`` included).
+    def loss(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
+        """The scalar to minimise for B captions (B, T) of ``batch``'s videos, normalised per caption word.
 
         Soft attention and evaluation: mean negative log-likelihood per word (eq. 3).
         Hard attention in training mode: −L^K (eq. 10, K = ``config.samples``) summed over
-        the batch and divided by its word count; ``backward()`` gives eq. (12)'s estimator.
+        the captions and divided by their word count; ``backward()`` gives eq. (12)'s estimator.
+        ``caption_videos`` (B,): each caption's video row (module note); None pairs row i with video i.
         """
         pad_id = self.config.pad_id
         if self.config.attention == "hard" and self.training:
-            return -self._multi_sample_bound(batch, tokens).sum() / (tokens != pad_id).sum()
-        logits = self(batch, tokens)
+            return -self._multi_sample_bound(batch, tokens, caption_videos).sum() / (tokens != pad_id).sum()
+        logits = self(batch, tokens, caption_videos)
         return F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten(), ignore_index=pad_id)
 
     @torch.no_grad()
@@ -235,6 +245,13 @@ class ASTAR(nn.Module):
         state = DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
         return self.word_scores(self.dropout(hidden)), state
 
+    def _begin_captions(self, batch: VideoBatch, caption_videos: Tensor | None) -> tuple[Tensor, DecoderState]:
+        """``_begin`` once per video, its (V, ·) rows then indexed out to the (B, ·) captions of ``caption_videos``."""
+        first_logits, state = self._begin(batch)
+        if caption_videos is None:
+            return first_logits, state
+        return first_logits.index_select(0, caption_videos), state.index_select(caption_videos)
+
     def _advance(
         self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None
     ) -> tuple[Tensor, DecoderState, AttentionStep | None]:
@@ -260,12 +277,14 @@ class ASTAR(nn.Module):
             return torch.stack(logits, dim=1), None
         return torch.stack(logits, dim=1), stack_attention(steps)
 
-    def _multi_sample_bound(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
-        """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once, decoding K times."""
+    def _multi_sample_bound(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None) -> Tensor:
+        """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once per video, decoding K times per caption."""
         samples, batch_size = self.config.samples, tokens.shape[0]
-        rows = torch.arange(batch_size, device=tokens.device).repeat_interleave(samples)
+        captions = torch.arange(batch_size, device=tokens.device)
+        videos = captions if caption_videos is None else caption_videos
         first_logits, state = self._begin(batch)
-        tokens = tokens.index_select(0, rows)
+        rows = videos.repeat_interleave(samples)
+        tokens = tokens.index_select(0, captions.repeat_interleave(samples))
         logits, attention = self._teacher_force(first_logits.index_select(0, rows), state.index_select(rows), tokens, None)
         assert attention is not None and attention.choice_log_probs is not None
         log_likelihood = caption_log_likelihood(logits, tokens, self.config.pad_id)
