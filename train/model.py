@@ -173,8 +173,8 @@ class ASTAR(nn.Module):
 
     def start(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
         """Encode the videos and predict word 1: (B, V) log p(y_1 | A) and the state after it."""
-        logits, state = self._begin(batch)
-        return logits.log_softmax(-1), state
+        state = self._begin(batch)
+        return self._word_logits(state.hidden).log_softmax(-1), state
 
     def step(
         self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None = None
@@ -184,8 +184,8 @@ class ASTAR(nn.Module):
         ``layer_choice`` (B,) forces hard attention's m_t; otherwise it is sampled in
         training mode and the argmax of β_t in eval mode. Attention is None for fc7.
         """
-        logits, state, attention = self._advance(state, previous_words, layer_choice)
-        return logits.log_softmax(-1), state, attention
+        state, attention = self._advance(state, previous_words, layer_choice)
+        return self._word_logits(state.hidden).log_softmax(-1), state, attention
 
     def forward(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
         """Teacher-forced (B, T, V) logits of B captions; row t predicts tokens[:, t].
@@ -198,8 +198,8 @@ class ASTAR(nn.Module):
         self, batch: VideoBatch, tokens: Tensor, layer_choices: Tensor | None = None, caption_videos: Tensor | None = None
     ) -> tuple[Tensor, CaptionAttention | None]:
         """(B, T, V) logits and per-word attention; ``layer_choices`` (B, T) forces m_t (column 0 unused)."""
-        first_logits, state = self._begin_captions(batch, caption_videos)
-        return self._teacher_force(first_logits, state, tokens, layer_choices)
+        state = self._begin(batch)
+        return self._teacher_force(state if caption_videos is None else state.index_select(caption_videos), tokens, layer_choices)
 
     def loss(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
         """The scalar to minimise for B captions (B, T) of ``batch``'s videos, normalised per caption word.
@@ -239,53 +239,52 @@ class ASTAR(nn.Module):
             return tokens, None
         return tokens, stack_attention(steps)
 
-    def _begin(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
-        """(B, V) logits of y_1 from h_1 = tanh(C a_{L+1}) (c_1 = 0) and the state."""
+    def _begin(self, batch: VideoBatch) -> DecoderState:
+        """The state that predicts y_1: h_1 = tanh(C a_{L+1}), c_1 = 0, and the aligned memory, one row per video."""
         hidden = torch.tanh(self.initial_hidden(self.scaled("fc7", batch.fc7)))
-        state = DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
-        return self.word_scores(self.dropout(hidden)), state
+        return DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
 
-    def _begin_captions(self, batch: VideoBatch, caption_videos: Tensor | None) -> tuple[Tensor, DecoderState]:
-        """``_begin`` once per video, its (V, ·) rows then indexed out to the (B, ·) captions of ``caption_videos``."""
-        first_logits, state = self._begin(batch)
-        if caption_videos is None:
-            return first_logits, state
-        return first_logits.index_select(0, caption_videos), state.index_select(caption_videos)
+    def _word_logits(self, hidden: Tensor) -> Tensor:
+        """V h_t of softmax(V h_t): (…, H) → (…, vocabulary) logits."""
+        return self.word_scores(self.dropout(hidden))
 
     def _advance(
         self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None
-    ) -> tuple[Tensor, DecoderState, AttentionStep | None]:
-        """Eq. (2) and softmax(V h_t): the logits (B, V) of word t given y_{t−1} (B,)."""
+    ) -> tuple[DecoderState, AttentionStep | None]:
+        """Eq. (2): the state after word t, h_t and c_t, given y_{t−1} (B,)."""
         inputs = self.dropout(self.embedding(previous_words))
         attention = None
         if self.attention is not None and state.memory is not None:
             attention = self.attention(state.memory, state.hidden, layer_choice)
             inputs = torch.cat([inputs, attention.context.to(inputs.dtype)], dim=-1)
         hidden, cell = self.lstm(inputs, (state.hidden, state.cell))
-        return self.word_scores(self.dropout(hidden)), DecoderState(hidden, cell, state.memory), attention
+        return DecoderState(hidden, cell, state.memory), attention
 
     def _teacher_force(
-        self, first_logits: Tensor, state: DecoderState, tokens: Tensor, layer_choices: Tensor | None
+        self, state: DecoderState, tokens: Tensor, layer_choices: Tensor | None
     ) -> tuple[Tensor, CaptionAttention | None]:
-        logits, steps = [first_logits], []
+        """(B, T, V) logits and attention of B captions from the state that predicts y_1, one row per caption."""
+        hiddens, steps = [state.hidden], []
         for t in range(1, tokens.shape[1]):
             choice = None if layer_choices is None else layer_choices[:, t]
-            word_logits, state, attention = self._advance(state, tokens[:, t - 1], choice)
-            logits.append(word_logits)
+            state, attention = self._advance(state, tokens[:, t - 1], choice)
+            hiddens.append(state.hidden)
             steps.append(attention)
+        # One (B·T, H) × (H, V) product: T thin ones of B rows each read the whole
+        # vocabulary matrix, and were most of a C = 4 step's time at the paper's widths.
+        logits = self._word_logits(torch.stack(hiddens, dim=1))
         if self.attention is None or not steps:
-            return torch.stack(logits, dim=1), None
-        return torch.stack(logits, dim=1), stack_attention(steps)
+            return logits, None
+        return logits, stack_attention(steps)
 
     def _multi_sample_bound(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None) -> Tensor:
         """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once per video, decoding K times per caption."""
         samples, batch_size = self.config.samples, tokens.shape[0]
         captions = torch.arange(batch_size, device=tokens.device)
         videos = captions if caption_videos is None else caption_videos
-        first_logits, state = self._begin(batch)
-        rows = videos.repeat_interleave(samples)
+        state = self._begin(batch).index_select(videos.repeat_interleave(samples))
         tokens = tokens.index_select(0, captions.repeat_interleave(samples))
-        logits, attention = self._teacher_force(first_logits.index_select(0, rows), state.index_select(rows), tokens, None)
+        logits, attention = self._teacher_force(state, tokens, None)
         assert attention is not None and attention.choice_log_probs is not None
         log_likelihood = caption_log_likelihood(logits, tokens, self.config.pad_id)
         # Choices after <eos> cannot change p(Y | m), so they are left out of p(m | A).
