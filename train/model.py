@@ -184,7 +184,7 @@ class ASTAR(nn.Module):
         ``layer_choice`` (B,) forces hard attention's m_t; otherwise it is sampled in
         training mode and the argmax of β_t in eval mode. Attention is None for fc7.
         """
-        state, attention = self._advance(state, previous_words, layer_choice)
+        state, attention = self._advance(state, self._embed(previous_words), layer_choice)
         return self._word_logits(state.hidden).log_softmax(-1), state, attention
 
     def forward(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
@@ -244,15 +244,18 @@ class ASTAR(nn.Module):
         hidden = torch.tanh(self.initial_hidden(self.scaled("fc7", batch.fc7)))
         return DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
 
+    def _embed(self, words: Tensor) -> Tensor:
+        """W_e y with dropout: (…) token ids → (…, M)."""
+        return self.dropout(self.embedding(words))
+
     def _word_logits(self, hidden: Tensor) -> Tensor:
         """V h_t of softmax(V h_t): (…, H) → (…, vocabulary) logits."""
         return self.word_scores(self.dropout(hidden))
 
     def _advance(
-        self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None
+        self, state: DecoderState, inputs: Tensor, layer_choice: Tensor | None
     ) -> tuple[DecoderState, AttentionStep | None]:
-        """Eq. (2): the state after word t, h_t and c_t, given y_{t−1} (B,)."""
-        inputs = self.dropout(self.embedding(previous_words))
+        """Eq. (2): the state after word t, h_t and c_t, given y_{t−1} embedded (B, M) by ``_embed``."""
         attention = None
         if self.attention is not None and state.memory is not None:
             attention = self.attention(state.memory, state.hidden, layer_choice)
@@ -265,9 +268,10 @@ class ASTAR(nn.Module):
     ) -> tuple[Tensor, CaptionAttention | None]:
         """(B, T, V) logits and attention of B captions from the state that predicts y_1, one row per caption."""
         hiddens, steps = [state.hidden], []
+        previous_words = self._embed(tokens[:, :-1])  # (B, T − 1, M): one lookup, one gradient
         for t in range(1, tokens.shape[1]):
             choice = None if layer_choices is None else layer_choices[:, t]
-            state, attention = self._advance(state, tokens[:, t - 1], choice)
+            state, attention = self._advance(state, previous_words[:, t - 1], choice)
             hiddens.append(state.hidden)
             steps.append(attention)
         # One (B·T, H) × (H, V) product: T thin ones of B rows each read the whole
