@@ -236,12 +236,18 @@ class BucketBatchSampler(Sampler[list[int]]):
     a video's last group, and so a few batches, may hold fewer captions. Every item is
     still visited once an epoch. C = 1 gives exactly the batches of one item per group.
 
+    Distributed training (``world_size`` processes, this one ``rank``): every process
+    draws the same global batches and takes groups ``rank``, ``rank + world_size``, … of
+    each, so the processes together see what one process would, a video's captions stay
+    on one process, and ``batch_size`` stays the global batch. A last batch with fewer
+    groups than processes is left out (every process must take part in every step).
+
     ``set_epoch(e, skip=k)`` selects epoch e and skips its first k batches (resuming).
     """
 
     def __init__(
         self, lengths: Sequence[int], batch_size: int, seed: int = 0, shuffle: bool = True, bucketing: bool = True,
-        captions_per_video: int = 1, videos: Sequence[object] | None = None,
+        captions_per_video: int = 1, videos: Sequence[object] | None = None, rank: int = 0, world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -249,12 +255,15 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"captions per video must be between 1 and the batch size {batch_size}, got {captions_per_video}")
         if captions_per_video > 1 and (videos is None or len(videos) != len(lengths)):
             raise ValueError("captions per video above 1 need the video of every item")
+        if batch_size // captions_per_video < world_size:
+            raise ValueError(f"a batch of {batch_size // captions_per_video} videos cannot be shared by {world_size} processes")
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
         self.bucketing = bucketing
         self.captions_per_video = captions_per_video
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.skip = 0
         items_of: dict[object, list[int]] = {}
@@ -295,8 +304,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         else:
             order = rng.permutation(len(groups))
         per = self.groups_per_batch
-        batches = [np.concatenate([groups[index] for index in order[start : start + per]]).tolist()
-                   for start in range(0, len(order), per)]
+        batches = [
+            np.concatenate([groups[index] for index in order[start : start + per][self.rank :: self.world_size]]).tolist()
+            for start in range(0, len(order) - len(order) % per + self._last_groups(), per)
+        ]
         if self.shuffle:
             batches = [batches[index] for index in rng.permutation(len(batches))]
         return batches
@@ -304,8 +315,13 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __iter__(self):
         return iter(self.batches(self.epoch)[self.skip :])
 
+    def _last_groups(self) -> int:
+        """Groups in the last, short batch when it is kept (it has at least ``world_size``), else 0."""
+        remainder = self._group_count % self.groups_per_batch
+        return remainder if remainder >= self.world_size else 0
+
     def __len__(self) -> int:
-        return -(-self._group_count // self.groups_per_batch) - self.skip
+        return self._group_count // self.groups_per_batch + bool(self._last_groups()) - self.skip
 
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:

@@ -218,3 +218,23 @@ def test_captions_per_video_needs_the_items_videos_and_fits_in_a_batch():
         BucketBatchSampler([1, 2], batch_size=4, captions_per_video=2)
     with pytest.raises(ValueError, match="between 1 and the batch size 4"):
         BucketBatchSampler([1, 2], batch_size=4, captions_per_video=5, videos=["a", "b"])
+
+
+def test_processes_share_each_global_batch_and_together_see_one_process_batches():
+    videos = [f"v{index % 9}" for index in range(50)]
+    lengths = [index % 9 % 3 + 1 for index in range(50)]
+    settings = dict(batch_size=8, seed=4, captions_per_video=2, videos=videos)
+    alone = BucketBatchSampler(lengths, **settings).batches(3)
+    shards = [BucketBatchSampler(lengths, **settings, rank=rank, world_size=2).batches(3) for rank in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == len(BucketBatchSampler(lengths, **settings, world_size=2))
+    assert len(shards[0]) in (len(alone), len(alone) - 1)  # the last one, when it holds a single group
+    for batch, first, second in zip(alone, *shards):
+        assert sorted(first + second) == sorted(batch)
+
+
+def test_a_last_batch_too_small_to_share_is_left_out():
+    sampler = BucketBatchSampler([1] * 9, batch_size=4, seed=0, rank=1, world_size=2)
+    batches = sampler.batches(0)
+    assert len(batches) == len(sampler) == 2 and all(len(batch) == 2 for batch in batches)
+    with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
+        BucketBatchSampler([1] * 9, batch_size=4, captions_per_video=2, videos=list(range(9)), world_size=3)
