@@ -304,24 +304,19 @@ class BucketBatchSampler(Sampler[list[int]]):
         else:
             order = rng.permutation(len(groups))
         per = self.groups_per_batch
-        batches = [
-            np.concatenate([groups[index] for index in order[start : start + per][self.rank :: self.world_size]]).tolist()
-            for start in range(0, len(order) - len(order) % per + self._last_groups(), per)
-        ]
+        batches = [order[start : start + per] for start in range(0, len(order), per)]
         if self.shuffle:
             batches = [batches[index] for index in rng.permutation(len(batches))]
-        return batches
+        # Every process draws the same batches, then keeps its share of those all can share.
+        return [np.concatenate([groups[index] for index in batch[self.rank :: self.world_size]]).tolist()
+                for batch in batches if len(batch) >= self.world_size]
 
     def __iter__(self):
         return iter(self.batches(self.epoch)[self.skip :])
 
-    def _last_groups(self) -> int:
-        """Groups in the last, short batch when it is kept (it has at least ``world_size``), else 0."""
-        remainder = self._group_count % self.groups_per_batch
-        return remainder if remainder >= self.world_size else 0
-
     def __len__(self) -> int:
-        return self._group_count // self.groups_per_batch + bool(self._last_groups()) - self.skip
+        last = self._group_count % self.groups_per_batch  # groups in the short last batch, kept if all can share it
+        return self._group_count // self.groups_per_batch + (last >= self.world_size) - self.skip
 
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
