@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .batch import VideoBatch
+from .video_batch import VideoBatch
 from .model import ASTAR
 
 

@@ -10,8 +10,8 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 
-from astar.train.batch import POOL5_RATIO, VideoBatch, random_batch
-from astar.train.config import ModelConfig
+from astar.train.video_batch import POOL5_RATIO, VideoBatch, random_batch
+from astar.train.model_config import ModelConfig
 from astar.train.distributed import Objective, Processes, word_mean
 from astar.train.loader import BucketBatchSampler, pad_tokens
 from astar.train.model import ASTAR
