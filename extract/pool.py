@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import queue
 import signal
 import time
 from collections.abc import Iterable, Iterator
@@ -155,6 +156,9 @@ class DecoderPool:
         context = mp.get_context("forkserver")
         context.set_forkserver_preload([__name__])  # the server imports astar once, never the caller's __main__
         self._decoders = [_Decoder(context, preprocessing, fps) for _ in range(decoders)]
+        self._idle: queue.SimpleQueue[_Decoder] = queue.SimpleQueue()  # shared by map and decode, across threads
+        for decoder in self._decoders:
+            self._idle.put(decoder)
 
     @property
     def decoders(self) -> int:
@@ -172,12 +176,13 @@ class DecoderPool:
         whose video is done waits, holding it, until the next iteration takes it.
         """
         pending = iter(videos)
-        idle = list(self._decoders)
         in_flight: dict[_Decoder, tuple[VideoInput, float]] = {}  # insertion order = request order
         try:
             while True:
-                while idle and (video := next(pending, None)) is not None:
-                    decoder = idle.pop()
+                while (decoder := self._take_idle(wait=not in_flight)) is not None:
+                    if (video := next(pending, None)) is None:
+                        self._idle.put(decoder)
+                        break
                     decoder.request(video.source)
                     in_flight[decoder] = (video, time.monotonic() + self.timeout_s)
                 if not in_flight:
@@ -187,19 +192,46 @@ class DecoderPool:
                 finished = next((d for d in in_flight if d.conn in ready), None)
                 if finished is not None:
                     video, _ = in_flight.pop(finished)
-                    idle.append(finished)
-                    yield video, finished.receive()
+                    result = finished.receive()
+                    self._idle.put(finished)
+                    yield video, result
                     continue
                 now = time.monotonic()
                 for decoder, (video, deadline) in list(in_flight.items()):
                     if deadline <= now and not decoder.conn.poll():
                         del in_flight[decoder]
                         decoder.stop()
-                        idle.append(decoder)
-                        yield video, DecodeError(f"decoding timed out after {self.timeout_s:g} s")
+                        self._idle.put(decoder)
+                        yield video, self._timed_out()
         finally:
             for decoder in in_flight:  # the caller stopped early: abandon the videos in flight
                 decoder.stop()
+                self._idle.put(decoder)
+
+    def decode(self, video: VideoInput) -> DecodedVideo | DecodeError:
+        """Decode one video in the next free child, waiting for one; threads may share a pool this way.
+
+        A Dask worker's threads each run one video's task and share their process's pool.
+        """
+        decoder = self._idle.get()
+        try:
+            decoder.request(video.source)
+            if decoder.conn.poll(self.timeout_s):
+                return decoder.receive()
+            decoder.stop()
+            return self._timed_out()
+        finally:
+            self._idle.put(decoder)
+
+    def _take_idle(self, wait: bool) -> _Decoder | None:
+        """A free child; with ``wait``, block until one is (another thread holds them all), else None."""
+        try:
+            return self._idle.get(block=wait)
+        except queue.Empty:
+            return None
+
+    def _timed_out(self) -> DecodeError:
+        return DecodeError(f"decoding timed out after {self.timeout_s:g} s")
 
     def close(self) -> None:
         """End every child process."""

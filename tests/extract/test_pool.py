@@ -3,6 +3,7 @@ import errno
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -103,3 +104,13 @@ def test_decoders_needed_covers_the_c3d_rate():
     assert decoders_needed(201, 200) == 2
     with pytest.raises(ValueError, match="at least 1"):
         DecoderPool(PAPER, decoders=0)
+
+
+def test_threads_share_a_pool_one_video_each_as_a_dask_workers_tasks_do(tmp_path):
+    videos = [good_input(tmp_path / f"v{index}.mp4", frames=10 * (index + 1)) for index in range(3)]
+    videos.append(fifo_input(tmp_path / "hangs.mp4"))
+    with DecoderPool(PAPER, decoders=2, timeout_s=4) as pool, ThreadPoolExecutor(4) as threads:
+        results = dict(zip([video.video_id for video in videos], threads.map(pool.decode, videos)))
+        assert len(pool.worker_pids) <= 2
+    assert [len(results[f"v{index}"].frames) for index in range(3)] == [2, 4, 6]
+    assert "timed out after 4 s" in str(results["hangs"])
