@@ -85,6 +85,7 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True, help="Video-caption pairs per step (paper: 32).")
+@click.option("--captions-per-video", type=click.IntRange(min=1), default=DEFAULTS["captions_per_video"], show_default=True, help="Captions of one video per batch, sharing its alignment (eq. 4 runs once per video): a batch holds batch-size / C videos. 1 = the paper's independent pairs.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["lr"], show_default=True, help="Adam learning rate (paper: 2e-4).")
 @click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5).")
 @click.option("--min-count", type=click.IntRange(min=1), default=DEFAULTS["min_count"], show_default=True, help="Vocabulary keeps training words seen at least this often; rarer ones become <unk>.")

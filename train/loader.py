@@ -170,16 +170,18 @@ def pad_tokens(captions: Sequence[Sequence[int]]) -> Tensor:
 
 @dataclass
 class CaptionBatch:
-    """One batch: the videos' features, their ids and, for training pairs, the captions.
+    """One batch: the distinct videos' features, the items' ids and, for training pairs, the captions.
 
     Attributes:
         video_ids: (B,) store ids, one per item (repeated when a video has several captions).
-        videos: the items' features, float16, zero-padded in time.
+        videos: (V ≤ B) features of each distinct video once, float16, zero-padded in time.
+        caption_videos: (B,) long, the row of ``videos`` each item is (``ASTAR.loss``).
         tokens: (B, T) long captions padded with <pad>, or None for evaluation items.
     """
 
     video_ids: list[str]
     videos: VideoBatch
+    caption_videos: Tensor
     tokens: Tensor | None
 
 
@@ -212,10 +214,11 @@ class CaptionBatches(Dataset):
 
     def __getitem__(self, indices: Sequence[int]) -> CaptionBatch:
         ids = [self.video_ids[index] for index in indices]
-        features = {video_id: self.reader.read(video_id) for video_id in dict.fromkeys(ids)}
-        videos = collate_videos([features[video_id] for video_id in ids], [self.lengths[index] for index in indices])
+        rows = {video_id: row for row, video_id in enumerate(dict.fromkeys(ids))}
+        lengths = {self.video_ids[index]: self.lengths[index] for index in indices}
+        videos = collate_videos([self.reader.read(video_id) for video_id in rows], [lengths[video_id] for video_id in rows])
         tokens = None if self.captions is None else pad_tokens([self.captions[index] for index in indices])
-        return CaptionBatch(ids, videos, tokens)
+        return CaptionBatch(ids, videos, torch.tensor([rows[video_id] for video_id in ids]), tokens)
 
 
 class BucketBatchSampler(Sampler[list[int]]):

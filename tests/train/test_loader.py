@@ -95,7 +95,8 @@ def test_a_batch_reads_each_of_its_videos_once(logged_store):
     video_id = store.video_ids[0]
     pairs = CaptionBatches(FeatureReader(store, SMALL), [video_id] * 3, [[5, 2], [6, 7, 2], [2]])
     log.keys.clear()
-    pairs[[0, 1, 2]]
+    batch = pairs[[0, 1, 2]]
+    assert batch.videos.batch_size == 1 and batch.caption_videos.tolist() == [0, 0, 0]
     chunk_reads = [key for key in log.keys if key.startswith(f"videos/{video_key(video_id)}/pool5/c/")]
     assert len(chunk_reads) == len(set(chunk_reads)) > 0
 
