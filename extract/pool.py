@@ -70,9 +70,13 @@ def decoders_needed(c3d_frames_per_s: float, decode_frames_per_s_per_core: float
     return max(1, math.ceil(c3d_frames_per_s / decode_frames_per_s_per_core))
 
 
-def _serve(conn: Connection, preprocessing: Preprocessing, fps: int) -> None:
+def _serve(conn: Connection, preprocessing: Preprocessing, fps: int, environment: dict[str, str]) -> None:
     """Child loop: receive a source, send back a DecodedVideo or an error string; None ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # A forkserver child inherits the server's environment, fixed when the server started;
+    # the caller's, as it is now, holds what fsspec needs (e.g. credentials set since).
+    os.environ.clear()
+    os.environ.update(environment)
     while (source := conn.recv()) is not None:
         try:
             conn.send(decode_video(source, preprocessing, fps))
@@ -98,7 +102,8 @@ class _Decoder:
     def _start(self) -> None:
         parent, child = self._context.Pipe()
         self.process = self._context.Process(
-            target=_serve, args=(child, self._preprocessing, self._fps), daemon=True, name="astar-decoder"
+            target=_serve, args=(child, self._preprocessing, self._fps, dict(os.environ)), daemon=True,
+            name="astar-decoder",
         )
         self.process.start()
         child.close()
