@@ -1,8 +1,9 @@
-"""Extraction benchmark: C3D throughput against this machine's matmul peak, whole-video vs
-clip-based passes, decoding vs C3D, store size, and end-to-end vs C3D-only.
+"""Extraction benchmark: C3D throughput against this machine's ceilings (``ceilings.py``),
+whole-video vs clip-based passes, decoding vs C3D, the decoder pool's scaling, store
+size, and end-to-end vs C3D-only.
 
 Every figure is a ratio of two runs measured in this process, so it says something on
-any machine. Run: ``.venv/bin/python benchmarks/extract.py [--quick]``.
+any machine. Run: ``.venv/bin/python benchmarks/extract.py [--quick] [--device cuda]``.
 """
 from __future__ import annotations
 
@@ -15,35 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from astar.extract import LAYERS, ExtractionConfig, Extractor, PAPER, collect_inputs, decode_video, extract_videos, open_store
+from astar.extract import LAYERS, ExtractionConfig, Extractor, PAPER, VideoInput, collect_inputs, decode_video, extract_videos, open_store
 from astar.extract.c3d import CONV_LAYERS
 from astar.extract.features import extract_features
+from astar.extract.pool import DecoderPool, decoders_needed, machine_cores
+from ceilings import GPU_PEAK_TFLOPS, best_seconds, measure_ceilings
 
-
-def best_seconds(run, repeats: int = 3) -> float:
-    """Fastest of ``repeats`` timed calls after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int = 4096) -> float:
-    """Measured dense matmul GFLOP/s for ``dtype`` on ``device`` (synchronised on CUDA)."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    repeats = 20 if device.type == "cuda" else 1
-
-    def run() -> None:
-        for _ in range(repeats):
-            torch.mm(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    return 2 * size**3 * repeats / best_seconds(run) / 1e9
+GPU_EFFICIENCY = 0.4
+"""Share of an H100's published bf16 peak assumed for C3D in the GPU line (cuDNN's 3-D convolutions rarely pass half)."""
 
 
 def count_flops(model: nn.Module, run) -> int:
@@ -112,6 +92,40 @@ def write_clip(path: Path, seconds: float, fps: int = 30, size=(360, 640)) -> Pa
     return write_video(path, frames, fps=fps)
 
 
+def private_mib(pid: int) -> float:
+    """Memory process ``pid`` holds alone (Linux: private dirty pages; what a child shares with its forkserver is not counted)."""
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        return next(int(line.split()[1]) for line in rollup if line.startswith("Private_Dirty")) / 1024
+
+
+def pool_rate(videos: list[VideoInput], decoders: int) -> tuple[float, float]:
+    """Sampled frames/s of a ``DecoderPool`` of ``decoders`` over ``videos`` (children started beforehand), and MiB per child."""
+    with DecoderPool(PAPER, decoders=decoders) as pool:
+        for _ in pool.map(videos[:decoders]):  # start every child: a spawn imports astar afresh
+            pass
+        memory = sum(private_mib(pid) for pid in pool.worker_pids) / decoders
+        start = time.perf_counter()
+        frames = sum(len(decoded.frames) for _, decoded in pool.map(videos))
+        return frames / (time.perf_counter() - start), memory
+
+
+def pool_scaling(folder: Path, quick: bool) -> float:
+    """Print the pool's decode-only throughput at N = 1, 2, … and return the one-decoder (one-core) rate."""
+    cores = machine_cores()
+    count, seconds = (4, 10) if quick else (4 * cores, 20)
+    videos = [VideoInput(f"p{i}", str(write_clip(folder / f"p{i}.mp4", seconds=seconds))) for i in range(count)]
+    rates = {}
+    for decoders in range(1, (2 if quick else 2 * cores) + 1):
+        rates[decoders], memory = pool_rate(videos, decoders)
+        print(f"decoder pool N={decoders}: {rates[decoders]:.1f} sampled frames/s = {rates[decoders] / rates[1]:.2f}× N=1 "
+              f"({count} × {seconds} s 640×360 H.264; {memory:.0f} MiB private memory per decoder process)")
+        if decoders > 1 and rates[decoders] < 1.05 * max(rates[n] for n in rates if n < decoders):
+            break  # no gain past this N: the cores are saturated
+    best = max(rates, key=rates.get)
+    print(f"largest N this machine sustains: {best} ({cores} cores; N=2 vs N=1 {rates[2] / rates[1]:.2f}×, target ≥ 1.8× on 2 cores)")
+    return rates[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer frames (for a smoke run)")
@@ -123,12 +137,13 @@ def main() -> None:
     extractors = {p: Extractor.build(ExtractionConfig(device=args.device, precision=p)) for p in ("fp32", "bf16")}
     extractor = extractors["fp32"]
     model, device = extractor.model, extractor.device
-    peak = {"fp32": matmul_gflops(torch.float32, device), "bf16": matmul_gflops(torch.bfloat16, device)}
-    print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+    ceilings = measure_ceilings(device)
+    print("\n".join(ceilings.lines()))
 
     frames = 64 if device.type == "cpu" else 512
     video = torch.randn(3, frames, 112, 112) * 60
     flops = count_flops(model, lambda: extract_features(model, video))
+    flops_per_frame = flops / frames
     c3d_fps = {}
     for precision in ("fp32", "bf16"):
         seconds = best_seconds(lambda: extract_features(extractors[precision].model, video))
@@ -136,7 +151,7 @@ def main() -> None:
         achieved = flops / seconds / 1e9
         print(
             f"C3D {precision}: {c3d_fps[precision]:.1f} frames/s, {achieved:.0f} GFLOP/s "
-            f"= {achieved / peak[precision]:.0%} of the {precision} matmul peak"
+            f"= {ceilings.efficiency(achieved, precision)}"
         )
 
     for frames in lengths:
@@ -157,6 +172,15 @@ def main() -> None:
             f"decode+resize (640×360 H.264, 30 fps): {sampled / decode_seconds:.1f} sampled frames/s "
             f"({sampled * 15 / decode_seconds:.0f} source frames/s) vs C3D fp32 {c3d_fps['fp32']:.1f} frames/s"
         )
+
+        per_core = pool_scaling(Path(tmp), args.quick)
+        h100_fps = GPU_EFFICIENCY * GPU_PEAK_TFLOPS["H100"]["bf16"] * 1e12 / flops_per_frame
+        local = "bf16" if device.type == "cuda" else "fp32"
+        for name, rate in ((f"this machine's C3D {local}", c3d_fps[local]), (f"an H100 at {GPU_EFFICIENCY:.0%} of its bf16 peak", h100_fps)):
+            print(
+                f"GPU sizing: {name} runs {rate:.0f} frames/s ({flops_per_frame / 1e9:.1f} GFLOP/frame) and needs "
+                f"{decoders_needed(rate, per_core)} decoders at the {per_core:.0f} sampled frames/s per core measured here"
+            )
 
         folder = Path(tmp) / "videos"
         folder.mkdir()

@@ -40,6 +40,7 @@ store's failures table; re-running retries them); 1 an error stopped the run
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
 @click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming (deletes what it holds).")
 @click.option("--decode-timeout", type=click.FloatRange(min=1), default=600, show_default=True, help="Seconds one video may take to decode before it is recorded as failed.")
+@click.option("--decoders", type=click.IntRange(min=1), help="Decoder processes feeding C3D. Default: every core but one with CUDA, one on the CPU (C3D takes the cores); on Dask, each worker's thread count.")
 @click.option("--max-frames-per-pass", type=click.IntRange(min=112), default=MAX_FRAMES_PER_PASS, show_default=True, help="Longer videos go through C3D in overlapping tiles (identical result, bounded memory).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random-init weights.")
 @storage_option()
@@ -55,6 +56,7 @@ def main(
     precision: str | None,
     overwrite: bool,
     decode_timeout: float,
+    decoders: int | None,
     max_frames_per_pass: int,
     seed: int,
     storage_options: tuple[tuple[str, str], ...],
@@ -88,6 +90,7 @@ def main(
         seed=seed,
         max_frames_per_pass=max_frames_per_pass,
         decode_timeout=decode_timeout,
+        decoders=decoders,
         storage_options=dict(storage_options),
     )
     try:

@@ -15,9 +15,10 @@ A worker process that dies mid-video (OOM, kill -9) leaves that video without it
 completion marker; the scheduler reruns the task elsewhere, and after
 ``distributed.scheduler.allowed-failures`` deaths the video is recorded as failed.
 
-Decoding is isolated in a child process (``IsolatedDecoder``, one per worker
-thread, started once) so a hanging or crashing FFmpeg costs one video, as
-in-process. Daemonic worker processes (the default of ``dask worker``) may not
+Decoding is isolated in child processes, as in-process: each worker process keeps
+one ``DecoderPool`` (``ExtractionConfig.decoders`` children, default its thread count)
+that its threads share, one video per task, so a hanging or crashing FFmpeg costs
+one video. Daemonic worker processes (the default of ``dask worker``) may not
 start children; there the video is decoded in the worker itself, so a crash costs
 a worker restart and a hang blocks that worker: start workers with
 ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` to keep the isolation. The
@@ -40,7 +41,7 @@ from pathlib import Path
 import dask
 import dask.system
 import torch
-from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
+from distributed import Client, Future, KilledWorker, LocalCluster, as_completed, get_worker
 from tqdm.auto import tqdm
 
 from .decode import DecodedVideo, DecodeError, decode_video
@@ -48,7 +49,7 @@ from .clitools import say
 from .extractor import ExtractionConfig, Extractor
 from .errors import AstarError
 from .ids import VideoInput, video_key
-from .isolate import IsolatedDecoder
+from .pool import DecoderPool
 from .outcomes import VideoOutcome, show_outcome, store_decoded
 from .plan import ExtractionPlan
 from .store import MANIFEST, VIDEOS, StoreWriter
@@ -63,7 +64,7 @@ class ClusterError(AstarError):
 
 _lock = threading.Lock()
 _cached: tuple[str, Extractor] | None = None
-_thread = threading.local()
+_pool: tuple[tuple, DecoderPool] | None = None
 
 
 def _settings_key(settings: ExtractionConfig) -> str:
@@ -81,15 +82,22 @@ def worker_extractor(settings: ExtractionConfig) -> Extractor:
         return _cached[1]
 
 
-def _thread_decoder(settings: ExtractionConfig, extractor: Extractor) -> IsolatedDecoder:
-    """This worker thread's decoder child, started on first use and kept for the next videos."""
-    key = (extractor.preprocessing.name, settings.decode_timeout)
-    if getattr(_thread, "key", None) != key:
-        if getattr(_thread, "decoder", None) is not None:
-            _thread.decoder.close()
-        _thread.key, _thread.decoder = key, IsolatedDecoder(extractor.preprocessing, settings.decode_timeout)
-        atexit.register(_thread.decoder.close)  # a politely ended child exits without an EOF traceback
-    return _thread.decoder
+def worker_pool(settings: ExtractionConfig, extractor: Extractor) -> DecoderPool:
+    """This worker process's decoder pool, shared by its threads, made on first use and kept for later videos.
+
+    ``settings.decoders`` children, or as many as the worker has threads: each thread
+    asks for one video at a time, so more would idle.
+    """
+    global _pool
+    decoders = settings.decoders or get_worker().state.nthreads
+    key = (extractor.preprocessing.name, settings.decode_timeout, decoders)
+    with _lock:
+        if _pool is None or _pool[0] != key:
+            if _pool is not None:
+                _pool[1].close()
+            _pool = (key, DecoderPool(extractor.preprocessing, decoders, settings.decode_timeout))
+            atexit.register(_pool[1].close)  # politely ended children exit without an EOF traceback
+        return _pool[1]
 
 
 def decode_in_worker(video: VideoInput, settings: ExtractionConfig, extractor: Extractor) -> DecodedVideo | DecodeError:
@@ -99,8 +107,7 @@ def decode_in_worker(video: VideoInput, settings: ExtractionConfig, extractor: E
             return decode_video(video.source, extractor.preprocessing)
         except DecodeError as error:
             return error
-    [(_, decoded)] = _thread_decoder(settings, extractor).map([video])
-    return decoded
+    return worker_pool(settings, extractor).decode(video)
 
 
 def extract_video_task(video: VideoInput, out: str, settings: ExtractionConfig, torch_threads: int | None) -> VideoOutcome:

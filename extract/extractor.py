@@ -31,6 +31,9 @@ class ExtractionConfig:
         seed: seed of random-init weights.
         max_frames_per_pass: frames per C3D pass before a long video is tiled (same result).
         decode_timeout: seconds one video may take to decode before it counts as failed.
+        decoders: decoder processes (``pool.DecoderPool``); None: in this process
+            ``default_decoders`` (every core but one on CUDA, one on the CPU), on Dask the
+            worker's threads.
     """
 
     weights: str | None = None
@@ -40,6 +43,7 @@ class ExtractionConfig:
     seed: int = 0
     max_frames_per_pass: int = MAX_FRAMES_PER_PASS
     decode_timeout: float = 600.0
+    decoders: int | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,4 +1,4 @@
-"""The in-process executor of an ``ExtractionPlan``: one decoder child a video ahead of C3D, here."""
+"""The in-process executor of an ``ExtractionPlan``: a pool of decoder processes feeding C3D here."""
 from __future__ import annotations
 
 import time
@@ -7,23 +7,25 @@ from collections.abc import Iterator
 from tqdm.auto import tqdm
 
 from .extractor import Extractor
-from .isolate import IsolatedDecoder
 from .outcomes import VideoOutcome, show_outcome, store_decoded
 from .plan import ExtractionPlan
+from .pool import DecoderPool, default_decoders
 
 
 def run_in_process(
     plan: ExtractionPlan, extractor: Extractor, bar: tqdm, started: float, report_failures: bool
 ) -> Iterator[VideoOutcome]:
-    """Extract ``plan.todo`` in order, yielding each video's outcome as it is stored or recorded as failed.
+    """Extract ``plan.todo`` as the pool decodes it (order of completion), yielding each video's outcome
+    as it is stored or recorded as failed.
 
     A bad video is recorded in the store's failures table and the batch goes on;
-    interrupting (Ctrl-C) loses at most the video in progress.
+    interrupting (Ctrl-C) loses at most the videos in progress.
     """
     outcomes = list(plan.skipped)
-    with IsolatedDecoder(extractor.preprocessing, plan.settings.decode_timeout) as decoder:
+    decoders = plan.settings.decoders or default_decoders(extractor.device.type)
+    with DecoderPool(extractor.preprocessing, decoders, plan.settings.decode_timeout) as pool:
         video_started = time.perf_counter()
-        for video, decoded in decoder.map(plan.todo):
+        for video, decoded in pool.map(plan.todo):
             outcome = store_decoded(extractor, plan.writer, video, decoded, video_started)
             video_started = time.perf_counter()
             outcomes.append(outcome)

@@ -114,6 +114,7 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @recipe_options
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS["epochs"], show_default=True, help="Most epochs (passes over every training video-caption pair).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step (videos for --objective scst). Default: the preset's recipe, " + RECIPE_HELP["batch_size"] + ".")
+@click.option("--captions-per-video", type=click.IntRange(min=1), default=DEFAULTS["captions_per_video"], show_default=True, help="Captions of one video per batch, sharing its alignment (eq. 4 runs once per video): a batch holds batch-size / C videos. 1 = the paper's independent pairs.")
 @click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set.")
 @click.option("--device", type=click.Choice(DEVICES), default=DEFAULTS["device"], show_default=True, help="auto picks CUDA when present.")
 @click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Seeds initialisation, dropout, hard-attention samples and batch order.")

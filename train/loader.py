@@ -170,16 +170,18 @@ def pad_tokens(captions: Sequence[Sequence[int]]) -> Tensor:
 
 @dataclass
 class CaptionBatch:
-    """One batch: the videos' features, their ids and, for training pairs, the captions.
+    """One batch: the distinct videos' features, the items' ids and, for training pairs, the captions.
 
     Attributes:
         video_ids: (B,) store ids, one per item (repeated when a video has several captions).
-        videos: the items' features, float16, zero-padded in time.
+        videos: (V ≤ B) features of each distinct video once, float16, zero-padded in time.
+        caption_videos: (B,) long, the row of ``videos`` each item is (``ASTAR.loss``).
         tokens: (B, T) long captions padded with <pad>, or None for evaluation items.
     """
 
     video_ids: list[str]
     videos: VideoBatch
+    caption_videos: Tensor
     tokens: Tensor | None
 
 
@@ -212,10 +214,11 @@ class CaptionBatches(Dataset):
 
     def __getitem__(self, indices: Sequence[int]) -> CaptionBatch:
         ids = [self.video_ids[index] for index in indices]
-        features = {video_id: self.reader.read(video_id) for video_id in dict.fromkeys(ids)}
-        videos = collate_videos([features[video_id] for video_id in ids], [self.lengths[index] for index in indices])
+        rows = {video_id: row for row, video_id in enumerate(dict.fromkeys(ids))}
+        lengths = {self.video_ids[index]: self.lengths[index] for index in indices}
+        videos = collate_videos([self.reader.read(video_id) for video_id in rows], [lengths[video_id] for video_id in rows])
         tokens = None if self.captions is None else pad_tokens([self.captions[index] for index in indices])
-        return CaptionBatch(ids, videos, tokens)
+        return CaptionBatch(ids, videos, torch.tensor([rows[video_id] for video_id in ids]), tokens)
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -229,44 +232,94 @@ class BucketBatchSampler(Sampler[list[int]]):
     The randomness of epoch e comes from ``numpy.random.default_rng([seed, e])`` only,
     so an epoch's batches do not depend on anything else.
 
+    Captions per video C > 1 (``videos`` names each item's video): each video's items
+    are shuffled and cut into groups of C, and the groups take the items' place above,
+    ``batch_size // C`` groups a batch. A batch of ``batch_size`` captions then holds
+    ``batch_size // C`` videos, each aligned once (``ASTAR.loss``'s ``caption_videos``);
+    a video's last group, and so a few batches, may hold fewer captions. Every item is
+    still visited once an epoch. C = 1 gives exactly the batches of one item per group.
+
+    Distributed training (``world_size`` processes, this one ``rank``): every process
+    draws the same global batches and takes groups ``rank``, ``rank + world_size``, … of
+    each, so the processes together see what one process would, a video's captions stay
+    on one process, and ``batch_size`` stays the global batch. A last batch with fewer
+    groups than processes is left out (every process must take part in every step).
+
     ``set_epoch(e, skip=k)`` selects epoch e and skips its first k batches (resuming).
     """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, seed: int = 0, shuffle: bool = True, bucketing: bool = True
+        self, lengths: Sequence[int], batch_size: int, seed: int = 0, shuffle: bool = True, bucketing: bool = True,
+        captions_per_video: int = 1, videos: Sequence[object] | None = None, rank: int = 0, world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 1 <= captions_per_video <= batch_size:
+            raise ValueError(f"captions per video must be between 1 and the batch size {batch_size}, got {captions_per_video}")
+        if captions_per_video > 1 and (videos is None or len(videos) != len(lengths)):
+            raise ValueError("captions per video above 1 need the video of every item")
+        if batch_size // captions_per_video < world_size:
+            raise ValueError(f"a batch of {batch_size // captions_per_video} videos cannot be shared by {world_size} processes")
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
         self.bucketing = bucketing
+        self.captions_per_video = captions_per_video
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.skip = 0
+        items_of: dict[object, list[int]] = {}
+        for index, video in enumerate(videos if captions_per_video > 1 else ()):
+            items_of.setdefault(video, []).append(index)
+        self._video_items = [np.asarray(items) for items in items_of.values()]
+        groups = sum(-(-len(items) // captions_per_video) for items in self._video_items)
+        self._group_count = groups if captions_per_video > 1 else len(self.lengths)
+
+    @property
+    def groups_per_batch(self) -> int:
+        """Videos a batch holds (items when C = 1): ``batch_size // captions_per_video``."""
+        return self.batch_size // self.captions_per_video
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
 
+    def _groups(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Items in groups of up to C captions of one video (their captions shuffled); each item alone when C = 1."""
+        if self.captions_per_video == 1:
+            return list(np.arange(len(self.lengths))[:, None])
+        size = self.captions_per_video
+        groups = []
+        for items in self._video_items:
+            items = rng.permutation(items) if self.shuffle else items
+            groups += [items[start : start + size] for start in range(0, len(items), size)]
+        return groups
+
     def batches(self, epoch: int) -> list[list[int]]:
         """Every batch of ``epoch``, in order."""
         rng = np.random.default_rng([self.seed, epoch])
+        groups = self._groups(rng)
+        lengths = self.lengths[[group[0] for group in groups]]
         if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
+            order = np.argsort(lengths, kind="stable")
         elif self.bucketing:
-            order = np.lexsort((rng.random(len(self.lengths)), self.lengths))
+            order = np.lexsort((rng.random(len(groups)), lengths))
         else:
-            order = rng.permutation(len(self.lengths))
-        batches = [order[start : start + self.batch_size].tolist() for start in range(0, len(order), self.batch_size)]
+            order = rng.permutation(len(groups))
+        per = self.groups_per_batch
+        batches = [order[start : start + per] for start in range(0, len(order), per)]
         if self.shuffle:
             batches = [batches[index] for index in rng.permutation(len(batches))]
-        return batches
+        # Every process draws the same batches, then keeps its share of those all can share.
+        return [np.concatenate([groups[index] for index in batch[self.rank :: self.world_size]]).tolist()
+                for batch in batches if len(batch) >= self.world_size]
 
     def __iter__(self):
         return iter(self.batches(self.epoch)[self.skip :])
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size) - self.skip
+        last = self._group_count % self.groups_per_batch  # groups in the short last batch, kept if all can share it
+        return self._group_count // self.groups_per_batch + (last >= self.world_size) - self.skip
 
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:

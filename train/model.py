@@ -7,6 +7,12 @@ therefore predicts tokens[:, t], and step t ≥ 2 reads tokens[:, t − 1].
 
 Attention records are aligned with the words: row 0 (y_1, from fc7 alone) is all zero.
 
+Shared alignment: training may pair V videos with B ≥ V captions, ``caption_videos``
+(B,) naming each caption's video row. Eq. (4) then runs once per video, on V rows, and
+its aligned memory, keys and h_1 are indexed out to the B captions; gradients from all
+of a video's captions add up in its one alignment. Without ``caption_videos`` caption
+i belongs to video i.
+
 Input scale: C3D activations are large (tens to hundreds after ReLU, more with random
 weights), which saturates tanh(C a_{L+1}) and the attention's tanh before training
 starts. The paper does not say how it scaled them; here every input layer (and fc7) is
@@ -171,8 +177,8 @@ class ASTAR(nn.Module):
 
     def start(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
         """Encode the videos and predict word 1: (B, V) log p(y_1 | A) and the state after it."""
-        logits, state = self._begin(batch)
-        return logits.log_softmax(-1), state
+        state = self._begin(batch)
+        return self._word_logits(state.hidden).log_softmax(-1), state
 
     def step(self, state: DecoderState, previous_words: Tensor) -> tuple[Tensor, DecoderState, AttentionStep | None]:
         """One word: (B,) y_{t−1} → (B, V) log p(y_t | y_<t, A), the new state, its attention.
@@ -180,36 +186,43 @@ class ASTAR(nn.Module):
         Hard attention's choices are sampled in training mode and, in eval mode, the
         most probable ones (``astar.train.attention``). Attention is None for fc7.
         """
-        logits, state, attention = self._advance(state, previous_words)
-        return logits.log_softmax(-1), state, attention
+        state, attention = self._advance(state, self._embed(previous_words))
+        return self._word_logits(state.hidden).log_softmax(-1), state, attention
 
-    def forward(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
-        """Teacher-forced (B, T, V) logits; row t predicts tokens[:, t]."""
-        return self.teacher_forced(batch, tokens)[0]
+    def forward(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
+        """Teacher-forced (B, T, V) logits of B captions; row t predicts tokens[:, t].
+
+        ``caption_videos`` (B,) long: the video row of each caption (module note), None for row i.
+        """
+        return self.teacher_forced(batch, tokens, caption_videos=caption_videos)[0]
 
     def teacher_forced(
         self, batch: VideoBatch, tokens: Tensor, layer_choices: Tensor | None = None,
-        position_choices: Tensor | None = None,
+        position_choices: Tensor | None = None, caption_videos: Tensor | None = None,
     ) -> tuple[Tensor, CaptionAttention | None]:
         """(B, T, V) logits and per-word attention.
 
         ``layer_choices`` (B, T) forces hard attention's l_t and, for ``hard``,
         ``position_choices`` (B, T) its i_t (column 0, word 1 from fc7, unused).
+        ``caption_videos`` (B,): each caption's video row (module note); None pairs row i with video i.
         """
-        first_logits, state = self._begin(batch)
-        return self._teacher_force(first_logits, state, tokens, layer_choices, position_choices)
+        state = self._begin(batch)
+        if caption_videos is not None:
+            state = state.index_select(caption_videos)
+        return self._teacher_force(state, tokens, layer_choices, position_choices)
 
-    def loss(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
-        """The scalar to minimise, normalised per caption word (``<eos>`` included).
+    def loss(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
+        """The scalar to minimise for B captions (B, T) of ``batch``'s videos, normalised per caption word.
 
         Soft attention and evaluation: mean negative log-likelihood per word (eq. 3).
         Hard attention in training mode: −L^K (eq. 10, K = ``config.samples``) summed over
-        the batch and divided by its word count; ``backward()`` gives eq. (12)'s estimator.
+        the captions and divided by their word count; ``backward()`` gives eq. (12)'s estimator.
+        ``caption_videos`` (B,): each caption's video row (module note); None pairs row i with video i.
         """
         pad_id = self.config.pad_id
         if self.config.attention in HARD_ATTENTION and self.training:
-            return -self._multi_sample_bound(batch, tokens).sum() / (tokens != pad_id).sum()
-        logits = self(batch, tokens)
+            return -self._multi_sample_bound(batch, tokens, caption_videos).sum() / (tokens != pad_id).sum()
+        logits = self(batch, tokens, caption_videos)
         return F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten(), ignore_index=pad_id)
 
     @torch.no_grad()
@@ -236,52 +249,64 @@ class ASTAR(nn.Module):
             return tokens, None
         return tokens, stack_attention(steps)
 
-    def _begin(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
-        """(B, V) logits of y_1 from h_1 = tanh(C a_{L+1}) (c_1 = 0) and the state."""
+    def _begin(self, batch: VideoBatch) -> DecoderState:
+        """The state that predicts y_1: h_1 = tanh(C a_{L+1}), c_1 = 0, and the aligned memory, one row per video."""
         hidden = torch.tanh(self.initial_hidden(self.scaled("fc7", batch.fc7)))
-        state = DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
-        return self.word_scores(self.dropout(hidden)), state
+        return DecoderState(hidden, torch.zeros_like(hidden), self.encode(batch))
+
+    def _embed(self, words: Tensor) -> Tensor:
+        """W_e y with dropout: (…) token ids → (…, M)."""
+        return self.dropout(self.embedding(words))
+
+    def _word_logits(self, hidden: Tensor) -> Tensor:
+        """V h_t of softmax(V h_t): (…, H) → (…, vocabulary) logits."""
+        return self.word_scores(self.dropout(hidden))
 
     def _advance(
-        self, state: DecoderState, previous_words: Tensor, layer_choice: Tensor | None = None,
+        self, state: DecoderState, inputs: Tensor, layer_choice: Tensor | None = None,
         position_choice: Tensor | None = None,
-    ) -> tuple[Tensor, DecoderState, AttentionStep | None]:
-        """Eq. (2) and softmax(V h_t): the logits (B, V) of word t given y_{t−1} (B,)."""
-        inputs = self.dropout(self.embedding(previous_words))
+    ) -> tuple[DecoderState, AttentionStep | None]:
+        """Eq. (2): the state after word t, h_t and c_t, given y_{t−1} embedded (B, M) by ``_embed``."""
         attention = None
         if self.attention is not None and state.memory is not None:
             attention = self.attention(state.memory, state.hidden, layer_choice, position_choice)
             inputs = torch.cat([inputs, attention.context.to(inputs.dtype)], dim=-1)
         hidden, cell = self.lstm(inputs, (state.hidden, state.cell))
-        return self.word_scores(self.dropout(hidden)), DecoderState(hidden, cell, state.memory), attention
+        return DecoderState(hidden, cell, state.memory), attention
 
     def _teacher_force(
-        self, first_logits: Tensor, state: DecoderState, tokens: Tensor, layer_choices: Tensor | None = None,
+        self, state: DecoderState, tokens: Tensor, layer_choices: Tensor | None = None,
         position_choices: Tensor | None = None,
     ) -> tuple[Tensor, CaptionAttention | None]:
-        logits, steps = [first_logits], []
+        """(B, T, V) logits and attention of B captions from the state that predicts y_1, one row per caption."""
+        hiddens, steps = [state.hidden], []
+        previous_words = self._embed(tokens[:, :-1])  # (B, T − 1, M): one lookup, one gradient
         for t in range(1, tokens.shape[1]):
             layer = None if layer_choices is None else layer_choices[:, t]
             position = None if position_choices is None else position_choices[:, t]
-            word_logits, state, attention = self._advance(state, tokens[:, t - 1], layer, position)
-            logits.append(word_logits)
+            state, attention = self._advance(state, previous_words[:, t - 1], layer, position)
+            hiddens.append(state.hidden)
             steps.append(attention)
+        # One (B·T, H) × (H, V) product: T thin ones of B rows each read the whole
+        # vocabulary matrix, and were most of a C = 4 step's time at the paper's widths.
+        logits = self._word_logits(torch.stack(hiddens, dim=1))
         if self.attention is None or not steps:
-            return torch.stack(logits, dim=1), None
-        return torch.stack(logits, dim=1), stack_attention(steps)
+            return logits, None
+        return logits, stack_attention(steps)
 
-    def _multi_sample_bound(self, batch: VideoBatch, tokens: Tensor) -> Tensor:
-        """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once, decoding K times.
+    def _multi_sample_bound(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None) -> Tensor:
+        """(B,) VIMCO surrogate of L^K (eqs. 10–14); the alignment runs once per video, decoding K times per caption.
 
         Each of the K samples m^k is a whole trajectory of per-word choices (a position
         and a layer for ``hard``, a layer for ``hard_layer``); log p(m^k | A) sums their
         log-probabilities over the caption's words.
         """
         samples, batch_size = self.config.samples, tokens.shape[0]
-        rows = torch.arange(batch_size, device=tokens.device).repeat_interleave(samples)
-        first_logits, state = self._begin(batch)
-        tokens = tokens.index_select(0, rows)
-        logits, attention = self._teacher_force(first_logits.index_select(0, rows), state.index_select(rows), tokens)
+        captions = torch.arange(batch_size, device=tokens.device)
+        videos = captions if caption_videos is None else caption_videos
+        state = self._begin(batch).index_select(videos.repeat_interleave(samples))
+        tokens = tokens.index_select(0, captions.repeat_interleave(samples))
+        logits, attention = self._teacher_force(state, tokens)
         assert attention is not None and attention.choice_log_probs is not None
         log_likelihood = caption_log_likelihood(logits, tokens, self.config.pad_id)
         # Choices after <eos> cannot change p(Y | m), so they are left out of p(m | A).

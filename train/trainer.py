@@ -46,6 +46,7 @@ from astar.extract import autocast_dtype, open_store, random_init_warning, resol
 from .captions import CaptionData, caption_data
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .cider import CiderD, DocumentFrequencies
+from .distributed import Processes
 from .errors import TrainingError
 from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader, model_layers
 from .model import ASTAR, SCALED_INPUTS
@@ -89,7 +90,7 @@ def optimizer_step(
     device = next(model.parameters()).device
     videos, tokens = batch.videos.to(device), batch.tokens.to(device)
     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-        loss = model.loss(videos, tokens)
+        loss = model.loss(videos, tokens, batch.caption_videos.to(device))
     return apply_gradients(model, optimizer, scaler, loss, clip_norm)
 
 
@@ -127,7 +128,7 @@ def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch
         assert batch.tokens is not None
         tokens = batch.tokens.to(device)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            loss = model.loss(batch.videos.to(device), tokens)
+            loss = model.loss(batch.videos.to(device), tokens, batch.caption_videos.to(device))
         count = int((tokens != PAD_ID).sum())
         total, words = total + float(loss) * count, words + count
     return total / words
@@ -218,12 +219,18 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
 
         workers = config.loader_workers
-        train_set = (CaptionBatches(reader, list(data.train_references)) if reward is not None
-                     else CaptionBatches(reader, data.train_ids, data.train_captions))
-        self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed)
+        if reward is not None:
+            train_set = CaptionBatches(reader, list(data.train_references))
+            self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed)
+        else:
+            train_set = CaptionBatches(reader, data.train_ids, data.train_captions)
+            self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed,
+                                              captions_per_video=config.captions_per_video, videos=data.train_ids)
         self.train_loader = make_loader(train_set, self.sampler, workers, persistent=True)
         val_pairs = CaptionBatches(reader, data.val_ids, data.val_captions)
-        self.val_pairs = make_loader(val_pairs, BucketBatchSampler(val_pairs.lengths, config.batch_size, shuffle=False), workers)
+        val_sampler = BucketBatchSampler(val_pairs.lengths, config.batch_size, shuffle=False,
+                                         captions_per_video=config.captions_per_video, videos=data.val_ids)
+        self.val_pairs = make_loader(val_pairs, val_sampler, workers)
         val_videos = CaptionBatches(reader, list(data.references))
         self.val_videos = make_loader(val_videos, BucketBatchSampler(val_videos.lengths, config.batch_size, shuffle=False), workers)
 
@@ -400,6 +407,9 @@ def train(config: TrainConfig) -> TrainResult:
             ``RunError`` and ``CheckpointError`` for unusable run directories and checkpoints.
         torch.OutOfMemoryError: the device ran out of memory.
     """
+    if Processes.from_environment().distributed:
+        raise TrainingError("astar-train does not run as several torchrun processes yet: each would train its own "
+                            "copy into one run directory (README, Multi-GPU training); start one process")
     if config.metric == "METEOR" and shutil.which("java") is None:
         raise TrainingError(f"--metric METEOR needs Java: {JAVA_INSTALL_HINT}; or use --metric CIDEr or loss")
     store = open_store(config.store, config.storage_options)

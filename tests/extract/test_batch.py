@@ -1,16 +1,14 @@
-"""Batches: bad videos are recorded and the rest goes on; resume after a kill; hung or crashing decoders."""
+"""Batches: bad videos are recorded and the rest goes on, with one decoder or a pool; resume after a kill."""
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from astar.extract import PAPER, VideoInput, collect_inputs, extract_videos, open_store
-from astar.extract.isolate import IsolatedDecoder
+from astar.extract import ExtractionConfig, collect_inputs, extract_videos, open_store
 from tests.videos import write_video
 
 
@@ -36,6 +34,18 @@ def test_bad_videos_are_recorded_and_the_batch_goes_on(video_folder, tmp_path, e
     assert failed.isdisjoint(store.video_ids)
     assert summary.exit_code == 3
     assert all("\n" not in error for error in store.failures.error)
+
+
+def test_a_pool_of_decoders_stores_every_good_video_and_records_every_bad_one(video_folder, tmp_path, extractor):
+    add_bad_videos(video_folder)
+    out = str(tmp_path / "pooled.zarr")
+    inputs = collect_inputs([str(video_folder)])
+    summary = extract_videos(inputs, out, ExtractionConfig(device="cpu", decoders=3), extractor=extractor, progress=False)
+    store = open_store(out)
+    assert [outcome.video_id for outcome in summary.outcomes] == [video.video_id for video in inputs]
+    assert {"a", "c d", "nested/b"} <= set(store.video_ids)
+    assert {"empty", "text", "truncated"} <= set(store.failures.video_id)
+    assert summary.count("done") + summary.count("failed") == len(inputs)
 
 
 def test_failure_lines_are_printed_unless_the_caller_reports_failures_itself(tmp_path, extractor, capsys):
@@ -86,33 +96,3 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
     assert finished.returncode == 0, finished.stderr
     assert f"{6 - len(done_before)} done, {len(done_before)} skipped, 0 failed" in finished.stdout
     assert open_store(str(out)).video_ids == [f"v{i}" for i in range(6)]
-
-
-def test_a_hanging_decode_times_out_and_the_next_video_decodes(tmp_path):
-    fifo = tmp_path / "hangs.mp4"
-    os.mkfifo(fifo)  # opening a FIFO with no writer blocks FFmpeg forever
-    good = write_video(tmp_path / "good.mp4", np.zeros((10, 32, 32, 3), np.uint8), fps=10)
-    videos = [VideoInput("hangs", str(fifo)), VideoInput("good", str(good))]
-    with IsolatedDecoder(PAPER, timeout_s=3) as decoder:
-        results = dict((video.video_id, result) for video, result in decoder.map(videos))
-    assert "timed out after 3 s" in str(results["hangs"])
-    assert results["good"].frames.shape == (2, 112, 112, 3)
-
-
-def test_a_crashing_decoder_costs_one_video(tmp_path):
-    fifo = tmp_path / "crashes.mp4"
-    os.mkfifo(fifo)
-    good = write_video(tmp_path / "good.mp4", np.zeros((10, 32, 32, 3), np.uint8), fps=10)
-    videos = [VideoInput("crashes", str(fifo)), VideoInput("good", str(good))]
-    with IsolatedDecoder(PAPER, timeout_s=60) as decoder:
-
-        def kill_child_when_started():
-            while decoder.worker_pid is None:
-                time.sleep(0.01)
-            time.sleep(1.0)
-            os.kill(decoder.worker_pid, signal.SIGSEGV)
-
-        threading.Thread(target=kill_child_when_started, daemon=True).start()
-        results = dict((video.video_id, result) for video, result in decoder.map(videos))
-    assert f"killed by signal {int(signal.SIGSEGV)}" in str(results["crashes"])
-    assert results["good"].frames.shape == (2, 112, 112, 3)

@@ -95,7 +95,8 @@ def test_a_batch_reads_each_of_its_videos_once(logged_store):
     video_id = store.video_ids[0]
     pairs = CaptionBatches(FeatureReader(store, SMALL), [video_id] * 3, [[5, 2], [6, 7, 2], [2]])
     log.keys.clear()
-    pairs[[0, 1, 2]]
+    batch = pairs[[0, 1, 2]]
+    assert batch.videos.batch_size == 1 and batch.caption_videos.tolist() == [0, 0, 0]
     chunk_reads = [key for key in log.keys if key.startswith(f"videos/{video_key(video_id)}/pool5/c/")]
     assert len(chunk_reads) == len(set(chunk_reads)) > 0
 
@@ -189,3 +190,52 @@ def test_an_fsspec_store_is_read_by_loader_workers(synthetic_store, store):
         for row, video_id in enumerate(batch.video_ids):
             expected = store.read(video_id, "fc7")[: SMALL.fc7_dim]
             np.testing.assert_array_equal(batch.videos.fc7[row].numpy(), expected)
+
+
+def test_one_caption_per_video_gives_the_batches_of_single_items():
+    lengths, videos = [1, 2, 3, 2, 1, 3] * 5, [index // 3 for index in range(30)]
+    plain = BucketBatchSampler(lengths, batch_size=4, seed=5)
+    grouped = BucketBatchSampler(lengths, batch_size=4, seed=5, captions_per_video=1, videos=videos)
+    assert [grouped.batches(epoch) for epoch in range(3)] == [plain.batches(epoch) for epoch in range(3)]
+
+
+def test_batches_hold_whole_groups_of_captions_of_one_video_and_every_item_once():
+    videos = [f"v{index % 7}" for index in range(60)]  # 7 videos of 8 or 9 captions
+    lengths = [index % 7 % 3 + 1 for index in range(60)]
+    sampler = BucketBatchSampler(lengths, batch_size=8, seed=2, captions_per_video=4, videos=videos)
+    for epoch in range(3):
+        batches = sampler.batches(epoch)
+        assert sorted(index for batch in batches for index in batch) == list(range(60))
+        assert len(batches) == len(sampler) == -(-sum(-(-videos.count(v) // 4) for v in set(videos)) // 2)
+        for batch in batches:
+            assert len(set(videos[index] for index in batch)) <= 2 and len(batch) <= 8
+    assert sampler.batches(0) != sampler.batches(1)
+    sampler.set_epoch(1, skip=2)
+    assert list(sampler) == sampler.batches(1)[2:]
+
+
+def test_captions_per_video_needs_the_items_videos_and_fits_in_a_batch():
+    with pytest.raises(ValueError, match="video of every item"):
+        BucketBatchSampler([1, 2], batch_size=4, captions_per_video=2)
+    with pytest.raises(ValueError, match="between 1 and the batch size 4"):
+        BucketBatchSampler([1, 2], batch_size=4, captions_per_video=5, videos=["a", "b"])
+
+
+def test_processes_share_each_global_batch_and_together_see_one_process_batches():
+    videos = [f"v{index % 9}" for index in range(50)]
+    lengths = [index % 9 % 3 + 1 for index in range(50)]
+    settings = dict(batch_size=8, seed=4, captions_per_video=2, videos=videos)
+    alone = BucketBatchSampler(lengths, **settings).batches(3)
+    shards = [BucketBatchSampler(lengths, **settings, rank=rank, world_size=2).batches(3) for rank in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == len(BucketBatchSampler(lengths, **settings, world_size=2))
+    assert len(shards[0]) in (len(alone), len(alone) - 1)  # the last one, when it holds a single group
+    for batch, first, second in zip(alone, *shards):
+        assert sorted(first + second) == sorted(batch)
+
+
+def test_a_last_batch_too_small_to_share_is_left_out():
+    sampler = BucketBatchSampler([1] * 9, batch_size=4, seed=0, rank=1, world_size=2)
+    batches = sampler.batches(0)
+    assert len(batches) == len(sampler) == 2 and all(len(batch) == 2 for batch in batches)
+    with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
+        BucketBatchSampler([1] * 9, batch_size=4, captions_per_video=2, videos=list(range(9)), world_size=3)

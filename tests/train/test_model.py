@@ -165,3 +165,38 @@ def test_autocast_agrees_with_float32(dtype: torch.dtype) -> None:
         with torch.autocast("cuda", dtype=dtype):
             mixed = model(batch, tokens).float().log_softmax(-1)
     torch.testing.assert_close(mixed, reference, atol=2e-2, rtol=2e-2)
+
+
+def repeat_videos(batch: VideoBatch, rows: torch.Tensor) -> VideoBatch:
+    """The batch with video ``rows[i]`` copied into row i, as if every caption brought its own video."""
+    return VideoBatch({name: value[rows] for name, value in batch.features.items()}, batch.pool5_steps[rows], batch.fc7[rows])
+
+
+@pytest.mark.parametrize("attention", ["soft", "hard"])
+def test_captions_sharing_a_video_give_the_loss_and_gradients_of_repeated_videos(attention: str) -> None:
+    config = small(attention=attention, dropout=0.0)
+    model = ASTAR(config).train()
+    batch = videos(config, [2, 1])
+    caption_videos = torch.tensor([0, 0, 1, 1, 0])
+    tokens = torch.tensor([[4, 5, 6, EOS], [7, EOS, PAD, PAD], [8, 9, EOS, PAD], [4, EOS, PAD, PAD], [5, 5, EOS, PAD]])
+    results = []
+    for inputs, rows in ((batch, caption_videos), (repeat_videos(batch, caption_videos), None)):
+        model.zero_grad()
+        torch.manual_seed(0)  # the same layer choices m_t for hard attention
+        loss = model.loss(inputs, tokens, rows)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (shared, shared_grads), (repeated, repeated_grads) = results
+    torch.testing.assert_close(shared, repeated)
+    for shared_grad, repeated_grad in zip(shared_grads, repeated_grads, strict=True):
+        torch.testing.assert_close(shared_grad, repeated_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_the_alignment_runs_once_per_video_not_once_per_caption() -> None:
+    config = small()
+    model = ASTAR(config)
+    aligned_rows = []
+    model.aligner.register_forward_hook(lambda module, inputs, output: aligned_rows.append(output[0].shape[0]))
+    tokens = CAPTIONS.repeat(3, 1)  # six captions
+    logits = model(videos(config, [2, 1]), tokens, torch.tensor([0, 1, 0, 1, 0, 1]))
+    assert aligned_rows == [2] and logits.shape == (6, 4, VOCAB)

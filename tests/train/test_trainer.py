@@ -80,8 +80,8 @@ def test_the_trained_model_reads_the_video_not_only_the_words(learned_run, synth
     shift = next(k for k in range(1, len(ids)) if all(ids[i] != ids[(i + k) % len(ids)] for i in range(len(ids))))
     other_video = [(i + shift) % len(ids) for i in range(len(ids))]
     with torch.no_grad():
-        matched = loaded.model.loss(batch.videos, batch.tokens).item()
-        mismatched = loaded.model.loss(batch.videos, batch.tokens[other_video]).item()
+        matched = loaded.model.loss(batch.videos, batch.tokens, batch.caption_videos).item()
+        mismatched = loaded.model.loss(batch.videos, batch.tokens[other_video], batch.caption_videos).item()
     assert matched < mismatched - 0.05
 
 
@@ -123,8 +123,8 @@ def test_load_run_gives_the_best_model_in_eval_mode_ready_to_caption(finished_ru
 
 def test_resuming_after_max_steps_gives_the_parameters_of_an_uninterrupted_run(quick_config):
     # Hard attention samples m_t from torch's RNG: any state not restored changes the result.
-    uninterrupted = train(quick_config("whole", attention="hard", max_steps=8, loader_workers=2))
-    stopped = train(quick_config("stopped", attention="hard", max_steps=3))
+    uninterrupted = train(quick_config("whole", attention="hard", captions_per_video=4, max_steps=8, loader_workers=2))
+    stopped = train(quick_config("stopped", attention="hard", captions_per_video=4, max_steps=3))
     assert stopped.stopped == "max steps" and stopped.steps == 3
     resumed = train(resume_config(stopped.run_dir, max_steps=8))
     assert resumed.steps == 8
@@ -255,3 +255,9 @@ def test_cuda_autocast_trains_with_finite_losses(quick_config, precision):
     result = train(quick_config(device="cuda", precision=precision, attention="hard", epochs=1))
     assert result.steps == 5
     assert all(torch.isfinite(torch.tensor(row["val_loss"])) for row in result.history)
+
+
+def test_several_torchrun_processes_are_refused_until_the_trainer_shares_their_work(quick_config, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(TrainingError, match="several torchrun processes"):
+        train(quick_config("ddp"))

@@ -1,0 +1,250 @@
+"""A pool of decoder processes that keeps C3D fed: parallel decoding, each video isolated.
+
+``DecoderPool(preprocessing, decoders=N).map(videos)`` decodes up to N videos at once,
+each in its own child process, and yields them in order of completion, so C3D never
+waits on a long video while shorter ones are ready. Every guarantee of one isolated
+decoder holds per video:
+
+- Timeout: a video still decoding ``timeout_s`` seconds after it was handed to its child
+  becomes a ``DecodeError`` ("decoding timed out"); the child is killed and replaced.
+- Crash isolation: a child that dies (segfault, OOM kill) costs its video only, which
+  becomes a ``DecodeError`` naming the signal; the next request starts a fresh child.
+- Failures recorded: every input is yielded exactly once, with its frames or its error.
+- Bounded memory: a child holds its decoded video until the caller takes it, and takes
+  no new video before, so at most N decoded videos wait, plus the one the caller holds.
+  A decoded video is ``frames × FRAME_BYTES`` (37.6 kB per sampled frame: 271 MB per
+  hour at 2 fps); the full-resolution frames never leave the child, which keeps at
+  most one of them (``decode.py``).
+
+How many decoders: one PyAV decoder delivers a few hundred sampled frames/s per core
+from 640×360 H.264, C3D on a GPU tens of thousands, so a GPU machine gives every core
+but the one that feeds the GPU and writes the store to decoding (``default_decoders``).
+On a CPU C3D is ~20× slower than one decoder and wants every core: one decoder runs
+ahead of it. ``benchmarks/extract.py`` prints the decoders a given C3D rate needs.
+
+Children are forked from a ``forkserver`` that imported this module once: not from the
+caller, whose CUDA or oneDNN threads make a fork unsafe, and not spawned, which made
+each child import astar (and torch) afresh: 200 MB private memory and seconds per
+child, against 5 MB and milliseconds from the server. They start when first needed;
+``close`` (or leaving the ``with`` block) ends them.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from multiprocessing.connection import Connection, wait
+
+from .decode import DecodedVideo, DecodeError, decode_video
+from .ids import VideoInput
+from .preprocessing import Preprocessing
+from .schema import FPS
+
+DEFAULT_TIMEOUT_S = 600.0
+FRAME_BYTES = 112 * 112 * 3
+"""Bytes of one decoded, cropped uint8 RGB frame (``DecodedVideo.frames`` is (N, 112, 112, 3))."""
+
+
+def machine_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which a scheduler such as SLURM sets)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_decoders(device: str, cores: int | None = None) -> int:
+    """Decoder processes for C3D on ``device`` (``cpu`` or ``cuda``): ``cores`` (default: this machine's) minus C3D's.
+
+    On CUDA every core but the one that feeds the GPU and writes the store decodes; on
+    the CPU C3D wants every core and one decoder keeps ahead of it.
+    """
+    if device != "cuda":
+        return 1
+    return max(1, (machine_cores() if cores is None else cores) - 1)
+
+
+def decoders_needed(c3d_frames_per_s: float, decode_frames_per_s_per_core: float) -> int:
+    """Decoder processes (one core each) that deliver ``c3d_frames_per_s`` sampled frames/s."""
+    return max(1, math.ceil(c3d_frames_per_s / decode_frames_per_s_per_core))
+
+
+def _serve(conn: Connection, preprocessing: Preprocessing, fps: int, environment: dict[str, str]) -> None:
+    """Child loop: receive a source, send back a DecodedVideo or an error string; None ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # A forkserver child inherits the server's environment, fixed when the server started;
+    # the caller's, as it is now, holds what fsspec needs (e.g. credentials set since).
+    os.environ.clear()
+    os.environ.update(environment)
+    while (source := conn.recv()) is not None:
+        try:
+            conn.send(decode_video(source, preprocessing, fps))
+        except DecodeError as error:
+            conn.send(str(error))
+        except Exception as error:  # an unexpected failure is still only this video's
+            conn.send(f"{type(error).__name__}: {' '.join(str(error).split())}")
+
+
+class _Decoder:
+    """One child process with at most one video in flight."""
+
+    def __init__(self, context: mp.context.BaseContext, preprocessing: Preprocessing, fps: int) -> None:
+        self._context, self._preprocessing, self._fps = context, preprocessing, fps
+        self.process: mp.process.BaseProcess | None = None
+        self.conn: Connection | None = None
+
+    def request(self, source: str) -> None:
+        if self.process is None or not self.process.is_alive():
+            self._start()
+        self.conn.send(source)
+
+    def _start(self) -> None:
+        parent, child = self._context.Pipe()
+        self.process = self._context.Process(
+            target=_serve, args=(child, self._preprocessing, self._fps, dict(os.environ)), daemon=True,
+            name="astar-decoder",
+        )
+        self.process.start()
+        child.close()
+        self.conn = parent
+
+    def receive(self) -> DecodedVideo | DecodeError:
+        """The reply to the request in flight, once ``conn`` is readable; a dead child's exit as the error."""
+        try:
+            reply = self.conn.recv()
+            return reply if isinstance(reply, DecodedVideo) else DecodeError(reply)
+        except (EOFError, ConnectionResetError, OSError):
+            self.process.join(timeout=5)
+            code = self.process.exitcode
+            self.stop()
+            if code and code < 0:
+                return DecodeError(f"decoder crashed (killed by signal {-code})")
+            return DecodeError(f"decoder exited with code {code}")
+
+    def stop(self) -> None:
+        """Kill the child (a hung decode does not listen) and forget it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.join(timeout=5)
+        if self.conn is not None:
+            self.conn.close()
+        self.process, self.conn = None, None
+
+    def close(self) -> None:
+        """End an idle child politely, so it exits without an EOF traceback."""
+        if self.process is not None and self.process.is_alive():
+            try:
+                self.conn.send(None)
+                self.process.join(timeout=2)
+            except (BrokenPipeError, OSError):
+                pass
+        self.stop()
+
+
+class DecoderPool:
+    """``decoders`` isolated decoder processes; ``map`` yields videos in order of completion (module note).
+
+    Args:
+        preprocessing: the resize and crop of the C3D weights in use.
+        decoders: child processes, each decoding one video at a time (≥ 1).
+        timeout_s: seconds one video may take, from being handed to its child.
+        fps: sampling rate (the store's ``FPS``).
+    """
+
+    def __init__(
+        self, preprocessing: Preprocessing, decoders: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, fps: int = FPS
+    ) -> None:
+        if decoders < 1:
+            raise ValueError(f"decoders must be at least 1, got {decoders}")
+        self.timeout_s = timeout_s
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload([__name__])  # the server imports astar once, never the caller's __main__
+        self._decoders = [_Decoder(context, preprocessing, fps) for _ in range(decoders)]
+        self._idle: queue.SimpleQueue[_Decoder] = queue.SimpleQueue()  # shared by map and decode, across threads
+        for decoder in self._decoders:
+            self._idle.put(decoder)
+
+    @property
+    def decoders(self) -> int:
+        return len(self._decoders)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the children running now (none before the first request)."""
+        return [d.process.pid for d in self._decoders if d.process is not None and d.process.is_alive()]
+
+    def map(self, videos: Iterable[VideoInput]) -> Iterator[tuple[VideoInput, DecodedVideo | DecodeError]]:
+        """Decode ``videos``, up to ``decoders`` at once; yield each (video, frames or error) as it completes.
+
+        While the caller works on a yielded video the children go on decoding; a child
+        whose video is done waits, holding it, until the next iteration takes it.
+        """
+        pending = iter(videos)
+        in_flight: dict[_Decoder, tuple[VideoInput, float]] = {}  # insertion order = request order
+        try:
+            while True:
+                while (decoder := self._take_idle(wait=not in_flight)) is not None:
+                    if (video := next(pending, None)) is None:
+                        self._idle.put(decoder)
+                        break
+                    decoder.request(video.source)
+                    in_flight[decoder] = (video, time.monotonic() + self.timeout_s)
+                if not in_flight:
+                    return
+                soonest = min(deadline for _, deadline in in_flight.values())
+                ready = set(wait([d.conn for d in in_flight], timeout=max(0.0, soonest - time.monotonic())))
+                finished = next((d for d in in_flight if d.conn in ready), None)
+                if finished is not None:
+                    video, _ = in_flight.pop(finished)
+                    result = finished.receive()
+                    self._idle.put(finished)
+                    yield video, result
+                    continue
+                now = time.monotonic()
+                for decoder, (video, deadline) in list(in_flight.items()):
+                    if deadline <= now and not decoder.conn.poll():
+                        del in_flight[decoder]
+                        decoder.stop()
+                        self._idle.put(decoder)
+                        yield video, self._timed_out()
+        finally:
+            for decoder in in_flight:  # the caller stopped early: abandon the videos in flight
+                decoder.stop()
+                self._idle.put(decoder)
+
+    def decode(self, video: VideoInput) -> DecodedVideo | DecodeError:
+        """Decode one video in the next free child, waiting for one; threads may share a pool this way.
+
+        A Dask worker's threads each run one video's task and share their process's pool.
+        """
+        decoder = self._idle.get()
+        try:
+            decoder.request(video.source)
+            if decoder.conn.poll(self.timeout_s):
+                return decoder.receive()
+            decoder.stop()
+            return self._timed_out()
+        finally:
+            self._idle.put(decoder)
+
+    def _take_idle(self, wait: bool) -> _Decoder | None:
+        """A free child; with ``wait``, block until one is (another thread holds them all), else None."""
+        try:
+            return self._idle.get(block=wait)
+        except queue.Empty:
+            return None
+
+    def _timed_out(self) -> DecodeError:
+        return DecodeError(f"decoding timed out after {self.timeout_s:g} s")
+
+    def close(self) -> None:
+        """End every child process."""
+        for decoder in self._decoders:
+            decoder.close()
+
+    def __enter__(self) -> DecoderPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,116 @@
+"""The decoder pool: parallel, in order of completion, every video isolated, bounded waiting."""
+import errno
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from astar.extract import PAPER, VideoInput, decode_video
+from astar.extract.pool import DecoderPool, decoders_needed, default_decoders
+from tests.videos import write_video
+
+
+def fifo_input(path) -> VideoInput:
+    """A named pipe: FFmpeg opening it blocks until someone writes, so its decode hangs."""
+    os.mkfifo(path)
+    return VideoInput(path.stem, str(path))
+
+
+def good_input(path, frames: int = 10, level: int = 0) -> VideoInput:
+    write_video(path, np.full((frames, 32, 32, 3), level, np.uint8), fps=10)
+    return VideoInput(path.stem, str(path))
+
+
+def opened_by_a_reader(fifo) -> bool:
+    """Whether a decoder has opened ``fifo`` (a non-blocking writer open fails with ENXIO while none has)."""
+    try:
+        descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            return False
+        raise
+    os.close(descriptor)  # the reader then sees end of file: that video fails, as a garbled one would
+    return True
+
+
+def test_videos_come_back_in_order_of_completion_while_a_slow_one_decodes(tmp_path):
+    videos = [fifo_input(tmp_path / "hangs.mp4"), good_input(tmp_path / "good.mp4")]
+    with DecoderPool(PAPER, decoders=2, timeout_s=5) as pool:
+        order = [(video.video_id, result) for video, result in pool.map(videos)]
+    assert [video_id for video_id, _ in order] == ["good", "hangs"]
+    assert order[0][1].frames.shape == (2, 112, 112, 3)
+    assert "timed out after 5 s" in str(order[1][1])
+
+
+def test_every_video_is_yielded_once_with_the_frames_an_in_process_decode_gives(tmp_path):
+    videos = [good_input(tmp_path / f"v{index}.mp4", frames=5 + 5 * index, level=30 * index) for index in range(5)]
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    videos.insert(2, VideoInput("bad", str(tmp_path / "bad.mp4")))
+    with DecoderPool(PAPER, decoders=3) as pool:
+        results = {}
+        for video, result in pool.map(videos):
+            assert video.video_id not in results
+            results[video.video_id] = result
+    assert set(results) == {video.video_id for video in videos}
+    assert "FFmpeg cannot decode it" in str(results.pop("bad"))
+    for video in videos:
+        if video.video_id in results:
+            np.testing.assert_array_equal(results[video.video_id].frames, decode_video(video.source, PAPER).frames)
+
+
+def test_a_crashing_decoder_costs_its_video_and_the_pool_goes_on(tmp_path):
+    videos = [fifo_input(tmp_path / "crashes.mp4"), good_input(tmp_path / "good.mp4"), good_input(tmp_path / "after.mp4")]
+    with DecoderPool(PAPER, decoders=2, timeout_s=60) as pool:
+        results = pool.map(videos)
+        first, _ = next(results)
+        assert first.video_id == "good"
+        for pid in pool.worker_pids:  # the idle child too: the next request must start a fresh one
+            os.kill(pid, signal.SIGSEGV)
+        while pool.worker_pids:
+            time.sleep(0.01)
+        rest = {video.video_id: result for video, result in results}
+    assert f"killed by signal {int(signal.SIGSEGV)}" in str(rest["crashes"])
+    assert rest["after"].frames.shape == (2, 112, 112, 3)
+
+
+def test_a_finished_decoder_takes_no_new_video_until_its_result_is_taken(tmp_path):
+    videos = [good_input(tmp_path / "a.mp4"), good_input(tmp_path / "b.mp4")]
+    fifos = [tmp_path / "c.mp4", tmp_path / "d.mp4"]
+    videos += [fifo_input(fifo) for fifo in fifos]
+    with DecoderPool(PAPER, decoders=2, timeout_s=30) as pool:
+        results = pool.map(videos)
+        next(results)  # a or b; the other is decoded meanwhile and waits in its child
+        time.sleep(2.0)
+        assert not any(opened_by_a_reader(fifo) for fifo in fifos)
+        next(results)  # takes the waiting one; the freed decoder starts on c
+        deadline = time.monotonic() + 30
+        while not opened_by_a_reader(fifos[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not opened_by_a_reader(fifos[1])
+        results.close()
+
+
+def test_a_gpu_machine_gives_every_core_but_one_to_decoding_and_a_cpu_one_decoder():
+    assert default_decoders("cuda", cores=16) == 15
+    assert default_decoders("cuda", cores=1) == 1
+    assert default_decoders("cpu", cores=16) == 1
+
+
+def test_decoders_needed_covers_the_c3d_rate():
+    assert decoders_needed(20_000, 200) == 100
+    assert decoders_needed(201, 200) == 2
+    with pytest.raises(ValueError, match="at least 1"):
+        DecoderPool(PAPER, decoders=0)
+
+
+def test_threads_share_a_pool_one_video_each_as_a_dask_workers_tasks_do(tmp_path):
+    videos = [good_input(tmp_path / f"v{index}.mp4", frames=10 * (index + 1)) for index in range(3)]
+    videos.append(fifo_input(tmp_path / "hangs.mp4"))
+    with DecoderPool(PAPER, decoders=2, timeout_s=4) as pool, ThreadPoolExecutor(4) as threads:
+        results = dict(zip([video.video_id for video in videos], threads.map(pool.decode, videos)))
+        assert len(pool.worker_pids) <= 2
+    assert [len(results[f"v{index}"].frames) for index in range(3)] == [2, 4, 6]
+    assert "timed out after 4 s" in str(results["hangs"])
