@@ -198,15 +198,17 @@ def _split(name: str, where: str) -> str:
 
 
 def _checked(captions: list[Caption], path: Path) -> list[Caption]:
-    """What every adapter returns: ``captions`` without whitespace-only sentences, one split per video.
+    """What every adapter returns: ``captions`` with a word each, one split per video.
 
-    Blank sentences are dropped with a logged count. A source with no caption left, or
+    Sentences without a word once normalised (blank, or only punctuation such as
+    ``...``) are dropped with a logged count: they would teach the decoder to say
+    nothing and give the scorer references with no n-gram. A source with no caption left, or
     a video with captions in two splits (training on test videos would inflate every
     score), is refused.
     """
-    kept = [caption for caption in captions if caption.text.strip()]
+    kept = [caption for caption in captions if normalize(caption.text)]
     if len(kept) < len(captions):
-        logger.warning("%s: skipped %d blank captions", path, len(captions) - len(kept))
+        logger.warning("%s: skipped %d captions without words (blank or only punctuation)", path, len(captions) - len(kept))
     if not kept:
         raise AnnotationError(f"{path}: no captions (the annotations hold no caption text)")
     splits: dict[str, str] = {}

@@ -337,11 +337,11 @@ def test_load_csv_rejects_a_header_without_the_columns_naming_them(tmp_path: Pat
         load_csv(tmp_path)
 
 
-def test_load_csv_skips_blank_captions_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "captions.csv").write_text("video_id,caption,split\nclip,a cat,train\nclip, ,train\n")
+def test_load_csv_skips_captions_without_words_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "captions.csv").write_text("video_id,caption,split\nclip,a cat,train\nclip, ,train\nclip,...!,train\n")
     with caplog.at_level(logging.WARNING):
         assert load_csv(tmp_path) == [Caption("clip", "a cat", "train")]
-    assert "skipped 1 blank captions" in caplog.text
+    assert "skipped 2 captions without words (blank or only punctuation)" in caplog.text
 
 
 def test_adapters_name_a_missing_path(tmp_path: Path) -> None:
