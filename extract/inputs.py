@@ -20,16 +20,22 @@ One scanner serves every command. Its rules:
   (symlinks are not resolved), so every message names what the user typed.
 
 Two inputs that map to one video id are refused, unless they are the same file.
+
+A stored video remembers its source's size and modification time
+(``source_fingerprint``); ``source_change`` says when the file an id now names is
+not the one its features were extracted from.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import errno
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .ids import VideoInput, is_url
 
@@ -224,3 +230,49 @@ def _scan_url(url: str, found: list[VideoInput], skipped: list[Skipped]) -> None
 def _id(relative: PurePosixPath) -> str:
     """``nested/clip.mp4`` → ``nested/clip`` (only the last suffix goes)."""
     return str(relative.with_suffix("")) if relative.suffix else str(relative)
+
+
+def source_fingerprint(source: str) -> dict[str, int | None]:
+    """``source_size`` (bytes) and ``source_mtime_ns`` of a source as it is now; None where unknown.
+
+    A local file is ``stat``-ed (symlinks followed); a URL gives the size its file system
+    reports and no time (object stores' times are upload times, not content times).
+    """
+    try:
+        if is_url(source):
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(source)
+            return {"source_size": fs.info(path).get("size"), "source_mtime_ns": None}
+        status = os.stat(source.removeprefix("file://"))
+    except (OSError, ValueError):
+        return {"source_size": None, "source_mtime_ns": None}
+    return {"source_size": status.st_size, "source_mtime_ns": status.st_mtime_ns}
+
+
+def source_change(recorded: Mapping[str, Any], source: str) -> str | None:
+    """Why ``source`` is not the file a stored video (its attributes ``recorded``) was extracted from; None if it is.
+
+    The content counts, not the path: a file moved or copied with its time kept is the
+    same video. A store written before fingerprints were recorded can only compare paths.
+    """
+    now = source_fingerprint(source)
+    if now["source_size"] is None:
+        return None  # unreadable now: decoding it would fail, the stored features are all there is
+    before = {key: recorded.get(key) for key in now}
+    if before["source_size"] is None:
+        same = recorded.get("source") in (None, source)
+        return None if same else f"extracted from {recorded['source']}, now {source} (the store cannot compare contents)"
+    differences = []
+    if before["source_size"] != now["source_size"]:
+        differences.append(f"size {before['source_size']:,} → {now['source_size']:,} bytes")
+    if None not in (before["source_mtime_ns"], now["source_mtime_ns"]) and before["source_mtime_ns"] != now["source_mtime_ns"]:
+        differences.append(f"modified {_time(before['source_mtime_ns'])} → {_time(now['source_mtime_ns'])}")
+    if not differences:
+        return None
+    where = "" if recorded.get("source") == source else f"extracted from {recorded.get('source')}, now {source}: "
+    return where + ", ".join(differences)
+
+
+def _time(nanoseconds: int) -> str:
+    return _dt.datetime.fromtimestamp(nanoseconds / 1e9, _dt.timezone.utc).isoformat(timespec="seconds")

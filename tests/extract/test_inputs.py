@@ -5,6 +5,7 @@ import pytest
 
 from astar.extract.inputs import (
     DANGLING_SYMLINK, NO_VIDEO_SUFFIX, REPEATED_FOLDER, SPECIAL_FILE, SYMLINK_LOOP, InputError, scan_inputs,
+    source_change, source_fingerprint,
 )
 
 
@@ -110,3 +111,45 @@ def test_two_files_for_one_id_are_refused_naming_both(folder, tmp_path):
     (other / "a.mp4").write_bytes(b"x")
     with pytest.raises(InputError, match="'a'.*clips/a.mp4 and .*other/a.mp4"):
         scan_inputs([str(folder / "a.mp4"), str(other / "a.mp4")])
+
+
+# A stored video remembers its source; a different file under the same id is noticed.
+
+
+def recorded_from(path) -> dict:
+    return {"source": str(path), **source_fingerprint(str(path))}
+
+
+def test_the_same_file_is_no_change_even_when_moved(tmp_path):
+    first = tmp_path / "clips" / "c00.mp4"
+    first.parent.mkdir()
+    first.write_bytes(b"video")
+    recorded = recorded_from(first)
+    assert source_change(recorded, str(first)) is None
+    moved = tmp_path / "moved.mp4"
+    os.rename(first, moved)
+    assert source_change(recorded, str(moved)) is None
+
+
+def test_a_different_file_under_the_same_id_is_a_change_naming_both(tmp_path):
+    first, other = tmp_path / "clips" / "c00.mp4", tmp_path / "other" / "c00.mp4"
+    for path, data in ((first, b"video"), (other, b"another video")):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    change = source_change(recorded_from(first), str(other))
+    assert change.startswith(f"extracted from {first}, now {other}: size 5 → 13 bytes")
+
+
+def test_a_file_rewritten_in_place_is_a_change(tmp_path):
+    path = tmp_path / "c00.mp4"
+    path.write_bytes(b"video")
+    recorded = recorded_from(path)
+    os.utime(path, ns=(recorded["source_mtime_ns"] + 10**9,) * 2)
+    assert source_change(recorded, str(path)).startswith("modified ")
+
+
+def test_a_store_without_fingerprints_compares_paths(tmp_path):
+    path = tmp_path / "c00.mp4"
+    path.write_bytes(b"video")
+    assert source_change({"source": str(path)}, str(path)) is None
+    assert "cannot compare contents" in source_change({"source": "/elsewhere/c00.mp4"}, str(path))
