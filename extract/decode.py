@@ -8,14 +8,17 @@ frames are resized, inside FFmpeg's scaler; no full-resolution frame outlives
 the next one, so memory stays bounded for long videos.
 
 **Timestamps are checked, not trusted** (one rule, ``_timestamped``). They are
-ignored when a frame has none, or when the mean frame rate they imply, (N − 1)
+ignored when a frame has none (a raw ``.h264`` stream), when all frames share one
+(20 MJPEG frames muxed at one time), or when the mean frame rate they imply, (N − 1)
 frames over their span, is more than ``RATE_TOLERANCE`` times above or below the
-stream's nominal rate (the codec's own rate, else the container's): 20 frames at
-one timestamp, or a 2 s clip whose patched time scale says 1024 s. Then the
-frames are sampled as N frames at the nominal rate, and ``DecodedVideo.timing``
-says why in one line. A lying container costs bounded work: sampling stops
-trusting timestamps as soon as they run ``RATE_TOLERANCE`` times past the
-nominal rate (after ``GRACE_S`` seconds), before the samples pile up.
+rate the codec itself declares (H.264's timing information, which a container's
+patched time scale cannot change: a 2 s clip whose header says 1024 s). Container
+rates are not used for this check: they are derived from the very timestamps in
+question. Ignored timestamps make the frames count: N frames at the nominal rate
+(the codec's, else the container's), and ``DecodedVideo.timing`` says why in one
+line. A lying container costs bounded work: sampling stops trusting timestamps as
+soon as they run ``RATE_TOLERANCE`` times past the codec's rate (or ``UNKNOWN_RATE_BOUND``)
+after ``GRACE_S`` seconds, before the samples pile up.
 
 **Display rotation is applied as players apply it.** A display matrix (the
 rotation phones record for portrait clips) turns and mirrors every frame by
@@ -183,13 +186,19 @@ def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
     return None
 
 
+def _codec_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """Frames/s the codec's own headers declare, independent of the container's timestamps; None if they don't."""
+    rate = stream.codec_context.framerate
+    return Fraction(rate) if rate else None
+
+
 TimedFrames = Iterator[tuple[Fraction, av.VideoFrame, Fraction]]
 """(seconds since the first frame, frame, how long it stays on screen if it is the last)."""
 
 
 def _timestamped(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoStream) -> TimedFrames:
     """Frames at their timestamps; raises ``_UntrustedTimestamps`` when they break the rule (module docstring)."""
-    rate = _nominal_rate(stream)
+    rate = _codec_rate(stream)
     bound = rate or UNKNOWN_RATE_BOUND
     first: Fraction | None = None
     span, count = Fraction(0), 0
@@ -211,7 +220,7 @@ def _timestamped(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoS
     if count > 1 and rate and not rate / RATE_TOLERANCE <= (count - 1) / span <= rate * RATE_TOLERANCE:
         raise _UntrustedTimestamps(
             f"{count} frames stamped over {float(span):.3g} s, a mean {float((count - 1) / span):.3g} fps "
-            f"against the stream's {float(rate):g} fps"
+            f"against the codec's {float(rate):g} fps"
         )
 
 

@@ -203,6 +203,16 @@ def test_a_raw_stream_without_timestamps_is_sampled_by_frame_rate(tmp_path):
     assert video.timing.startswith("timestamps ignored (a frame has no timestamp)")
 
 
+def test_a_gif_slideshow_keeps_its_uneven_delays(tmp_path):
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in level_frames([0, 60, 120, 180], 20, 30)]
+    images[0].save(tmp_path / "slides.gif", save_all=True, append_images=images[1:], duration=[50, 4000, 50, 1000])
+    video = decode_video(tmp_path / "slides.gif", PAPER)
+    assert video.timing == "timestamps" and video.duration == pytest.approx(5.1)
+    assert [int(round(frame.mean())) for frame in video.frames][:10] == pytest.approx([0] + [60] * 8 + [180], abs=3)
+
+
 def test_good_variable_rate_timestamps_are_kept(tmp_path):
     times = [0.0, 0.2, 0.45, 1.3, 1.35, 2.7, 2.9, 4.1]
     path = write_video(tmp_path / "vfr.mp4", level_frames([50] * 8), fps=10, times=times)
