@@ -59,7 +59,3 @@ def video_id_from_key(key: str) -> str | None:
 
 def is_url(source: str) -> bool:
     return "://" in source and not source.startswith("file://")
-
-
-# Until the extract package's modules import it from .inputs (the refactor of issue 13).
-from .inputs import collect_inputs  # noqa: E402,F401

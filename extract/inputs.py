@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .errors import AstarError
 from .ids import VideoInput, is_url
 
 VIDEO_SUFFIXES = frozenset(
@@ -54,7 +55,7 @@ EXAMPLES = 2
 """Example names a skip line shows per reason."""
 
 
-class InputError(ValueError):
+class InputError(AstarError):
     """Inputs that cannot be turned into videos (an unreadable list file, two inputs for one id)."""
 
 

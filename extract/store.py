@@ -268,6 +268,12 @@ class StoreWriter:
         if key in failures:
             del failures[key]
 
+    def unmark(self, video_id: str) -> None:
+        """Take away a video's completion marker, so that it is written again (its source changed)."""
+        key = video_key(video_id)
+        if key in self.root[MANIFEST]:
+            del self.root[MANIFEST][key]
+
     def record_failure(self, video_id: str, source: str, error: str) -> None:
         """Record (or replace) the failure of a video that is not done."""
         record = {"video_id": video_id, "source": source, "error": error, "time": _utc_now()}
