@@ -48,7 +48,7 @@ class RunSummary:
     store_bytes: int
 
     def table(self) -> pd.DataFrame:
-        """One row per video: video_id, source, status, error, frames, seconds."""
+        """One row per video: video_id, source, status, error, frames, seconds, note."""
         columns = list(VideoOutcome.__dataclass_fields__)
         return pd.DataFrame([asdict(o) for o in self.outcomes], columns=columns)
 
