@@ -268,12 +268,15 @@ def source_change(recorded: Mapping[str, Any], source: str) -> str | None:
     if before["source_size"] != now["source_size"]:
         differences.append(f"size {before['source_size']:,} → {now['source_size']:,} bytes")
     if None not in (before["source_mtime_ns"], now["source_mtime_ns"]) and before["source_mtime_ns"] != now["source_mtime_ns"]:
-        differences.append(f"modified {_time(before['source_mtime_ns'])} → {_time(now['source_mtime_ns'])}")
+        differences.append(f"modified {_times(before['source_mtime_ns'], now['source_mtime_ns'])}")
     if not differences:
         return None
     where = "" if recorded.get("source") == source else f"extracted from {recorded.get('source')}, now {source}: "
     return where + ", ".join(differences)
 
 
-def _time(nanoseconds: int) -> str:
-    return _dt.datetime.fromtimestamp(nanoseconds / 1e9, _dt.timezone.utc).isoformat(timespec="seconds")
+def _times(before_ns: int, after_ns: int) -> str:
+    """``before → after`` as UTC times, to the microsecond when they share their second."""
+    spec = "seconds" if before_ns // 10**9 != after_ns // 10**9 else "microseconds"
+    before, after = (_dt.datetime.fromtimestamp(ns / 1e9, _dt.timezone.utc).isoformat(timespec=spec) for ns in (before_ns, after_ns))
+    return f"{before} → {after}"
