@@ -5,14 +5,14 @@ import sys
 
 import click
 
-from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, storage_option
+from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, decode_timeout_option, say, storage_option
 from .devices import DEVICES, PRECISIONS
 from .distributed import dask_client
 from .errors import AstarError
 from .extraction import extract_videos
 from .extractor import ExtractionConfig, Extractor
 from .features import MAX_FRAMES_PER_PASS
-from .ids import collect_inputs
+from .inputs import InputError, scan_inputs
 from .preprocessing import PREPROCESSINGS
 from .provenance import random_init_warning
 
@@ -39,8 +39,9 @@ store's failures table; re-running retries them); 1 an error stopped the run
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where C3D runs; auto picks CUDA when present.")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
 @click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming (deletes what it holds).")
-@click.option("--decode-timeout", type=click.FloatRange(min=1), default=600, show_default=True, help="Seconds one video may take to decode before it is recorded as failed.")
 @click.option("--decoders", type=click.IntRange(min=1), help="Decoder processes feeding C3D. Default: every core but one with CUDA, one on the CPU (C3D takes the cores); on Dask, each worker's thread count.")
+@click.option("--reextract-changed", is_flag=True, help="Extract again the stored videos whose source changed (size or modification time) since they were stored; without it they are kept and listed.")
+@decode_timeout_option
 @click.option("--max-frames-per-pass", type=click.IntRange(min=112), default=MAX_FRAMES_PER_PASS, show_default=True, help="Longer videos go through C3D in overlapping tiles (identical result, bounded memory).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random-init weights.")
 @storage_option()
@@ -55,6 +56,7 @@ def main(
     device: str,
     precision: str | None,
     overwrite: bool,
+    reextract_changed: bool,
     decode_timeout: float,
     decoders: int | None,
     max_frames_per_pass: int,
@@ -68,18 +70,21 @@ def main(
 
     INPUTS are video files, folders (searched recursively; video ids are paths
     relative to the folder, without extension) or .txt/.lst files listing one
-    path per line. Videos are sampled at 2 fps, the whole video goes through C3D
+    path or folder per line; what a folder scan skips is counted in one line. Videos are sampled at 2 fps, the whole video goes through C3D
     once, and a run resumes where the last one stopped: completed videos are
     skipped, failed ones retried.
     """
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster and --scheduler uses an existing one; give one")
     try:
-        videos = collect_inputs(list(inputs))
-    except ValueError as error:
+        scan = scan_inputs(list(inputs))
+    except InputError as error:
         raise click.UsageError(str(error)) from None
     except OSError as error:
         raise click.ClickException(f"cannot read inputs: {error}") from None
+    if scan.summary():
+        say(scan.summary())
+    videos = list(scan.videos)
     if not videos:
         raise click.UsageError(f"no videos found in {', '.join(inputs)}")
     settings = ExtractionConfig(
@@ -108,9 +113,10 @@ def main(
             with dask_client(workers, scheduler) as client:
                 click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
                 summary = extract_videos(videos, out, settings, client=client, overwrite=overwrite,
-                                         progress=not quiet, extractor=extractor)
+                                         progress=not quiet, extractor=extractor, reextract_changed=reextract_changed)
         else:
-            summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor)
+            summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor,
+                                     reextract_changed=reextract_changed)
     except AstarError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:

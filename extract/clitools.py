@@ -46,6 +46,13 @@ def storage_option(note: str = "") -> Callable[[Command], Command]:
     )
 
 
+decode_timeout_option = click.option(
+    "--decode-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+    help="Seconds one video may take to decode before it is recorded as failed.",
+)
+"""``--decode-timeout`` of every command that decodes videos (astar-extract, astar-caption)."""
+
+
 def say(message: str) -> None:
     """A status or diagnostic line on stderr that does not break progress bars; stdout keeps results."""
     tqdm.write(message, file=sys.stderr)

@@ -7,11 +7,36 @@ variable-frame-rate input gives the count its duration implies. Only sampled
 frames are resized, inside FFmpeg's scaler; no full-resolution frame outlives
 the next one, so memory stays bounded for long videos.
 
+**Timestamps are checked, not trusted** (one rule, ``_timestamped``). They are
+ignored when a frame has none (a raw ``.h264`` stream), when all frames share one
+(20 MJPEG frames muxed at one time), or when the mean frame rate they imply, (N − 1)
+frames over their span, is more than ``RATE_TOLERANCE`` times above or below the
+rate the codec itself declares (H.264's timing information, which a container's
+patched time scale cannot change: a 2 s clip whose header says 1024 s). Container
+rates are not used for this check: they are derived from the very timestamps in
+question. Ignored timestamps make the frames count: N frames at the nominal rate
+(the codec's, else the container's), and ``DecodedVideo.timing`` says why in one
+line. A lying container costs bounded work: sampling stops trusting timestamps as
+soon as they run ``RATE_TOLERANCE`` times past the codec's rate (or ``UNKNOWN_RATE_BOUND``)
+after ``GRACE_S`` seconds, before the samples pile up.
+
+**Display rotation is applied as players apply it.** A display matrix (the
+rotation phones record for portrait clips) turns and mirrors every frame by
+quarter turns before it is resized and cropped; ``DecodedVideo.rotation`` and
+``mirrored`` record it.
+
+Only regular files and URLs are opened: a FIFO or device is refused at once
+instead of blocking, and a still image (PNG, JPEG … renamed ``.mp4``) is refused
+as not a video.
+
 This module must not import torch: it runs in the isolated decoder process.
 """
 from __future__ import annotations
 
 import math
+import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -26,9 +51,26 @@ from .schema import FPS
 TRUNCATION_TOLERANCE_S = 1.0
 """Decoded duration may fall this far (plus 10 %) short of the declared one before the file counts as truncated."""
 
+RATE_TOLERANCE = 100
+"""Timestamps whose mean frame rate is more than this factor above or below the stream's nominal
+rate are ignored. Variable-frame-rate phone clips stay within a factor of 10; a patched time
+scale or frames muxed at one timestamp are off by hundreds or more."""
+
+GRACE_S = 600.0
+"""Seconds of timestamps sampling always trusts before the running rate check can stop it."""
+
+UNKNOWN_RATE_BOUND = Fraction(FPS)
+"""Nominal rate assumed only to bound the work of a stream that declares none (frames/s)."""
+
+DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
+
 
 class DecodeError(AstarError):
     """A video that cannot be decoded; the message is one line saying why."""
+
+
+class _UntrustedTimestamps(Exception):
+    """Raised while sampling by timestamps when they break the rule; the message says how."""
 
 
 @dataclass
@@ -36,10 +78,13 @@ class DecodedVideo:
     """A video sampled at ``fps`` and preprocessed to C3D's geometry.
 
     Attributes:
-        frames: (N, 112, 112, 3) uint8 RGB frames, N = ⌈fps·duration⌉.
+        frames: (N, 112, 112, 3) uint8 RGB frames, N = ⌈fps·duration⌉, as displayed (rotation applied).
         duration: seconds from the first frame's timestamp to the end of the last frame.
-        source_fps: the stream's average frame rate (frames/s), None when unknown.
-        width, height: size of the source frames in pixels.
+        source_fps: the stream's nominal frame rate (frames/s), None when unknown.
+        width, height: size of the coded source frames in pixels (before rotation).
+        rotation: counter-clockwise display rotation applied, in degrees (0, 90, 180 or -90).
+        mirrored: the display matrix also mirrors the frames (applied).
+        timing: ``timestamps``, or one line saying why timestamps were ignored and how it was sampled.
     """
 
     frames: np.ndarray
@@ -47,6 +92,9 @@ class DecodedVideo:
     source_fps: float | None
     width: int
     height: int
+    rotation: int = 0
+    mirrored: bool = False
+    timing: str = "timestamps"
 
 
 def open_container(source: str) -> av.container.InputContainer:
@@ -59,21 +107,38 @@ def open_container(source: str) -> av.container.InputContainer:
 
 
 def decode_video(source: str | Path, preprocessing: Preprocessing, fps: int = FPS) -> DecodedVideo:
-    """Decode ``source`` and return its frames sampled at ``fps``, resized and cropped.
+    """Decode ``source`` and return its frames sampled at ``fps``, rotated for display, resized and cropped.
+
+    Timestamps that break the rule of the module docstring are ignored: the file is
+    decoded a second time and sampled by frame count at the nominal rate.
 
     Raises:
-        DecodeError: the file is missing, empty, not a video, has no decodable
-            frame, fails mid-stream, or decodes to much less than its declared duration.
+        DecodeError: the file is missing, not a regular file, empty, a still image,
+            not a video, has no decodable frame, fails mid-stream, decodes to much
+            less than its declared duration, or has unusable timestamps and no frame rate.
     """
     source = str(source)
     try:
+        _refuse_special_file(source)
         with open_container(source) as container:
-            if not container.streams.video:
-                raise DecodeError("no video stream (audio-only or not a video)")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            video = _sample(container, stream, preprocessing, fps)
-            _check_complete(video.duration, container, stream)
+            stream = _video_stream(container)
+            try:
+                video = _sample(_timestamped(container.decode(stream), stream), stream, preprocessing, fps)
+            except _UntrustedTimestamps as reason:
+                untrusted = str(reason)
+            else:
+                _check_complete(video.duration, container, stream)
+                return video
+        with open_container(source) as container:
+            stream = _video_stream(container)
+            rate = _nominal_rate(stream)
+            if rate is None:
+                raise DecodeError(f"unusable timestamps ({untrusted}) and no frame rate to sample by")
+            video = _sample(_by_frame_rate(container.decode(stream), rate), stream, preprocessing, fps)
+            video.timing = (
+                f"timestamps ignored ({untrusted}); sampled as {round(video.duration * rate)} frames "
+                f"at {float(rate):g} fps"
+            )
             return video
     except DecodeError:
         raise
@@ -85,61 +150,188 @@ def decode_video(source: str | Path, preprocessing: Preprocessing, fps: int = FP
         raise DecodeError(f"{type(error).__name__}: {_one_line(str(error))}") from None
 
 
+def _refuse_special_file(source: str) -> None:
+    """A local source must be a regular file: a FIFO would block the decoder, a device never ends."""
+    if "://" in source and not source.startswith("file://"):
+        return
+    path = source.removeprefix("file://")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DecodeError("dangling symlink" if os.path.islink(path) else "file not found") from None
+    except OSError as error:
+        raise DecodeError(f"cannot open ({error.strerror or error})") from None
+    if stat.S_ISDIR(mode):
+        raise DecodeError("a folder, not a video file")
+    if not stat.S_ISREG(mode):
+        raise DecodeError("not a regular file (FIFO, socket or device); refused without reading")
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The first video stream; still images are not videos."""
+    if not container.streams.video:
+        raise DecodeError("no video stream (audio-only or not a video)")
+    if container.format.name.endswith("_pipe") or container.format.name == "image2":
+        raise DecodeError(f"a still image ({container.format.name.removesuffix('_pipe')}), not a video")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """Frames/s the stream declares: the codec's own rate, else the container's; None when neither says."""
+    for rate in (stream.codec_context.framerate, stream.base_rate, stream.average_rate):
+        if rate:
+            return Fraction(rate)
+    return None
+
+
+def _codec_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """Frames/s the codec's own headers declare, independent of the container's timestamps; None if they don't."""
+    rate = stream.codec_context.framerate
+    return Fraction(rate) if rate else None
+
+
+TimedFrames = Iterator[tuple[Fraction, av.VideoFrame, Fraction]]
+"""(seconds since the first frame, frame, how long it stays on screen if it is the last)."""
+
+
+def _timestamped(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoStream) -> TimedFrames:
+    """Frames at their timestamps; raises ``_UntrustedTimestamps`` when they break the rule (module docstring)."""
+    rate = _codec_rate(stream)
+    bound = rate or UNKNOWN_RATE_BOUND
+    first: Fraction | None = None
+    span, count = Fraction(0), 0
+    for frame in frames:
+        if frame.pts is None:
+            raise _UntrustedTimestamps("a frame has no timestamp")
+        time = Fraction(frame.pts) * frame.time_base
+        first = time if first is None else first
+        time -= first
+        count += 1
+        if time > GRACE_S + RATE_TOLERANCE * Fraction(count, 1) / bound:
+            raise _UntrustedTimestamps(
+                f"frame {count} is stamped {float(time):.0f} s in, over {RATE_TOLERANCE}× slower than {float(bound):g} fps"
+            )
+        span = max(span, time)
+        yield time, frame, _frame_duration(frame, stream)
+    if count > 1 and not span:
+        raise _UntrustedTimestamps(f"{count} frames share one timestamp")
+    if count > 1 and rate and not rate / RATE_TOLERANCE <= (count - 1) / span <= rate * RATE_TOLERANCE:
+        raise _UntrustedTimestamps(
+            f"{count} frames stamped over {float(span):.3g} s, a mean {float((count - 1) / span):.3g} fps "
+            f"against the codec's {float(rate):g} fps"
+        )
+
+
+def _by_frame_rate(frames: Iterator[av.VideoFrame], rate: Fraction) -> TimedFrames:
+    """Frame i at i / rate seconds, whatever its timestamp says."""
+    for index, frame in enumerate(frames):
+        yield Fraction(index) / rate, frame, 1 / rate
+
+
 def _sample(
-    container: av.container.InputContainer,
+    timed: TimedFrames,
     stream: av.video.stream.VideoStream,
     preprocessing: Preprocessing,
     fps: int,
 ) -> DecodedVideo:
     height, width = preprocessing.resize
     sampled: list[np.ndarray] = []
-    first_time: Fraction | None = None
     held_frame: av.VideoFrame | None = None
-    held_time = Fraction(0)
+    held_time = held_period = Fraction(0)
     held_pixels: np.ndarray | None = None
+    orientation = _Orientation()
 
     def emit_until(limit: Fraction) -> None:
         """Append the held frame for every sample time k/fps < limit, resizing it once."""
         nonlocal held_pixels
         while Fraction(len(sampled), fps) < limit:
             if held_pixels is None:
-                held_pixels = held_frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+                held_pixels = orientation.display(held_frame, width, height)
             sampled.append(held_pixels)
 
-    for frame in container.decode(stream):
-        if frame.pts is None:
-            continue
-        time = Fraction(frame.pts) * frame.time_base
-        if first_time is None:
-            first_time = time
-        time -= first_time
-        if held_frame is not None and time < held_time:
+    for time, frame, period in timed:
+        if held_frame is None:
+            orientation = _Orientation.of(frame)
+        elif time < held_time:
             continue  # out-of-order timestamp: the frame on screen is still the held one
-        if held_frame is not None:
+        else:
             emit_until(time)
-        held_frame, held_time, held_pixels = frame, time, None
+        held_frame, held_time, held_period, held_pixels = frame, time, period, None
     if held_frame is None:
         raise DecodeError("no decodable video frames")
-    duration = held_time + _frame_duration(held_frame, stream)
+    duration = held_time + held_period
     total = max(1, math.ceil(duration * fps))
     emit_until(Fraction(total, fps))
     frames = preprocessing.crop_frames(np.stack(sampled))
-    rate = stream.average_rate or stream.guessed_rate
+    rate = _nominal_rate(stream)
     return DecodedVideo(
         frames=np.ascontiguousarray(frames),
         duration=float(duration),
         source_fps=float(rate) if rate else None,
         width=stream.codec_context.width,
         height=stream.codec_context.height,
+        rotation=orientation.rotation,
+        mirrored=orientation.mirrored,
     )
+
+
+@dataclass(frozen=True)
+class _Orientation:
+    """How a player turns coded frames for display: FFmpeg's display matrix as quarter turns and a mirror.
+
+    The matrix's 2×2 part [[a, b], [c, d]] maps a coded pixel (x, y) to (a·x + c·y, b·x + d·y)
+    on screen; for phone clips it is a signed permutation. ``swap`` exchanges x and y,
+    ``flip_rows``/``flip_columns`` reverse the result's rows/columns.
+    """
+
+    swap: bool = False
+    flip_rows: bool = False
+    flip_columns: bool = False
+    rotation: int = 0
+    mirrored: bool = False
+
+    @classmethod
+    def of(cls, frame: av.VideoFrame) -> "_Orientation":
+        matrix = next((np.frombuffer(bytes(data), "<i4") for data in frame.side_data if data.type == DISPLAYMATRIX), None)
+        if matrix is None:
+            return cls()
+        a, b, c, d = (int(round(value / 65536)) for value in matrix[[0, 1, 3, 4]])
+        if sorted(map(abs, (a, b, c, d))) != [0, 0, 1, 1] or (a == 0) != (d == 0):
+            raise DecodeError(f"display rotation of {frame.rotation}° is not a quarter turn; not supported")
+        swap = a == 0
+        return cls(
+            swap=swap,
+            flip_rows=(b if swap else d) < 0,
+            flip_columns=(c if swap else a) < 0,
+            rotation=(round(frame.rotation) + 179) % 360 - 179,
+            mirrored=a * d - b * c < 0,
+        )
+
+    def display(self, frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+        """``frame`` as displayed, resized to (height, width): (height, width, 3) uint8 RGB.
+
+        The scaler resizes to the coded-orientation size, then the small image is turned:
+        the same pixels as turning first and resizing after, for a fraction of the work.
+        """
+        coded_width, coded_height = (height, width) if self.swap else (width, height)
+        pixels = frame.reformat(width=coded_width, height=coded_height, format="rgb24").to_ndarray()
+        if self.swap:
+            pixels = pixels.transpose(1, 0, 2)
+        if self.flip_rows:
+            pixels = pixels[::-1]
+        if self.flip_columns:
+            pixels = pixels[:, ::-1]
+        return np.ascontiguousarray(pixels)
 
 
 def _frame_duration(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> Fraction:
     """How long the last frame stays on screen: its own duration, else one nominal frame period."""
     if frame.duration:
         return Fraction(frame.duration) * frame.time_base
-    rate = stream.average_rate or stream.guessed_rate
-    return 1 / Fraction(rate) if rate else Fraction(0)
+    rate = _nominal_rate(stream)
+    return 1 / rate if rate else Fraction(0)
 
 
 def _check_complete(duration: Fraction, container: av.container.InputContainer, stream) -> None:

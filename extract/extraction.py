@@ -32,6 +32,7 @@ def extract_videos(
     extractor: Extractor | None = None,
     torch_threads: int | None = None,
     report_failures: bool = True,
+    reextract_changed: bool = False,
 ) -> RunSummary:
     """Extract every input not yet done into the store at ``out`` (created if needed).
 
@@ -53,6 +54,7 @@ def extract_videos(
             ``settings.precision`` says otherwise.
         torch_threads: Dask only: intra-op threads per task (None: ``torch_threads_per_task``).
         report_failures: print each failure's line as it happens.
+        reextract_changed: extract again the stored videos whose input changed since (``plan_extraction``).
 
     Returns:
         One outcome per input, in input order.
@@ -62,7 +64,7 @@ def extract_videos(
     """
     started = time.perf_counter()
     extractor = extractor or Extractor.build(settings)
-    plan = plan_extraction(inputs, out, settings, extractor.identity(), overwrite)
+    plan = plan_extraction(inputs, out, settings, extractor.identity(), overwrite, reextract_changed)
     outcomes = {outcome.video_id: outcome for outcome in plan.skipped}
     with tqdm(total=len(plan.todo), unit="video", disable=not progress,
               desc="extract" if client is None else "extract (dask)") as bar:

@@ -1,9 +1,9 @@
 """One extraction configuration, built once per process: weights, preprocessing, device, precision."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +11,7 @@ import torch
 from .c3d import C3D, WeightsSpec, build_c3d
 from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
+from .inputs import source_fingerprint
 from .features import MAX_FRAMES_PER_PASS, VideoFeatures, extract_features, pad_frames, prepare_model
 from .memory import keep_freed_memory
 from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
@@ -110,10 +111,17 @@ class Extractor:
             width=video.width,
             height=video.height,
             seconds=round(time.perf_counter() - started, 3),
+            rotation=video.rotation,
+            mirrored=video.mirrored,
+            timing=video.timing,
+            **source_fingerprint(source),
         )
 
 
 def absolute_source(source: str) -> str:
-    """Sources are recorded absolute so a store says where every video came from."""
-    return source if "://" in source else str(Path(source).resolve())
+    """Sources are recorded absolute so a store says where every video came from, by the name the user gave.
+
+    Symlinks are not resolved: a failure line names the link, never what it points to.
+    """
+    return source if "://" in source else os.path.normpath(os.path.abspath(source))
 

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .decode import DecodedVideo, DecodeError
-from .clitools import EXIT_SOME_FAILED
+from .clitools import EXIT_SOME_FAILED, say
 from .extractor import Extractor, absolute_source
 from .ids import VideoInput
 from .store import StoreError, StoreWriter
@@ -24,7 +24,11 @@ from .store import StoreError, StoreWriter
 
 @dataclass
 class VideoOutcome:
-    """What happened to one video in one run: ``done``, ``skipped`` (already in the store) or ``failed``."""
+    """What happened to one video in one run: ``done``, ``skipped`` (already in the store) or ``failed``.
+
+    ``note`` says what a user should know about a video that did not fail: its timestamps
+    were ignored (done), or its source changed since it was stored (skipped).
+    """
 
     video_id: str
     source: str
@@ -32,6 +36,7 @@ class VideoOutcome:
     error: str | None = None
     frames: int = 0
     seconds: float = 0.0
+    note: str | None = None
 
 
 @dataclass
@@ -43,7 +48,7 @@ class RunSummary:
     store_bytes: int
 
     def table(self) -> pd.DataFrame:
-        """One row per video: video_id, source, status, error, frames, seconds."""
+        """One row per video: video_id, source, status, error, frames, seconds, note."""
         columns = list(VideoOutcome.__dataclass_fields__)
         return pd.DataFrame([asdict(o) for o in self.outcomes], columns=columns)
 
@@ -80,13 +85,14 @@ def store_decoded(
                 writer.write_video(record, features.layers, features.fc7, features.fc7_windows)
             except OSError as failure:
                 raise StoreError(f"{writer.url}: writing {video.video_id!r} failed ({failure})") from None
-            return VideoOutcome(video.video_id, source, "done", frames=record.frames, seconds=record.seconds)
+            note = None if decoded.timing == "timestamps" else decoded.timing
+            return VideoOutcome(video.video_id, source, "done", frames=record.frames, seconds=record.seconds, note=note)
     writer.record_failure(video.video_id, source, error)
     return VideoOutcome(video.video_id, source, "failed", error=error, seconds=round(time.perf_counter() - started, 3))
 
 
 def show_outcome(bar: tqdm, outcome: VideoOutcome, outcomes: Iterable[VideoOutcome], started: float, report_failures: bool) -> None:
-    """Advance a run's progress bar by one finished video: frames/s and failures so far, and its failure line.
+    """Advance a run's progress bar by one finished video: frames/s and failures so far, its failure or note line.
 
     Args:
         outcomes: every outcome of the run so far, ``outcome`` included. started: the run's start (perf_counter).
@@ -94,6 +100,8 @@ def show_outcome(bar: tqdm, outcome: VideoOutcome, outcomes: Iterable[VideoOutco
     """
     if outcome.status == "failed" and report_failures:
         bar.write(f"failed: {outcome.source}: {outcome.error}")
+    if outcome.note:
+        say(f"note: {outcome.source}: {outcome.note}")
     outcomes = list(outcomes)
     frames = sum(o.frames for o in outcomes)
     failed = sum(o.status == "failed" for o in outcomes)

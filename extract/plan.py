@@ -12,10 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .clitools import say
 from .extractor import ExtractionConfig, absolute_source
 from .ids import VideoInput, is_url
+from .inputs import source_change
 from .outcomes import VideoOutcome
-from .store import StoreWriter
+from .store import FeatureStore, StoreWriter
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ class ExtractionPlan:
             weights path that every worker of a shared file system resolves alike.
         writer: the open store.
         inputs: every input video, sources absolute, in the order given.
-        skipped: one ``skipped`` outcome per input already complete in the store.
-        todo: the inputs to extract (failed ones are retried).
+        skipped: one ``skipped`` outcome per input already complete in the store; its
+            ``note`` says when the input is no longer the file the video was extracted from.
+        todo: the inputs to extract (failed ones are retried, changed ones with ``reextract_changed``).
     """
 
     out: str
@@ -42,9 +45,18 @@ class ExtractionPlan:
 
 
 def plan_extraction(
-    inputs: Iterable[VideoInput], out: str, settings: ExtractionConfig, identity: dict[str, Any], overwrite: bool = False
+    inputs: Iterable[VideoInput],
+    out: str,
+    settings: ExtractionConfig,
+    identity: dict[str, Any],
+    overwrite: bool = False,
+    reextract_changed: bool = False,
 ) -> ExtractionPlan:
     """Open the store at ``out`` for ``identity`` (``Extractor.identity()``) and plan what is left.
+
+    A complete video whose input is now another file (``inputs.source_change``: size or
+    modification time differ) is kept and said in one ``changed:`` line; with
+    ``reextract_changed`` it loses its completion marker and is extracted again.
 
     Raises:
         StoreError: the store cannot be created, or was extracted with another identity.
@@ -55,6 +67,16 @@ def plan_extraction(
         settings = replace(settings, weights=str(Path(settings.weights).resolve()))
     inputs = [VideoInput(video.video_id, absolute_source(video.source)) for video in inputs]
     done = writer.completed()
-    skipped = [VideoOutcome(video.video_id, video.source, "skipped") for video in inputs if video.video_id in done]
-    todo = [video for video in inputs if video.video_id not in done]
+    stored = FeatureStore(writer.root, writer.url)
+    skipped, todo = [], []
+    for video in inputs:
+        change = source_change(stored.info(video.video_id), video.source) if video.video_id in done else None
+        if video.video_id not in done or (change and reextract_changed):
+            if change:
+                writer.unmark(video.video_id)
+            todo.append(video)
+            continue
+        if change:
+            say(f"changed: {video.video_id}: {change}; kept the stored features (--reextract-changed extracts it again)")
+        skipped.append(VideoOutcome(video.video_id, video.source, "skipped", note=change))
     return ExtractionPlan(out, settings, writer, inputs, skipped, todo)

@@ -184,7 +184,12 @@ def _check_schema(root: zarr.Group, url: str) -> None:
 
 @dataclass
 class VideoRecord:
-    """Per-video attributes written with the arrays (see storage_schema.md)."""
+    """Per-video attributes written with the arrays (see storage_schema.md §4).
+
+    ``rotation``/``mirrored``: the display rotation applied (degrees counter-clockwise);
+    ``timing``: ``timestamps`` or why they were ignored; ``source_size`` (bytes) and
+    ``source_mtime_ns`` identify the source file as it was read (None for URLs without them).
+    """
 
     video_id: str
     source: str
@@ -196,6 +201,11 @@ class VideoRecord:
     width: int
     height: int
     seconds: float
+    rotation: int = 0
+    mirrored: bool = False
+    timing: str = "timestamps"
+    source_size: int | None = None
+    source_mtime_ns: int | None = None
 
 
 class StoreWriter:
@@ -257,6 +267,12 @@ class StoreWriter:
         failures = self.root[FAILURES]
         if key in failures:
             del failures[key]
+
+    def unmark(self, video_id: str) -> None:
+        """Take away a video's completion marker, so that it is written again (its source changed)."""
+        key = video_key(video_id)
+        if key in self.root[MANIFEST]:
+            del self.root[MANIFEST][key]
 
     def record_failure(self, video_id: str, source: str, error: str) -> None:
         """Record (or replace) the failure of a video that is not done."""

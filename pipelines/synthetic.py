@@ -135,6 +135,8 @@ def write_video(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     times: Sequence[float] | None = None,
+    rotation: int = 0,
+    hflip: bool = False,
 ) -> Path:
     """Encode RGB ``frames`` (T, H, W, 3) uint8 at ``fps`` into ``path`` with PyAV.
 
@@ -143,7 +145,9 @@ def write_video(
     suffix (``.mp4``, ``.mkv``, ``.avi`` …). For yuv420p, H and W must be even.
     libx264 runs at crf 18 (visually lossless), on one thread and without assembly, so
     the same frames always give the same bytes (with several threads or with its assembly
-    it does not); other codecs use their defaults.
+    it does not); other codecs use their defaults. ``rotation`` (degrees counter-clockwise)
+    and ``hflip`` write a display matrix, as phones do for portrait clips: players turn
+    the stored frames by it.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
@@ -155,6 +159,8 @@ def write_video(
         stream.time_base = 1 / rate if times is None else Fraction(1, 1000)
         stream.options = _ENCODER_OPTIONS.get(codec, {})
         stream.codec_context.thread_count = 1
+        if rotation or hflip:
+            stream.set_display_rotation(rotation, hflip=hflip)
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             if times is None:

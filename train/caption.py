@@ -68,13 +68,16 @@ class VideoCaption:
         return record
 
 
-def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str = "cpu") -> tuple[ExtractionConfig, Extractor]:
+def prepare_extraction(
+    run: LoadedRun, weights: str | None = None, device: str = "cpu", decode_timeout: float = ExtractionConfig.decode_timeout
+) -> tuple[ExtractionConfig, Extractor]:
     """Extraction settings and a built C3D that reproduce the run's training features.
 
     Args:
         run: the loaded run; its ``store_attrs`` say how its store was extracted.
         weights: the C3D weights file, needed exactly when the run's store used one.
         device: where C3D runs (``cpu`` or ``cuda``).
+        decode_timeout: seconds one video may take to decode before it fails (a FIFO fails at once).
 
     Raises:
         CaptionError: ``weights`` given for a random-init run, missing for a file-weights
@@ -93,7 +96,7 @@ def prepare_extraction(run: LoadedRun, weights: str | None = None, device: str =
                            "pass --weights with that file")
     preprocessing = run.store_attrs.get("preprocessing", {}).get("name")
     settings = ExtractionConfig(weights=weights, preprocess=preprocessing, device=device,
-                                  seed=recorded.get("seed") or 0)
+                                  seed=recorded.get("seed") or 0, decode_timeout=decode_timeout)
     extractor = Extractor.build(settings)
     if not random_init and extractor.weights.sha256 != recorded.get("sha256"):
         raise CaptionError(

@@ -12,8 +12,8 @@ import torch
 from click.core import ParameterSource
 
 from astar.extract import (
-    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, random_init_warning,
-    resolve_device, storage_option,
+    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option,
+    random_init_warning, resolve_device, storage_option,
 )
 
 from .caption import caption_videos, prepare_extraction
@@ -267,10 +267,11 @@ error; {EXIT_SOME_FAILED} some videos failed.
 @click.option("--weights", type=click.Path(dir_okay=False), help="C3D weights file the run's store was extracted with (not for random-init runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {video, caption, log_prob, error} instead of lines.")
 @click.option("--attention", type=click.Path(file_okay=False, path_type=Path), help="Folder for one attention figure per video (PNG, as the paper's Figure 3).")
+@decode_timeout_option
 @decoding_options
 def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, as_json: bool, attention: Path | None,
-                    checkpoint: str, beam_size: int, length_penalty: float, max_len: int | None, device: str,
-                    quiet: bool) -> None:
+                    decode_timeout: float, checkpoint: str, beam_size: int, length_penalty: float, max_len: int | None,
+                    device: str, quiet: bool) -> None:
     """Caption new video files with a trained run.
 
     RUN_DIR is a run directory written by astar-train; VIDEOS are video files.
@@ -278,7 +279,7 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
     try:
         torch_device = resolve_device(device)
         run = load_run(run_dir, checkpoint, torch_device)
-        settings, extractor = prepare_extraction(run, weights, torch_device.type)
+        settings, extractor = prepare_extraction(run, weights, torch_device.type, decode_timeout)
     except AstarError as error:
         raise click.ClickException(str(error)) from None
     _warn_random_init(run.store_attrs)

@@ -25,7 +25,9 @@ line, the captioned videos the store lacks and the stored videos without caption
 
 Files may have LF or CRLF line endings, a UTF-8 byte-order mark, and no final
 newline. A file that cannot be used raises ``AnnotationError`` naming the file,
-and the line where one applies, with the reason in one line.
+and the line or record where one applies (``videodatainfo.json: sentences[17]:
+'caption' is null, expected text``), with the reason in one line. Every adapter
+refuses annotations with no caption at all and a video captioned in two splits.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from astar.extract import AstarError
 
@@ -194,11 +197,29 @@ def _split(name: str, where: str) -> str:
         raise AnnotationError(f"{where}: split {name!r} is not one of {', '.join(SPLIT_NAMES)}") from None
 
 
-def _nonblank(captions: list[Caption], path: Path) -> list[Caption]:
-    """``captions`` without whitespace-only sentences, logging how many were dropped."""
-    kept = [caption for caption in captions if caption.text.strip()]
+def _checked(captions: list[Caption], path: Path) -> list[Caption]:
+    """What every adapter returns: ``captions`` with a word each, one split per video.
+
+    Sentences without a word once normalised (blank, or only punctuation such as
+    ``...``) are dropped with a logged count: they would teach the decoder to say
+    nothing and give the scorer references with no n-gram. A source with no caption left, or
+    a video with captions in two splits (training on test videos would inflate every
+    score), is refused.
+    """
+    kept = [caption for caption in captions if normalize(caption.text)]
     if len(kept) < len(captions):
-        logger.warning("%s: skipped %d blank captions", path, len(captions) - len(kept))
+        logger.warning("%s: skipped %d captions without words (blank or only punctuation)", path, len(captions) - len(kept))
+    if not kept:
+        raise AnnotationError(f"{path}: no captions (the annotations hold no caption text)")
+    splits: dict[str, str] = {}
+    for caption in kept:
+        first = splits.setdefault(caption.video_id, caption.split)
+        if first != caption.split:
+            both = sorted((first, caption.split), key=SPLITS.index)
+            raise AnnotationError(
+                f"{path}: video {caption.video_id!r} has captions in both {both[0]} and {both[1]}; "
+                "a video must belong to one split"
+            )
     return kept
 
 
@@ -298,11 +319,47 @@ def load_msvd(path: Path, mapping: Path | None = None) -> list[Caption]:
     mapping = Path(mapping) if mapping is not None else captions_file.parent / MSVD_MAPPING
     is_corpus_csv = _read_text(captions_file, errors="replace").startswith("VideoID,")
     read = _msvd_corpus_csv if is_corpus_csv else _msvd_vid_tab
-    return _nonblank(read(captions_file, mapping), captions_file)
+    return _checked(read(captions_file, mapping), captions_file)
 
 
 # ---------------------------------------------------------------------------
 # MSR-VTT
+
+
+def _records(document: object, name: str, file: Path) -> Iterator[tuple[str, dict]]:
+    """``document[name]``'s records, each with where it is (``file: videos[3]``) for errors."""
+    records = document.get(name) if isinstance(document, dict) else None
+    if not isinstance(records, list):
+        raise AnnotationError(f"{file}: not an MSR-VTT videodatainfo file (no {name!r} list)")
+    for index, record in enumerate(records):
+        where = f"{file}: {name}[{index}]"
+        if not isinstance(record, dict):
+            raise AnnotationError(f"{where}: expected an object, got {_json_type(record)}")
+        yield where, record
+
+
+def _field(record: dict, name: str, kind: type, where: str) -> Any:
+    """``record[name]`` if it is a ``kind`` (an integer may be written as a string of digits)."""
+    if name not in record:
+        raise AnnotationError(f"{where}: no {name!r} field")
+    value = record[name]
+    if kind is int and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        expected = "text" if kind is str else "an integer"
+        raise AnnotationError(f"{where}: {name!r} is {_json_type(value)}, expected {expected}")
+    return value
+
+
+def _json_type(value: object) -> str:
+    """How a JSON value reads in an error: ``null``, ``the number 3``, ``a list`` …"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    return {str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _msrvtt_paper_split(official: str, number: int) -> str | None:
@@ -328,16 +385,15 @@ def load_msrvtt(path: Path, paper_split: bool = False) -> list[Caption]:
     for file in _files(Path(path), (".json",)):
         try:
             document = json.loads(_read_text(file))
-            for video in document["videos"]:
-                where = f"{file}: video {video['video_id']!r}"
-                splits[video["video_id"]] = (_split(video["split"], where), int(video["id"]))
-            sentences += [(file, sentence["video_id"], sentence["caption"]) for sentence in document["sentences"]]
-        except AnnotationError:
-            raise
         except json.JSONDecodeError as error:
             raise AnnotationError(f"{file}: not JSON: {error}") from None
-        except (KeyError, TypeError, ValueError) as error:
-            raise AnnotationError(f"{file}: not an MSR-VTT videodatainfo file: {error!r}") from None
+        for where, video in _records(document, "videos", file):
+            video_id = _field(video, "video_id", str, where)
+            where = f"{file}: video {video_id!r}"
+            number = _field(video, "id", int, where)
+            splits[video_id] = (_split(_field(video, "split", str, where), where), number)
+        for where, sentence in _records(document, "sentences", file):
+            sentences.append((file, _field(sentence, "video_id", str, where), _field(sentence, "caption", str, where)))
     captions = []
     for file, video_id, text in sentences:
         if video_id not in splits:
@@ -346,7 +402,7 @@ def load_msrvtt(path: Path, paper_split: bool = False) -> list[Caption]:
         split = _msrvtt_paper_split(split, number) if paper_split else split
         if split is not None:
             captions.append(Caption(video_id, text, split))
-    return _nonblank(captions, Path(path))
+    return _checked(captions, Path(path))
 
 
 # ---------------------------------------------------------------------------
@@ -390,7 +446,7 @@ def load_mvad(path: Path, drop_mpii_md: bool = True) -> list[Caption]:
         if len(kept) < len(rows):
             logger.info("%s: skipped %d MPII-MD clips (not M-VAD)", file, len(rows) - len(kept))
         captions += [Caption(clip, text, split) for clip, text in kept]
-    return _nonblank(captions, path)
+    return _checked(captions, path)
 
 
 def _is_mpii_md(clip: str) -> bool:
@@ -414,7 +470,7 @@ def load_csv(path: Path) -> list[Caption]:
             Caption(row["video_id"], row["caption"], _split(row["split"], f"{file}: line {line}"))
             for line, row in _csv_rows(file, CSV_COLUMNS)
         ]
-    return _nonblank(captions, Path(path))
+    return _checked(captions, Path(path))
 
 
 # ---------------------------------------------------------------------------
@@ -494,6 +550,8 @@ def match_store(captions: Iterable[Caption], store_video_ids: Iterable[str]) -> 
             example ids of both sides).
     """
     captions = list(captions)
+    if not captions:
+        raise AnnotationError("no captions to match with the store")
     stored = list(dict.fromkeys(store_video_ids))
     by_name: dict[str, list[str]] = {}
     for video_id in stored:

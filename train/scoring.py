@@ -26,6 +26,7 @@ What this wrapper adds around pycocoevalcap:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import tempfile
@@ -263,7 +264,11 @@ def score_captions(
     ids → one or more reference captions. ``metrics`` is a subset of ``METRICS``.
     Captions are ``sanitize``-d, PTB-tokenised (``python_tokenize`` without Java)
     and scored by pycocoevalcap. Never raises for a missing or failing Java: the
-    affected metric goes to ``missing`` and the reason to ``warnings``. Raises
+    affected metric goes to ``missing`` and the reason to ``warnings``. Empty
+    captions never crash it: a generated caption without words scores zero, a
+    reference without words is dropped, and a video left without references is
+    left out of the corpus scores (NaN in ``per_video``) with a warning; when no
+    video is left, every requested metric is ``missing``. Raises
     ``ValueError`` if the two mappings cover different videos or a video has no
     reference.
     """
@@ -284,23 +289,37 @@ def score_captions(
     tokens, tokenizer, tokenizer_warning = _tokenize_all(flat, java, tokenizer_timeout_s)
     if tokenizer_warning:
         warnings.append(tokenizer_warning)
-    tokenized_predictions = {video_id: [tokens[index]] for index, video_id in enumerate(video_ids)}
     tokenized_references: dict[str, list[str]] = {}
     start = len(video_ids)
     for video_id, video_refs in zip(video_ids, clean_references):
-        tokenized_references[video_id] = tokens[start : start + len(video_refs)]
+        # A reference without a word (only punctuation) is no reference: CIDEr's document
+        # frequencies would be empty and pycocoevalcap would fail on max() of nothing.
+        words = [reference for reference in tokens[start : start + len(video_refs)] if reference]
+        if words:
+            tokenized_references[video_id] = words
         start += len(video_refs)
+    scored = list(tokenized_references)
+    tokenized_predictions = {video_id: [tokens[index]] for index, video_id in enumerate(video_ids) if video_id in tokenized_references}
+    if len(scored) < len(video_ids):
+        unscored = [video_id for video_id in video_ids if video_id not in tokenized_references]
+        warnings.append(
+            f"{len(unscored)} of {len(video_ids)} videos have no reference caption with a word "
+            f"(e.g. {unscored[:3]}); they are left out of the scores"
+        )
 
     corpus: dict[str, float] = {}
     per_video: dict[str, list[float]] = {}
     missing: list[str] = []
-    if "BLEU" in metrics:
+    if not scored:
+        missing = [name for name in METRICS if name in metrics]
+        warnings.append(f"nothing to score: {', '.join(missing)} missing")
+    if "BLEU" in metrics and scored:
         bleu_corpus, bleu_per_video = Bleu(BLEU_ORDERS).compute_score(
             tokenized_references, tokenized_predictions, verbose=0
         )
         for key, corpus_score, video_scores in zip(BLEU_KEYS, bleu_corpus, bleu_per_video):
             corpus[key], per_video[key] = corpus_score, video_scores
-    if "METEOR" in metrics:
+    if "METEOR" in metrics and scored:
         meteor = _meteor_scores(tokenized_references, tokenized_predictions, meteor_timeout_s) if java else None
         if isinstance(meteor, tuple):
             corpus["METEOR"], per_video["METEOR"] = meteor
@@ -309,16 +328,20 @@ def score_captions(
             if meteor is not None:
                 warnings.append(meteor)
     for name, scorer in (("ROUGE-L", Rouge), ("CIDEr", Cider)):
-        if name in metrics:
+        if name in metrics and scored:
             corpus_score, video_scores = scorer().compute_score(tokenized_references, tokenized_predictions)
             corpus[name], per_video[name] = corpus_score, video_scores
+    row = {video_id: index for index, video_id in enumerate(scored)}
 
     table = pd.DataFrame(
         {
             "video_id": video_ids,
             "caption": clean_predictions,
             "references": [REFERENCE_SEPARATOR.join(video_refs) for video_refs in clean_references],
-            **{key: [float(score) for score in scores] for key, scores in per_video.items()},
+            **{
+                key: [float(scores[row[video_id]]) if video_id in row else math.nan for video_id in video_ids]
+                for key, scores in per_video.items()
+            },
         }
     )
     return CaptionScores(

@@ -286,19 +286,32 @@ class Trainer:
         return None
 
     def run(self, writer: SummaryWriter, stop: threading.Event) -> str:
-        """Train until finished or asked to stop; return why it ended (``TrainResult.stopped``)."""
-        while (reason := self.finished()) is None:
+        """Train until finished or asked to stop; return why it ended (``TrainResult.stopped``).
+
+        ``last.pt`` is saved at the end of every epoch *before* its validation, so a
+        validation that fails (a broken Java, damaged features) never loses the epoch's
+        training; a resumed run then validates that epoch first.
+        """
+        while True:
+            if self.validation_due():
+                self.validate(writer)
+                self.save_last()
+                write_metrics(self.paths, self.progress.history)
+            if stop.is_set():
+                return "interrupted"
+            if (reason := self.finished()) is not None:
+                return reason
             if not self.train_epoch(writer, stop):
                 return "interrupted" if stop.is_set() else "max steps"
             self.progress.epoch += 1
             self.progress.batches_done = 0
-            if self.progress.epoch % self.config.eval_every == 0 or self.progress.epoch == self.config.epochs:
-                self.validate(writer)
             self.save_last()
-            write_metrics(self.paths, self.progress.history)
-            if stop.is_set():
-                return "interrupted"
-        return reason
+
+    def validation_due(self) -> bool:
+        """True when the last finished epoch is one to validate and has no validation row yet."""
+        epoch, history = self.progress.epoch, self.progress.history
+        scheduled = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
+        return epoch > 0 and scheduled and (not history or history[-1]["epoch"] != epoch)
 
     def train_epoch(self, writer: SummaryWriter, stop: threading.Event) -> bool:
         """Train on the rest of the current epoch; False if stopped before its end."""

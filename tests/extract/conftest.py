@@ -1,5 +1,6 @@
 """Fixtures shared by the extraction tests: small generated videos, a session-wide extractor, a local S3 server."""
 import socket
+import threading
 import uuid
 
 import numpy as np
@@ -71,3 +72,45 @@ def bucket(s3_endpoint) -> tuple[str, dict]:
 @pytest.fixture
 def closed_port() -> int:
     return free_port()
+
+
+class StalledServer:
+    """An HTTP server on 127.0.0.1 that reads each request and never answers: decoding its URLs blocks.
+
+    ``url(name)`` is a video URL on it; ``requested(name)`` says whether a decoder has asked for it.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.paths: set[str] = set()
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.connections.append(connection)
+            request = connection.recv(4096).decode("latin-1").split(" ")
+            if len(request) > 1:
+                self.paths.add(request[1])
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/{name}.mp4"
+
+    def requested(self, name: str) -> bool:
+        return f"/{name}.mp4" in self.paths
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def stalled_server():
+    server = StalledServer()
+    yield server
+    server.close()

@@ -1,12 +1,16 @@
 """astar-extract as a user runs it: exit codes, one-line errors, no tracebacks."""
+import os
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from astar.extract import open_store
 from astar.extract.cli import main
+from tests.videos import write_raw_h264, write_video
 
 
 def run(*args):
@@ -53,3 +57,61 @@ def test_console_script_help_shows_an_example():
     result = subprocess.run([sys.executable, "-m", "astar.extract.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "astar-extract videos/ --out feats.zarr" in result.stdout
+
+
+# Inputs as a user gives them: skipped entries counted, special files refused at once,
+# symlinks named as given, changed sources said, broken timestamps and rotation noted.
+
+
+def test_a_folder_scan_ends_with_one_line_counting_what_it_skipped(video_folder, tmp_path):
+    os.mkfifo(video_folder / "pipe.mp4")
+    (video_folder / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    (video_folder / "notes.txt").write_text("not a video")
+    result = run(video_folder, "--out", tmp_path / "f.zarr")
+    assert result.exit_code == 0, result.output
+    assert "skipped 3 folder entries: " in result.output
+    assert "1 special file (FIFO, socket or device)" in result.output and "1 dangling symlink" in result.output
+    assert "3 done, 0 skipped, 0 failed" in result.output
+
+
+def test_special_files_and_symlinks_fail_at_once_under_the_name_given(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    (tmp_path / "secret.txt").write_text("not a video")
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "secret.txt")
+    started = time.perf_counter()
+    result = run(tmp_path / "pipe.mp4", tmp_path / "link.mp4", "--out", tmp_path / "f.zarr", "--decode-timeout", "300")
+    assert time.perf_counter() - started < 120  # no decode timeout was waited for
+    assert result.exit_code == 3, result.output
+    assert f"failed: {tmp_path / 'pipe.mp4'}: not a regular file" in result.output
+    assert f"failed: {tmp_path / 'link.mp4'}: FFmpeg cannot decode it" in result.output
+    assert "secret.txt" not in result.output
+
+
+def test_a_different_file_under_a_stored_id_is_said_kept_and_reextracted_when_asked(tmp_path):
+    first, other = tmp_path / "clips" / "c00.mp4", tmp_path / "other" / "c00.mp4"
+    for path, level in ((first, 40), (other, 200)):
+        path.parent.mkdir()
+        write_video(path, np.full((10, 32, 32, 3), level, np.uint8), fps=5)
+    out = tmp_path / "f.zarr"
+    assert run(first, "--out", out).exit_code == 0
+    kept = run(other, "--out", out)
+    assert kept.exit_code == 0, kept.output
+    assert "0 done, 1 skipped" in kept.output
+    assert f"changed: c00: extracted from {first}, now {other}" in kept.output and "--reextract-changed" in kept.output
+    assert open_store(str(out)).info("c00")["source"] == str(first)
+    again = run(other, "--out", out, "--reextract-changed")
+    assert again.exit_code == 0 and "1 done, 0 skipped" in again.output, again.output
+    assert open_store(str(out)).info("c00")["source"] == str(other)
+    assert "changed:" not in run(other, "--out", out).output
+
+
+def test_broken_timestamps_and_display_rotation_are_noted_and_recorded(tmp_path):
+    write_raw_h264(tmp_path / "raw.h264", np.full((20, 32, 48, 3), 90, np.uint8), fps=10)
+    write_video(tmp_path / "phone.mp4", np.full((4, 32, 48, 3), 90, np.uint8), fps=2, rotation=-90)
+    result = run(tmp_path / "raw.h264", tmp_path / "phone.mp4", "--out", tmp_path / "f.zarr")
+    assert result.exit_code == 0, result.output
+    assert f"note: {tmp_path / 'raw.h264'}: timestamps ignored (a frame has no timestamp)" in result.output
+    store = open_store(str(tmp_path / "f.zarr"))
+    assert store.info("raw")["timing"].startswith("timestamps ignored")
+    assert (store.info("phone")["rotation"], store.info("phone")["timing"]) == (-90, "timestamps")
+    assert store.info("phone")["source_size"] == (tmp_path / "phone.mp4").stat().st_size

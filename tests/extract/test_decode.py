@@ -1,11 +1,14 @@
-"""Decoding: 2-fps sampling by timestamps, codecs, sizes, preprocessing geometry, bad input."""
+"""Decoding: 2-fps sampling by timestamps, codecs, sizes, preprocessing geometry, rotation, broken timestamps, bad input."""
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from astar.extract import C3D_CAFFE, PAPER, DecodeError, decode_video
-from tests.videos import level_frames, write_audio_only, write_video
+from tests.videos import (
+    level_frames, patch_mp4_timescale, write_audio_only, write_one_timestamp_mjpeg, write_raw_h264, write_video,
+)
 
 
 def sampled_levels(path: Path) -> list[int]:
@@ -129,3 +132,112 @@ def test_1080p_source_is_resized_in_the_scaler(tmp_path):
     video = decode_video(write_video(tmp_path / "hd.mp4", frames, fps=4), PAPER)
     assert video.frames.shape == (2, 112, 112, 3)
     assert (video.width, video.height) == (1920, 1080)
+
+
+# Display rotation: a rotated clip decodes like the same pictures stored upright.
+
+
+def marked_frames(height: int = 32, width: int = 64) -> np.ndarray:
+    """Four dark frames with a bright top-left quadrant and a grey top-right one: every turn and mirror differs."""
+    frames = np.full((4, height, width, 3), 20, np.uint8)
+    frames[:, : height // 2, : width // 2] = 230
+    frames[:, : height // 2, width // 2 :] = 120
+    return frames
+
+
+@pytest.mark.parametrize(
+    "rotation, hflip, upright",
+    [
+        (90, False, lambda image: np.rot90(image, 1)),
+        (-90, False, lambda image: np.rot90(image, -1)),
+        (180, False, lambda image: np.rot90(image, 2)),
+        (90, True, lambda image: np.rot90(image, 1)[:, ::-1]),
+    ],
+)
+def test_display_rotation_is_applied_as_players_do(tmp_path, rotation, hflip, upright):
+    frames = marked_frames()
+    stored = write_video(tmp_path / "phone.mp4", frames, fps=2, codec="libx264", pix_fmt="yuv444p", rotation=rotation, hflip=hflip)
+    shown = np.ascontiguousarray(np.stack([upright(image) for image in frames]))
+    reference = write_video(tmp_path / "upright.mp4", shown, fps=2, codec="libx264", pix_fmt="yuv444p")
+    video, expected = decode_video(stored, C3D_CAFFE), decode_video(reference, C3D_CAFFE)
+    assert np.abs(video.frames.astype(int) - expected.frames.astype(int)).mean() < 3
+    assert (video.rotation, video.mirrored) == (rotation if rotation != 180 else 180, hflip)
+    assert (video.width, video.height) == (64, 32)  # the coded size
+
+
+def test_an_unrotated_clip_records_no_rotation(tmp_path):
+    video = decode_video(write_video(tmp_path / "plain.mp4", marked_frames(), fps=2), PAPER)
+    assert (video.rotation, video.mirrored, video.timing) == (0, False, "timestamps")
+
+
+# Broken timestamps: detected, ignored for the stream's frame count and rate, said in one line.
+
+
+def test_frames_muxed_at_one_timestamp_are_sampled_by_frame_rate(tmp_path):
+    path = write_one_timestamp_mjpeg(tmp_path / "stalled.mkv", level_frames(list(range(0, 200, 10)), 32, 48), fps=10)
+    video = decode_video(path, PAPER)
+    assert len(video.frames) == 4  # 20 frames at 10 fps last 2 s
+    assert video.duration == pytest.approx(2.0)
+    assert [int(round(frame.mean())) for frame in video.frames] == pytest.approx([0, 50, 100, 150], abs=3)
+    assert video.timing.startswith("timestamps ignored (20 frames share one timestamp")
+    assert video.timing.endswith("sampled as 20 frames at 10 fps") and "\n" not in video.timing
+
+
+def test_a_patched_time_scale_is_caught_by_the_codecs_rate(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", level_frames([100] * 50, 32, 48), fps=25)
+    video = decode_video(patch_mp4_timescale(path, 512), PAPER)
+    assert len(video.frames) == 4 and video.duration == pytest.approx(2.0)
+    assert "timestamps ignored" in video.timing and "at 25 fps" in video.timing
+
+
+def test_a_lying_container_costs_bounded_samples(tmp_path):
+    # 600 frames whose time scale says 2 hours; sampling by timestamps would hold 14,400 frames.
+    path = write_video(tmp_path / "long.mp4", level_frames([100] * 600, 16, 16), fps=25)
+    video = decode_video(patch_mp4_timescale(path, 300), PAPER)
+    assert len(video.frames) == 48 and "timestamps ignored (frame" in video.timing
+
+
+def test_a_raw_stream_without_timestamps_is_sampled_by_frame_rate(tmp_path):
+    video = decode_video(write_raw_h264(tmp_path / "raw.h264", level_frames([100] * 50, 32, 48), fps=25), PAPER)
+    assert len(video.frames) == 4
+    assert video.timing.startswith("timestamps ignored (a frame has no timestamp)")
+
+
+def test_a_gif_slideshow_keeps_its_uneven_delays(tmp_path):
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in level_frames([0, 60, 120, 180], 20, 30)]
+    images[0].save(tmp_path / "slides.gif", save_all=True, append_images=images[1:], duration=[50, 4000, 50, 1000])
+    video = decode_video(tmp_path / "slides.gif", PAPER)
+    assert video.timing == "timestamps" and video.duration == pytest.approx(5.1)
+    assert [int(round(frame.mean())) for frame in video.frames][:10] == pytest.approx([0] + [60] * 8 + [180], abs=3)
+
+
+def test_good_variable_rate_timestamps_are_kept(tmp_path):
+    times = [0.0, 0.2, 0.45, 1.3, 1.35, 2.7, 2.9, 4.1]
+    path = write_video(tmp_path / "vfr.mp4", level_frames([50] * 8), fps=10, times=times)
+    assert decode_video(path, PAPER).timing == "timestamps"
+
+
+# Files that are not videos are refused at once.
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    with pytest.raises(DecodeError, match="not a regular file"):
+        decode_video(tmp_path / "pipe.mp4", PAPER)
+
+
+def test_a_dangling_symlink_says_so(tmp_path):
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "gone.mp4")
+    with pytest.raises(DecodeError, match="^dangling symlink$"):
+        decode_video(tmp_path / "link.mp4", PAPER)
+
+
+def test_a_still_image_renamed_mp4_is_not_a_video(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(level_frames([90], 20, 30)[0]).save(tmp_path / "photo.png")
+    (tmp_path / "photo.png").rename(tmp_path / "photo.mp4")
+    with pytest.raises(DecodeError, match=r"a still image \(png\), not a video"):
+        decode_video(tmp_path / "photo.mp4", PAPER)

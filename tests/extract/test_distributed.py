@@ -85,7 +85,7 @@ def cluster_table(client, video_folder, out: str):
 def test_a_cluster_run_returns_one_row_per_video(client, video_folder, tmp_path):
     (video_folder / "bad.mp4").write_bytes(b"not a video")
     summary, table = cluster_table(client, video_folder, str(tmp_path / "feats.zarr"))
-    assert list(table.columns) == ["video_id", "source", "status", "error", "frames", "seconds"]
+    assert list(table.columns) == ["video_id", "source", "status", "error", "frames", "seconds", "note"]
     assert dict(zip(table.video_id, table.status)) == {"a": "done", "bad": "failed", "c d": "done", "nested/b": "done"}
     assert table.set_index("video_id").loc["bad", "error"].startswith("FFmpeg cannot decode it")
     assert list(table.frames) == [5, 0, 8, 2]  # 2.5 s, –, 4 s, 1 s at 2 fps

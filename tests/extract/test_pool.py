@@ -1,5 +1,4 @@
 """The decoder pool: parallel, in order of completion, every video isolated, bounded waiting."""
-import errno
 import os
 import signal
 import time
@@ -13,10 +12,9 @@ from astar.extract.pool import DecoderPool, decoders_needed, default_decoders
 from tests.videos import write_video
 
 
-def fifo_input(path) -> VideoInput:
-    """A named pipe: FFmpeg opening it blocks until someone writes, so its decode hangs."""
-    os.mkfifo(path)
-    return VideoInput(path.stem, str(path))
+def stalled_input(server, name: str) -> VideoInput:
+    """A video on ``server`` (``conftest.StalledServer``): its decode blocks until the decoder is stopped."""
+    return VideoInput(name, server.url(name))
 
 
 def good_input(path, frames: int = 10, level: int = 0) -> VideoInput:
@@ -24,20 +22,8 @@ def good_input(path, frames: int = 10, level: int = 0) -> VideoInput:
     return VideoInput(path.stem, str(path))
 
 
-def opened_by_a_reader(fifo) -> bool:
-    """Whether a decoder has opened ``fifo`` (a non-blocking writer open fails with ENXIO while none has)."""
-    try:
-        descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as error:
-        if error.errno == errno.ENXIO:
-            return False
-        raise
-    os.close(descriptor)  # the reader then sees end of file: that video fails, as a garbled one would
-    return True
-
-
-def test_videos_come_back_in_order_of_completion_while_a_slow_one_decodes(tmp_path):
-    videos = [fifo_input(tmp_path / "hangs.mp4"), good_input(tmp_path / "good.mp4")]
+def test_videos_come_back_in_order_of_completion_while_a_slow_one_decodes(tmp_path, stalled_server):
+    videos = [stalled_input(stalled_server, "hangs"), good_input(tmp_path / "good.mp4")]
     with DecoderPool(PAPER, decoders=2, timeout_s=5) as pool:
         order = [(video.video_id, result) for video, result in pool.map(videos)]
     assert [video_id for video_id, _ in order] == ["good", "hangs"]
@@ -61,8 +47,8 @@ def test_every_video_is_yielded_once_with_the_frames_an_in_process_decode_gives(
             np.testing.assert_array_equal(results[video.video_id].frames, decode_video(video.source, PAPER).frames)
 
 
-def test_a_crashing_decoder_costs_its_video_and_the_pool_goes_on(tmp_path):
-    videos = [fifo_input(tmp_path / "crashes.mp4"), good_input(tmp_path / "good.mp4"), good_input(tmp_path / "after.mp4")]
+def test_a_crashing_decoder_costs_its_video_and_the_pool_goes_on(tmp_path, stalled_server):
+    videos = [stalled_input(stalled_server, "crashes"), good_input(tmp_path / "good.mp4"), good_input(tmp_path / "after.mp4")]
     with DecoderPool(PAPER, decoders=2, timeout_s=60) as pool:
         results = pool.map(videos)
         first, _ = next(results)
@@ -76,20 +62,19 @@ def test_a_crashing_decoder_costs_its_video_and_the_pool_goes_on(tmp_path):
     assert rest["after"].frames.shape == (2, 112, 112, 3)
 
 
-def test_a_finished_decoder_takes_no_new_video_until_its_result_is_taken(tmp_path):
+def test_a_finished_decoder_takes_no_new_video_until_its_result_is_taken(tmp_path, stalled_server):
     videos = [good_input(tmp_path / "a.mp4"), good_input(tmp_path / "b.mp4")]
-    fifos = [tmp_path / "c.mp4", tmp_path / "d.mp4"]
-    videos += [fifo_input(fifo) for fifo in fifos]
+    videos += [stalled_input(stalled_server, name) for name in ("c", "d")]
     with DecoderPool(PAPER, decoders=2, timeout_s=30) as pool:
         results = pool.map(videos)
         next(results)  # a or b; the other is decoded meanwhile and waits in its child
         time.sleep(2.0)
-        assert not any(opened_by_a_reader(fifo) for fifo in fifos)
+        assert not stalled_server.requested("c") and not stalled_server.requested("d")
         next(results)  # takes the waiting one; the freed decoder starts on c
         deadline = time.monotonic() + 30
-        while not opened_by_a_reader(fifos[0]) and time.monotonic() < deadline:
+        while not stalled_server.requested("c") and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not opened_by_a_reader(fifos[1])
+        assert stalled_server.requested("c") and not stalled_server.requested("d")
         results.close()
 
 
@@ -106,9 +91,9 @@ def test_decoders_needed_covers_the_c3d_rate():
         DecoderPool(PAPER, decoders=0)
 
 
-def test_threads_share_a_pool_one_video_each_as_a_dask_workers_tasks_do(tmp_path):
+def test_threads_share_a_pool_one_video_each_as_a_dask_workers_tasks_do(tmp_path, stalled_server):
     videos = [good_input(tmp_path / f"v{index}.mp4", frames=10 * (index + 1)) for index in range(3)]
-    videos.append(fifo_input(tmp_path / "hangs.mp4"))
+    videos.append(stalled_input(stalled_server, "hangs"))
     with DecoderPool(PAPER, decoders=2, timeout_s=4) as pool, ThreadPoolExecutor(4) as threads:
         results = dict(zip([video.video_id for video in videos], threads.map(pool.decode, videos)))
         assert len(pool.worker_pids) <= 2

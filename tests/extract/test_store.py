@@ -9,6 +9,7 @@ from astar.extract import (
     LAYERS, SCHEMA_VERSION, StoreError, collect_inputs, extract_videos, open_store, video_id_from_key, video_key,
 )
 from astar.extract.ids import SAFE
+from astar.extract.inputs import InputError
 
 IDS = ["-4wsuPCjDBc_5_15", "nested/clip", "with space", "Ünïcødé 视频", "Clip", "clip", "..", ".", "__init", "a~1", "x" * 300]
 
@@ -38,7 +39,7 @@ def test_folder_inputs_give_relative_ids_and_list_files_work(video_folder, tmp_p
 
 def test_inputs_that_share_an_id_are_refused(video_folder):
     (video_folder / "a.avi").write_bytes(b"")
-    with pytest.raises(ValueError, match="'a'"):
+    with pytest.raises(InputError, match="'a'"):
         collect_inputs([str(video_folder)])
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -147,3 +148,10 @@ def test_attention_figure_names_never_overwrite_one_another(tmp_path):
     names = _FigureNames(tmp_path)
     paths = [names.next(video) for video in ("x/a.mp4", "a-2.mp4", "y/a.mkv", "b.webm")]
     assert [path.name for path in paths] == ["a.png", "a-2.png", "a-3.png", "b.png"]
+
+
+def test_a_fifo_fails_at_once_and_decode_timeout_is_an_option(trained_run, videos, tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    result = run_cli(trained_run, videos[0], tmp_path / "pipe.mp4", "--decode-timeout", "30")
+    assert result.exit_code == 3, result.output
+    assert f"failed: {tmp_path / 'pipe.mp4'}: not a regular file" in result.output

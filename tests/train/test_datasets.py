@@ -1,6 +1,7 @@
 """Annotation adapters on the real fixture excerpts and on files the tests write, and store matching."""
 import json
 import logging
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -336,11 +337,11 @@ def test_load_csv_rejects_a_header_without_the_columns_naming_them(tmp_path: Pat
         load_csv(tmp_path)
 
 
-def test_load_csv_skips_blank_captions_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "captions.csv").write_text("video_id,caption,split\nclip,a cat,train\nclip, ,train\n")
+def test_load_csv_skips_captions_without_words_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "captions.csv").write_text("video_id,caption,split\nclip,a cat,train\nclip, ,train\nclip,...!,train\n")
     with caplog.at_level(logging.WARNING):
         assert load_csv(tmp_path) == [Caption("clip", "a cat", "train")]
-    assert "skipped 1 blank captions" in caplog.text
+    assert "skipped 2 captions without words (blank or only punctuation)" in caplog.text
 
 
 def test_adapters_name_a_missing_path(tmp_path: Path) -> None:
@@ -460,3 +461,67 @@ def test_match_store_leaves_an_ambiguous_last_segment_unmatched() -> None:
 def test_match_store_without_overlap_raises_with_examples_of_both_sides(annotations: Path) -> None:
     with pytest.raises(AnnotationError, match=r"none of the 15 captioned videos is in the store .*e.g. video0"):
         match_store(load_msvd(annotations / "msvd"), ["video0", "video1"])
+
+
+# Malformed records, empty annotations and videos in two splits: one line naming the file and record.
+
+
+def msrvtt_document(caption: object = "a man is talking", video_id: object = "video1") -> dict:
+    return {
+        "videos": [{"video_id": "video1", "id": 1, "split": "train"}],
+        "sentences": [{"video_id": video_id, "caption": caption, "sen_id": 0}],
+    }
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (msrvtt_document(caption=None), r"sentences\[0\]: 'caption' is null, expected text"),
+        (msrvtt_document(caption=42), r"sentences\[0\]: 'caption' is the number 42, expected text"),
+        (msrvtt_document(video_id=["video1"]), r"sentences\[0\]: 'video_id' is a list, expected text"),
+        ({"videos": [{"video_id": "video1", "id": "one", "split": "train"}], "sentences": []},
+         r"video 'video1': 'id' is text, expected an integer"),
+        ({"videos": [{"video_id": "video1", "id": 1, "split": None}], "sentences": []},
+         r"video 'video1': 'split' is null, expected text"),
+        ({"videos": [{"video_id": "video1", "split": "train"}], "sentences": []}, r"video 'video1': no 'id' field"),
+        ({"videos": ["video1"], "sentences": []}, r"videos\[0\]: expected an object, got text"),
+        ({"videos": {}, "sentences": []}, r"no 'videos' list"),
+        ([1, 2], r"no 'videos' list"),
+    ],
+)
+def test_load_msrvtt_names_the_file_and_record_of_a_malformed_field(tmp_path: Path, document, message) -> None:
+    path = tmp_path / "videodatainfo.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(AnnotationError, match=f"^{re.escape(str(path))}: .*{message}") as raised:
+        load_msrvtt(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_header_only_csv_says_it_has_no_captions(tmp_path: Path) -> None:
+    path = tmp_path / "captions.csv"
+    path.write_text("video_id,caption,split\n")
+    with pytest.raises(AnnotationError, match=r"captions.csv: no captions"):
+        load_csv(path)
+
+
+@pytest.mark.parametrize("loader, name, text", [
+    (load_csv, "captions.csv", "video_id,caption,split\nclip1,a dog runs,train\nclip1,a dog is running,test\n"),
+    (load_mvad, "split_in_both_train_and_test", None),
+])
+def test_a_video_captioned_in_two_splits_is_refused(tmp_path: Path, loader, name, text) -> None:
+    if text is None:  # the same clip in an M-VAD training and test file
+        path = tmp_path / "mvad"
+        path.mkdir()
+        row = "3001_CLIP_00.00.01.000-00.00.02.000\t0\t1\t0\t1\tSomeone walks.\n"
+        (path / "LSMDC16_annos_training.csv").write_text(row)
+        (path / "LSMDC16_annos_test.csv").write_text(row)
+    else:
+        path = tmp_path / name
+        path.write_text(text)
+    with pytest.raises(AnnotationError, match=r"has captions in both train and test; a video must belong to one split"):
+        loader(path)
+
+
+def test_match_store_without_captions_says_so() -> None:
+    with pytest.raises(AnnotationError, match="^no captions to match with the store$"):
+        match_store([], ["clip1"])

@@ -265,3 +265,27 @@ def test_predictions_for_videos_without_references_are_rejected() -> None:
 def test_unknown_metric_is_rejected() -> None:
     with pytest.raises(ValueError, match="SPICE"):
         score_captions({"a": "x"}, {"a": ["x"]}, metrics=("SPICE",))
+
+
+# Empty captions: punctuation-only references or hypotheses never crash scoring.
+
+NO_METEOR = ("BLEU", "ROUGE-L", "CIDEr")
+
+
+def test_a_video_whose_references_have_no_word_is_left_out_with_a_warning() -> None:
+    with_empty = score_captions({"a": "a dog runs", "b": "a cat sits"}, {"a": ["a dog runs"], "b": ["...", "!"]}, NO_METEOR)
+    alone = score_captions({"a": "a dog runs"}, {"a": ["a dog runs"]}, NO_METEOR)
+    assert with_empty.corpus == alone.corpus
+    assert math.isnan(with_empty.per_video.loc[1, "CIDEr"])
+    assert any("1 of 2 videos have no reference caption with a word" in warning for warning in with_empty.warnings)
+
+
+def test_when_no_reference_has_a_word_every_metric_is_missing() -> None:
+    scores = score_captions({"a": "a dog"}, {"a": ["..."]}, NO_METEOR)
+    assert scores.corpus == {} and scores.missing == ["BLEU", "ROUGE-L", "CIDEr"]
+
+
+def test_an_empty_generated_caption_scores_zero() -> None:
+    scores = score_captions({"a": "a dog runs", "b": "?!"}, {"a": ["a dog runs"], "b": ["a cat sits"]}, NO_METEOR)
+    assert scores.per_video.loc[1, ["BLEU-1", "ROUGE-L", "CIDEr"]].tolist() == pytest.approx([0, 0, 0], abs=1e-9)
+    assert scores.per_video.loc[0, "ROUGE-L"] == pytest.approx(1.0)

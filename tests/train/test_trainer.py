@@ -261,3 +261,21 @@ def test_several_torchrun_processes_are_refused_until_the_trainer_shares_their_w
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(TrainingError, match="several torchrun processes"):
         train(quick_config("ddp"))
+
+
+def test_a_validation_that_fails_never_loses_the_epochs_training(quick_config, monkeypatch, tmp_path):
+    # A Java that starts for the check before training but dies when METEOR runs: validation fails after epoch 1.
+    broken_java = tmp_path / "bin" / "java"
+    broken_java.parent.mkdir()
+    broken_java.write_text("#!/bin/sh\necho 'Error: Could not create the Java Virtual Machine.' >&2\nexit 1\n")
+    broken_java.chmod(0o755)
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{broken_java.parent}{os.pathsep}{path}")
+    config = quick_config(metric="METEOR", epochs=1)
+    with pytest.raises(TrainingError, match="METEOR could not be computed"):
+        train(config)
+    saved = torch.load(RunPaths(Path(config.out)).checkpoint("last"), weights_only=True)
+    assert saved["progress"]["epoch"] == 1 and saved["progress"]["history"] == []
+    monkeypatch.setenv("PATH", path)
+    result = train(resume_config(config.out))
+    assert [row["epoch"] for row in result.history] == [1]  # the failed validation runs on resume
