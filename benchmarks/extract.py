@@ -1,5 +1,5 @@
-"""Extraction benchmark: C3D throughput against this machine's matmul peak, whole-video vs
-clip-based passes, decoding vs C3D, store size, and end-to-end vs C3D-only.
+"""Extraction benchmark: every backbone's throughput against this machine's matmul peak, whole-video
+vs clip-based C3D passes, decoding vs C3D, store size, and end-to-end vs C3D-only.
 
 Every figure is a ratio of two runs measured in this process, so it says something on
 any machine. Run: ``.venv/bin/python benchmarks/extract.py [--quick]``.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from astar.extract import LAYERS, ExtractionConfig, Extractor, PAPER, collect_inputs, decode_video, extract_videos, open_store
+from astar.extract import BACKBONES, ExtractionConfig, Extractor, PAPER, collect_inputs, decode_video, extract_videos, open_store
 from astar.extract.c3d import CONV_LAYERS
 from astar.extract.features import extract_features
 
@@ -47,7 +47,7 @@ def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int = 4096) ->
 
 
 def count_flops(model: nn.Module, run) -> int:
-    """Multiply-add FLOPs (×2) of every Conv3d and Linear during ``run()``."""
+    """Multiply-add FLOPs (×2) of every Conv3d and Linear during ``run()`` (grouped convolutions: none here)."""
     total = 0
 
     def hook(module, inputs, output):
@@ -103,6 +103,25 @@ def padding_aware_ratio(frames: int) -> float:
     return (frames // 8 - 1) * taps(16) / taps(frames)
 
 
+def backbone_throughput(device: str, peak: dict[str, float], frames: int) -> None:
+    """Frames/s, achieved GFLOP/s and its share of the matmul peak, and stored bytes per frame, for every backbone."""
+    precisions = ("fp32", "bf16") if device == "cuda" else ("fp32",)
+    video = torch.randn(3, frames, 112, 112)
+    for name in BACKBONES:
+        for precision in precisions:
+            extractor = Extractor.build(ExtractionConfig(backbone=name, device=device, precision=precision))
+            model = extractor.model
+            flops = count_flops(model, lambda: extract_features(model, video))
+            seconds = best_seconds(lambda: extract_features(model, video), repeats=2)
+            stored = sum(np.prod(layer.step_shape) / layer.time_stride for layer in extractor.backbone.layers) * 2
+            achieved = flops / seconds / 1e9
+            print(
+                f"backbone {name} {precision}: {frames / seconds:.1f} frames/s, {flops / frames / 1e9:.2f} GFLOP/frame, "
+                f"{achieved:.0f} GFLOP/s = {achieved / peak[precision]:.0%} of the {precision} matmul peak; "
+                f"stores {stored / 2**10:.0f} KiB of float16 maps per frame"
+            )
+
+
 def write_clip(path: Path, seconds: float, fps: int = 30, size=(360, 640)) -> Path:
     from astar.pipelines.synthetic import write_video
 
@@ -138,6 +157,8 @@ def main() -> None:
             f"C3D {precision}: {c3d_fps[precision]:.1f} frames/s, {achieved:.0f} GFLOP/s "
             f"= {achieved / peak[precision]:.0%} of the {precision} matmul peak"
         )
+
+    backbone_throughput(args.device, peak, frames=32 if args.quick else 64)
 
     for frames in lengths:
         video = torch.randn(3, frames, 112, 112) * 60
@@ -181,7 +202,7 @@ def main() -> None:
             f"30-s videos after a {first.seconds:.1f} s one-video run that includes the decoder process's start)"
         )
         store = open_store(out)
-        float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*LAYERS, "fc7", "fc7_windows"))
+        float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*store.layer_names, "fc7", "fc7_windows"))
         print(f"store {summary.store_bytes / 2**20:.1f} MiB = {summary.store_bytes / float32_bytes:.0%} of float32 "
               f"({float32_bytes / 2**20:.1f} MiB); random-init weights (sparsity differs with Sports-1M weights)")
 

@@ -25,7 +25,6 @@ from .search import DEFAULT_BEAM_SIZE
 from .train_config import PRESETS, STOPPING_METRICS, TrainConfig
 from .trainer import train
 from .variants import VARIANTS
-from .video_batch import LAYER_NAMES
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
 
@@ -50,9 +49,6 @@ Exit codes: 0 finished; 1 an error stopped the run; 2 usage error;
 def split_layers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
     """``--layers pool3 --layers pool4`` or ``--layers pool3,pool4`` → ("pool3", "pool4"); none → None."""
     layers = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
-    unknown = [name for name in layers if name not in LAYER_NAMES]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(LAYER_NAMES)}")
     return layers or None
 
 
@@ -74,9 +70,9 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format: msvd (YouTube2Text), msr-vtt, m-vad (LSMDC form) or csv (video_id,caption,split).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store, then $ASTAR_DATA/<dataset>/.")
 @click.option("--out", metavar="RUN_DIR", help="Run directory to create. Default: runs/<dataset>-<variant>-<timestamp>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes. small: a tiny CPU model reading the first 8/16/16/32 channels of pool2-pool5 and 64 of fc7.")
+@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes. small: a tiny CPU model reading the first 8/16/16/32 channels of the stored layers (C3D: pool2-pool5; 8/16/…/32 for others) and 64 of fc7.")
 @click.option("--variant", type=click.Choice(tuple(VARIANTS)), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1). " + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()) + ".")
-@click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, e.g. --layers pool4,pool5 (repeatable). Default: all four; exactly one for --variant single.")
+@click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, named as the store names them (C3D: pool2-pool5; video ResNets: layer1-layer4), e.g. --layers pool4,pool5 (repeatable). Default: every stored layer; exactly one for --variant single.")
 @click.option("--attention", type=click.Choice(["soft", "hard"]), default=DEFAULTS["attention"], show_default=True, help="Abstraction-level attention: soft (eq. 7) or hard with the K-sample VIMCO bound (eqs. 8-14).")
 @click.option("--order", type=click.Choice(["position_first", "layer_first"]), default=DEFAULTS["order"], show_default=True, help="Which attention comes first (Section 3.2).")
 @click.option("--samples", type=click.IntRange(min=2), help="K of the multi-sample bound for hard attention. Default: 10 (paper), 4 (small).")

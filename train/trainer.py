@@ -198,7 +198,7 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``last.pt``: model, optimizer, scaler, RNG states and progress."""
         document = load_checkpoint(self.paths.checkpoint("last"), map_location=self.device)
-        if document.get("model_config") != asdict(self.model_config):
+        if not self.model_config.describes(document.get("model_config")):
             raise TrainingError(f"{self.paths.checkpoint('last')}: its model differs from {self.paths.config}")
         if document.get("data_fingerprint") != self.data.fingerprint:
             raise TrainingError(
@@ -212,7 +212,7 @@ class Trainer:
         self.progress = Progress(**document["progress"])
 
     def _model_document(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "model_config": asdict(self.model_config),
+        return {"model": self.model.state_dict(), "model_config": self.model_config.to_dict(),
                 "progress": asdict(self.progress)}
 
     def save_last(self) -> None:
@@ -350,12 +350,12 @@ def train(config: TrainConfig) -> TrainResult:
     if warning:
         say(warning)
     say(data.report.summary())
-    model_config = config.model_config(len(data.vocabulary))
-    reader = FeatureReader(store, model_config, config.storage_options)
-    try:
+    try:  # --layers are checked against the store's layers here, where they are known
+        model_config = config.model_config(len(data.vocabulary), store.layers, store.top_channels)
+        reader = FeatureReader(store, model_config, config.storage_options)
         reader.check_widths(data.train_ids[0])
     except ValueError as error:
-        raise TrainingError(str(error)) from None
+        raise TrainingError(f"{store.url}: {error}" if store.url not in str(error) else str(error)) from None
     trainer = Trainer(config, paths, data, reader, model_config)
     if config.resume:
         trainer.restore()

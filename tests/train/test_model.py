@@ -123,7 +123,7 @@ def test_config_rejects_impossible_variants() -> None:
         small(variant="single")
     with pytest.raises(ValueError, match="hard attention"):
         small(variant="hypercolumn", attention="hard")
-    with pytest.raises(ValueError, match="C3D order"):
+    with pytest.raises(ValueError, match="stored order"):
         small(layers=("pool5", "pool2"))
 
 
