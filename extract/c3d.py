@@ -14,7 +14,7 @@ from torch import nn
 
 from .preprocessing import C3D_CAFFE, PAPER
 from .schema import LayerGeometry, Operation, halo_frames, traced_stages
-from .weights import RANDOM_INIT, WeightsError, WeightsSpec, load_matching, read_checkpoint, state_dict_of
+from .weights import RANDOM_INIT, WeightsSpec, load_matching, read_checkpoint, state_dict_of
 
 SPORTS1M_CLASSES = 487
 FC7_DIM = 4096

@@ -22,7 +22,7 @@ import csv
 import io
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,6 @@
 """Training on every backbone's store: the layer list comes from the store, and a short run learns."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
