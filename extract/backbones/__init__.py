@@ -36,6 +36,7 @@ class Backbone:
         summary: one line for help texts.
         layers: geometry of the stored maps a_1 … a_L, lowest first; the last is the top grid.
         top_channels: width of a_{L+1} (the ``fc7`` arrays).
+        top_label: how tables name a_{L+1} (C3D: ``fc7``).
         top_reduction: how a window's a_{L+1} comes from the top map (recorded in the store).
         build: ``build(weights, seed)`` → (network in eval mode, its ``WeightsSpec``);
             ``weights`` None is random init.
@@ -50,6 +51,7 @@ class Backbone:
     summary: str
     layers: tuple[LayerGeometry, ...]
     top_channels: int
+    top_label: str
     top_reduction: str
     build: Callable[[str | None, int], tuple[nn.Module, WeightsSpec]]
     named_weights: tuple[str, ...] = ()
@@ -114,6 +116,7 @@ register_backbone(Backbone(
     summary="C3D Sports-1M (the paper's): pool2–pool5 + fc7",
     layers=c3d.LAYERS,
     top_channels=c3d.FC7_DIM,
+    top_label="fc7",
     top_reduction="fc6 → ReLU → fc7 → ReLU of the window's pool5 (max over its 2 conv5b steps)",
     build=lambda weights, seed=0: c3d.build_c3d(weights, seed),
 ))
@@ -127,6 +130,7 @@ for _design in video_resnet.DESIGNS.values():
         summary=f"torchvision {_design.name} (Kinetics-400): layer1–layer4 + pooled layer4",
         layers=video_resnet.traced_stages(_design.stage_operations()),
         top_channels=video_resnet.STAGE_CHANNELS[-1],
+        top_label="pooled layer4",
         top_reduction="mean of layer4 over the window's frames and over space (torchvision's avgpool)",
         build=video_resnet.builder(_design),
         named_weights=video_resnet.NAMED_WEIGHTS,
