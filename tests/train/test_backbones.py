@@ -7,7 +7,7 @@ import pytest
 
 from astar.extract import ExtractionConfig, collect_inputs, extract_videos, get_backbone, open_store
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
-from astar.train import load_run, train
+from astar.train import load_run, prepare_extraction, train
 from astar.train.errors import TrainingError
 from astar.train.settings import TrainConfig
 
@@ -47,6 +47,8 @@ def test_a_short_training_on_two_levels_of_each_backbone_learns(backbone_store, 
     loaded = load_run(tmp_path / "run")
     assert loaded.model_config.geometry == open_store(str(store)).layers == get_backbone(name).layers
     assert loaded.model_config.layers == ("layer3", "layer4")
+    _, extractor = prepare_extraction(loaded)  # astar-caption's extraction: refuses any identity difference
+    assert extractor.backbone.name == name and extractor.preprocessing.name == "kinetics"
 
 
 def test_the_default_layer_list_is_every_stored_layer(backbone_store, clips, tmp_path):
