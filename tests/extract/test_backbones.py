@@ -57,6 +57,7 @@ def test_networks_have_torchvisions_parameters_and_state_dict_names(name):
     assert spec.preprocessing == KINETICS and spec.architecture == name and spec.is_random
 
 
+@pytest.mark.slow
 def test_stored_shapes_follow_the_strides_and_tiles_equal_the_whole_pass(resnet):
     name, model, _ = resnet
     frames = video(32)
@@ -107,6 +108,7 @@ def test_a_torchvision_weights_name_without_torchvision_is_a_one_line_error():
     assert "\n" not in message and "https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth" in message
 
 
+@pytest.mark.slow
 def test_a_resnet_store_records_its_backbone_and_opens_in_xarray(tmp_path):
     xarray = pytest.importorskip("xarray")
     folder = tmp_path / "videos"

@@ -39,6 +39,7 @@ def quick(store: Path, clips: Path, out: Path, **overrides: object) -> TrainConf
     return TrainConfig(**{**settings, **overrides})
 
 
+@pytest.mark.slow
 def test_a_short_training_on_two_levels_of_each_backbone_learns(backbone_store, clips, tmp_path):
     name, store = backbone_store
     result = train(quick(store, clips, tmp_path / "run", layers=("layer3", "layer4")))
