@@ -19,15 +19,18 @@ def weights_line(identity: dict[str, Any]) -> str:
             names the backbone (C3D, R(2+1)D-18, …).
     """
     backbone = backbone_of(identity.get("architecture"))
+    label = backbone.label if backbone else str(identity.get("architecture"))
     if identity.get("random_init"):
-        return f"RANDOM-INIT {backbone.label} weights (seed {identity.get('seed')}), not pretrained {backbone.pretrained_on} ones"
-    return f"{backbone.label} weights {identity.get('weights')} (sha256 {str(identity.get('sha256'))[:12]}…)"
+        pretrained = f"pretrained {backbone.pretrained_on} ones" if backbone else "pretrained ones"
+        return f"RANDOM-INIT {label} weights (seed {identity.get('seed')}), not {pretrained}"
+    return f"{label} weights {identity.get('weights')} (sha256 {str(identity.get('sha256'))[:12]}…)"
 
 
 def random_init_warning(identity: dict[str, Any]) -> str | None:
     """The warning every command prints for features from random-init weights; None for real weights."""
     if not identity.get("random_init"):
         return None
-    weights = backbone_of(identity.get("architecture")).weights_example
+    backbone = backbone_of(identity.get("architecture"))
+    weights = backbone.weights_example if backbone else "FILE"
     return (f"WARNING: features from {weights_line(identity)}: captions and scores built on them rest on random "
             f"features; extract with astar-extract --weights {weights} for real ones")

@@ -91,12 +91,13 @@ def register_backbone(backbone: Backbone) -> Backbone:
     return backbone
 
 
-def backbone_of(architecture: str | None) -> Backbone:
-    """The backbone whose weights record ``architecture`` (a weights identity's); C3D when none is recorded."""
+def backbone_of(architecture: str | None) -> Backbone | None:
+    """The backbone whose weights record ``architecture`` (a weights identity's); C3D when none is
+    recorded, None for an architecture no registered backbone has."""
     for backbone in BACKBONES.values():
         if backbone.architecture == (architecture or BACKBONES[DEFAULT_BACKBONE].architecture):
             return backbone
-    raise KeyError(f"no backbone has architecture {architecture!r}")
+    return None
 
 
 def get_backbone(name: str) -> Backbone:
