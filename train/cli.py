@@ -12,8 +12,8 @@ import torch
 from click.core import ParameterSource
 
 from astar.extract import (
-    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, random_init_warning,
-    resolve_device, storage_option,
+    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, open_store,
+    random_init_warning, resolve_device, storage_option,
 )
 
 from .caption import caption_videos, prepare_extraction
@@ -131,9 +131,16 @@ def train_command(ctx: click.Context, **values: Any) -> None:
 
 
 def _fresh_config(values: dict[str, Any]) -> TrainConfig:
+    """The new run's config; ``--layers`` are checked against the layers the store holds (a usage error)."""
     if not values["store"] or not values["dataset"]:
         raise ValueError("give STORE and --dataset (or --resume RUN_DIR)")
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    if config.layers:
+        stored = open_store(config.store, config.storage_options).layer_names
+        unknown = [name for name in config.layers if name not in stored]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: choose from {', '.join(stored)} (the store's layers)")
+    return config
 
 
 # ---------------------------------------------------------------------------
