@@ -1,6 +1,6 @@
-"""Extraction benchmark: C3D throughput against this machine's ceilings (``ceilings.py``),
-whole-video vs clip-based passes, decoding vs C3D, the decoder pool's scaling, store
-size, and end-to-end vs C3D-only.
+"""Extraction benchmark: every backbone's throughput, C3D's against this machine's ceilings
+(``ceilings.py``), whole-video vs clip-based passes, decoding vs C3D, the decoder pool's
+scaling, store size, and end-to-end vs C3D-only.
 
 Every figure is a ratio of two runs measured in this process, so it says something on
 any machine. Run: ``.venv/bin/python benchmarks/extract.py [--quick] [--device cuda]``.
@@ -16,18 +16,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from astar.extract import LAYERS, ExtractionConfig, Extractor, PAPER, VideoInput, collect_inputs, decode_video, extract_videos, open_store
+from astar.extract import BACKBONES, ExtractionConfig, Extractor, PAPER, VideoInput, collect_inputs, decode_video, extract_videos, open_store
 from astar.extract.c3d import CONV_LAYERS
 from astar.extract.features import extract_features
 from astar.extract.pool import DecoderPool, decoders_needed, machine_cores
-from ceilings import GPU_PEAK_TFLOPS, best_seconds, measure_ceilings
+from ceilings import GPU_PEAK_TFLOPS, Ceilings, best_seconds, measure_ceilings
 
 GPU_EFFICIENCY = 0.4
 """Share of an H100's published bf16 peak assumed for C3D in the GPU line (cuDNN's 3-D convolutions rarely pass half)."""
 
 
 def count_flops(model: nn.Module, run) -> int:
-    """Multiply-add FLOPs (×2) of every Conv3d and Linear during ``run()``."""
+    """Multiply-add FLOPs (×2) of every Conv3d and Linear during ``run()`` (grouped convolutions: none here)."""
     total = 0
 
     def hook(module, inputs, output):
@@ -81,6 +81,25 @@ def padding_aware_ratio(frames: int) -> float:
         return total
 
     return (frames // 8 - 1) * taps(16) / taps(frames)
+
+
+def backbone_throughput(device: str, ceilings: Ceilings, frames: int) -> None:
+    """Frames/s, achieved GFLOP/s against the ceilings, and stored bytes per frame, for every backbone."""
+    precisions = ("fp32", "bf16") if device == "cuda" else ("fp32",)
+    video = torch.randn(3, frames, 112, 112)
+    for name in BACKBONES:
+        for precision in precisions:
+            extractor = Extractor.build(ExtractionConfig(backbone=name, device=device, precision=precision))
+            model = extractor.model
+            flops = count_flops(model, lambda: extract_features(model, video))
+            seconds = best_seconds(lambda: extract_features(model, video), repeats=2)
+            stored = sum(np.prod(layer.step_shape) / layer.time_stride for layer in extractor.backbone.layers) * 2
+            achieved = flops / seconds / 1e9
+            print(
+                f"backbone {name} {precision}: {frames / seconds:.1f} frames/s, {flops / frames / 1e9:.2f} GFLOP/frame, "
+                f"{achieved:.0f} GFLOP/s = {ceilings.efficiency(achieved, precision)}; "
+                f"stores {stored / 2**10:.0f} KiB of float16 maps per frame"
+            )
 
 
 def write_clip(path: Path, seconds: float, fps: int = 30, size=(360, 640)) -> Path:
@@ -154,6 +173,8 @@ def main() -> None:
             f"= {ceilings.efficiency(achieved, precision)}"
         )
 
+    backbone_throughput(args.device, ceilings, frames=32 if args.quick else 64)
+
     for frames in lengths:
         video = torch.randn(3, frames, 112, 112) * 60
         whole = best_seconds(lambda: extract_features(model, video), repeats=2)
@@ -205,7 +226,7 @@ def main() -> None:
             f"30-s videos after a {first.seconds:.1f} s one-video run that includes the decoder process's start)"
         )
         store = open_store(out)
-        float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*LAYERS, "fc7", "fc7_windows"))
+        float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*store.layer_names, "fc7", "fc7_windows"))
         print(f"store {summary.store_bytes / 2**20:.1f} MiB = {summary.store_bytes / float32_bytes:.0%} of float32 "
               f"({float32_bytes / 2**20:.1f} MiB); random-init weights (sparsity differs with Sports-1M weights)")
 

@@ -6,7 +6,8 @@ reads it and ``extract_videos`` how every caller writes it. The command-line hel
 here too, at the bottom of the layering, so the training stage and the pipelines
 share them.
 """
-from .c3d import C3D, WeightsError, WeightsSpec, load_weights, random_init
+from .backbones import BACKBONES, DEFAULT_BACKBONE, Backbone, get_backbone
+from .c3d import C3D, load_weights, random_init
 from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, KeyValue, decode_timeout_option, say, storage_option
 from .decode import DecodedVideo, DecodeError, decode_video
 from .devices import AUTOCAST_PRECISIONS, DEVICES, PRECISIONS, DeviceError, autocast_dtype, resolve_device
@@ -19,16 +20,17 @@ from .inputs import InputError, InputScan, collect_inputs, scan_inputs
 from .outcomes import RunSummary, VideoOutcome
 from .preprocessing import C3D_CAFFE, PAPER, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
-from .schema import FC7_DIM, FPS, LAYERS, SCHEMA_VERSION, LayerSpec, padded_frame_count
-from .store import FeatureStore, StoreError, StoreWriter, open_store
+from .schema import FPS, SCHEMA_VERSION, LayerGeometry, padded_frame_count
+from .store import FeatureStore, StoreError, StoreWriter, open_store, upgraded_attributes
+from .weights import WeightsError, WeightsSpec
 
 __all__ = [
-    "AUTOCAST_PRECISIONS", "AstarError", "C3D", "C3D_CAFFE", "CONTEXT_SETTINGS", "ClusterError", "DEVICES",
-    "DecodeError", "DecodedVideo", "DeviceError", "EXIT_INTERRUPTED", "EXIT_SOME_FAILED", "ExtractionConfig",
-    "Extractor", "FC7_DIM", "FPS", "FeatureStore", "KeyValue", "LAYERS", "LayerSpec", "PAPER", "PRECISIONS",
+    "AUTOCAST_PRECISIONS", "AstarError", "BACKBONES", "Backbone", "C3D", "C3D_CAFFE", "CONTEXT_SETTINGS", "ClusterError",
+    "DEFAULT_BACKBONE", "DEVICES", "DecodeError", "DecodedVideo", "DeviceError", "EXIT_INTERRUPTED", "EXIT_SOME_FAILED",
+    "ExtractionConfig", "Extractor", "FPS", "FeatureStore", "KeyValue", "LayerGeometry", "PAPER", "PRECISIONS",
     "PREPROCESSINGS", "Preprocessing", "RunSummary", "SCHEMA_VERSION", "StoreError", "StoreWriter", "VideoInput",
-    "VideoOutcome", "WeightsError", "WeightsSpec", "autocast_dtype", "collect_inputs", "dask_client", "decode_timeout_option", "InputError", "InputScan", "scan_inputs",
-    "decode_video", "extract_videos", "load_weights", "open_store", "padded_frame_count", "random_init",
-    "random_init_warning", "resolve_device", "say", "storage_option", "video_id_from_key", "video_key",
-    "weights_line",
+    "VideoOutcome", "WeightsError", "WeightsSpec", "autocast_dtype", "collect_inputs", "dask_client",
+    "InputError", "InputScan", "decode_timeout_option", "decode_video", "extract_videos", "get_backbone", "load_weights", "open_store", "padded_frame_count", "random_init",
+    "random_init_warning", "resolve_device", "say", "scan_inputs", "storage_option", "upgraded_attributes", "video_id_from_key",
+    "video_key", "weights_line",
 ]

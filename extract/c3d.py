@@ -7,21 +7,18 @@ key mapping. Loading never executes pickled code (``torch.load(weights_only=True
 """
 from __future__ import annotations
 
-import hashlib
-import pickle
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .errors import AstarError
-from .preprocessing import C3D_CAFFE, PAPER, Preprocessing
-from .schema import FC7_DIM
+from .preprocessing import C3D_CAFFE, PAPER
+from .schema import LayerGeometry, Operation, halo_frames, traced_stages
+from .weights import RANDOM_INIT, WeightsSpec, load_matching, read_checkpoint, state_dict_of
 
 SPORTS1M_CLASSES = 487
-RANDOM_INIT = "random-init"
+FC7_DIM = 4096
+"""Width of C3D's fc6 and fc7 layers."""
 
 CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
     ("conv1", 3, 64),
@@ -35,6 +32,19 @@ CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
 )
 """(name, input channels, output channels) of the eight 3×3×3 convolutions."""
 
+_CONV: Operation = ((3, 1, 1), (3, 1, 1))
+_POOL: Operation = ((2, 2, 0), (2, 2, 0))
+_STAGES: tuple[tuple[str, int, tuple[Operation, ...]], ...] = (
+    ("pool2", 128, (_CONV, ((1, 1, 0), (2, 2, 0)), _CONV, _POOL)),  # conv1, pool1 (1×2×2), conv2, pool2
+    ("pool3", 256, (_CONV, _CONV, _POOL)),
+    ("pool4", 512, (_CONV, _CONV, _POOL)),
+    ("pool5", 512, (_CONV, _CONV, ((2, 2, 0), (2, 2, 1)))),  # pool5 pads (0, 1, 1): 7×7 → 4×4
+)
+"""C3D's operations (time, space) from the input to each stored layer (Appendix B)."""
+
+LAYERS: tuple[LayerGeometry, ...] = traced_stages(_STAGES)
+"""The four convolutional layers a C3D store holds, in order (Appendix C's pool2 … pool5)."""
+
 CPU_REDUCED_CONV4B_STEPS = 8
 """conv4b's output time steps per call in bf16/fp16 on the CPU.
 
@@ -46,44 +56,6 @@ CLASSIFIER_KEYS = ("fc8.weight", "fc8.bias")
 """The Sports-1M classifier: loaded when present, never used for features."""
 
 
-class WeightsError(AstarError):
-    """A weights file that cannot be used; the message says which file and why."""
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """Everything needed to use a set of C3D weights, its preprocessing included.
-
-    Attributes:
-        name: ``random-init`` or the file name the weights came from.
-        format: ``random-init``, ``c3d.pickle`` or ``mmaction2``.
-        preprocessing: the input recipe the weights expect.
-        sha256: hex digest of the weights file (None for random init).
-        seed: the generator seed of random-init weights (None for files).
-    """
-
-    name: str
-    format: str
-    preprocessing: Preprocessing
-    sha256: str | None = None
-    seed: int | None = None
-
-    @property
-    def is_random(self) -> bool:
-        return self.format == RANDOM_INIT
-
-    def describe(self) -> dict:
-        """JSON-ready identity stored in the feature store (``model`` root attribute)."""
-        return {
-            "architecture": "c3d-sports1m",
-            "weights": RANDOM_INIT if self.is_random else self.name,
-            "format": self.format,
-            "sha256": self.sha256,
-            "seed": self.seed,
-            "random_init": self.is_random,
-        }
-
-
 class C3D(nn.Module):
     """The C3D network of Tran et al. (2015) as drawn in the paper's Appendix B.
 
@@ -91,6 +63,9 @@ class C3D(nn.Module):
     pool5 pads (0, 1, 1) so a 7×7 map pools to 4×4. fc6/fc7 outputs are taken
     after ReLU, as Caffe's in-place ReLU gave.
     """
+
+    stored_layers = LAYERS
+    halo_frames = halo_frames(LAYERS[-1])
 
     def __init__(self) -> None:
         super().__init__()
@@ -145,6 +120,12 @@ class C3D(nn.Module):
         flat = pooled.permute(0, 2, 1, 3, 4).reshape(batch, windows, channels * 16)
         fc7 = torch.relu(self.fc7(torch.relu(self.fc6(flat))))
         return pool5, fc7
+
+    def stored_maps(self, video: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """What a store holds of a (B, 3, N′, 112, 112) video: ``LAYERS`` as (B, C, T, H, W) and fc7 (B, N′/8 − 1, 4096)."""
+        maps = self.convolutions(video)
+        maps["pool5"], fc7 = self.windows(maps.pop("conv5b"))
+        return maps, fc7
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """Sports-1M class logits for 16-frame clips: (B, 3, 16, 112, 112) → (B, 487)."""
@@ -218,48 +199,17 @@ def load_weights(path: str | Path) -> tuple[C3D, WeightsSpec]:
         WeightsError: unreadable file, pickled code, unknown layout, or
             missing/unexpected keys and wrong shapes (all named in the message).
     """
-    path = Path(path)
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: file not found") from None
-    except pickle.UnpicklingError:
-        raise WeightsError(
-            f"{path}: not a plain tensor state dict (unreadable, or it holds pickled code, which astar never runs)"
-        ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as error:
-        reason = " ".join(str(error).split())[:200]
-        raise WeightsError(f"{path}: not a PyTorch weights file or truncated ({reason})") from None
+    checkpoint, digest = read_checkpoint(path)
     state, weights_format = _normalise_state(checkpoint, path)
     model = C3D()
-    expected = model.state_dict()
-    missing = sorted(k for k in expected if k not in state and k not in CLASSIFIER_KEYS)
-    unexpected = sorted(k for k in state if k not in expected)
-    wrong = sorted(
-        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-        for k in state
-        if k in expected and tuple(state[k].shape) != tuple(expected[k].shape) and k not in CLASSIFIER_KEYS
-    )
-    problems = [
-        f"{label}: {', '.join(keys)}"
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-        if keys
-    ]
-    if problems:
-        raise WeightsError(f"{path}: not C3D Sports-1M weights ({'; '.join(problems)})")
-    usable = {k: v for k, v in state.items() if tuple(v.shape) == tuple(expected[k].shape)}
-    model.load_state_dict(usable, strict=False)
-    spec = WeightsSpec(name=path.name, format=weights_format, preprocessing=C3D_CAFFE, sha256=digest)
+    load_matching(model, state, path, "C3D Sports-1M", optional=CLASSIFIER_KEYS)
+    spec = WeightsSpec(name=Path(path).name, format=weights_format, preprocessing=C3D_CAFFE, sha256=digest)
     return model.eval(), spec
 
 
-def _normalise_state(checkpoint: object, path: Path) -> tuple[dict[str, torch.Tensor], str]:
+def _normalise_state(checkpoint: object, path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """Unwrap a checkpoint into ``c3d.pickle`` names; returns (state dict, format)."""
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
-        checkpoint = checkpoint["state_dict"]
-    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise WeightsError(f"{path}: expected a state dict of tensors, got {type(checkpoint).__name__}")
+    checkpoint = state_dict_of(checkpoint, path)
     if any("conv1a.conv." in key for key in checkpoint):
         mapped = {mmaction2_key(k): v for k, v in checkpoint.items()}
         return {k: v for k, v in mapped.items() if k is not None}, "mmaction2"

@@ -1,10 +1,11 @@
-"""``astar-extract``: videos → C3D features in a Zarr store (storage_schema.md)."""
+"""``astar-extract``: videos → a backbone's multi-level features in a Zarr store (storage_schema.md)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
+from .backbones import BACKBONES, DEFAULT_BACKBONE
 from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, decode_timeout_option, say, storage_option
 from .devices import DEVICES, PRECISIONS
 from .distributed import dask_client
@@ -20,6 +21,7 @@ EPILOG = f"""\b
 Examples:
   astar-extract videos/ --out feats.zarr
   astar-extract clips.txt --out feats.zarr --weights c3d.pickle --device cuda
+  astar-extract videos/ --out f.zarr --backbone r2plus1d_18 --weights r2plus1d_18-91a641e6.pth
   astar-extract a.mp4 b.webm --out feats.zarr --precision bf16
   astar-extract videos/ --out s3://bucket/feats.zarr --workers 4
   astar-extract clips.txt --out feats.zarr --scheduler tcp://10.0.0.5:8786
@@ -34,9 +36,10 @@ store's failures table; re-running retries them); 1 an error stopped the run
 @click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, help="Feature store to create or add to (path or fsspec URL such as s3://bucket/feats.zarr).")
-@click.option("--weights", type=click.Path(dir_okay=False), help="C3D Sports-1M weights: the PyTorch c3d.pickle state dict or an mmaction2 C3D checkpoint. Default: random-init (said loudly everywhere).")
-@click.option("--preprocess", type=click.Choice(sorted(PREPROCESSINGS)), help="paper: resize to 112×112 RGB (Section 4.2). c3d: Caffe recipe (128×171, BGR, Sports-1M mean, centre crop 112). Default: what the weights expect (c3d for c3d.pickle, paper for random-init).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where C3D runs; auto picks CUDA when present.")
+@click.option("--backbone", type=click.Choice(list(BACKBONES)), default=DEFAULT_BACKBONE, show_default=True, help="Network whose layers are stored: " + "; ".join(f"{b.name}: {b.summary}" for b in BACKBONES.values()) + ".")
+@click.option("--weights", type=click.Path(dir_okay=False), help="The backbone's weights. C3D: the PyTorch c3d.pickle state dict or an mmaction2 C3D checkpoint. Video ResNets: a torchvision .pth state dict, or KINETICS400_V1 (downloaded through torchvision when it imports). Default: random-init (said loudly everywhere).")
+@click.option("--preprocess", type=click.Choice(sorted(PREPROCESSINGS)), help="paper: resize to 112×112 RGB (Section 4.2). c3d: Caffe recipe (128×171, BGR, Sports-1M mean, centre crop 112). kinetics: torchvision's (128×171, crop 112, Kinetics mean/std). Default: what the weights expect (c3d for c3d.pickle, paper for random-init C3D, kinetics for the video ResNets).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where the backbone runs; auto picks CUDA when present.")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
 @click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming (deletes what it holds).")
 @click.option("--decoders", type=click.IntRange(min=1), help="Decoder processes feeding C3D. Default: every core but one with CUDA, one on the CPU (C3D takes the cores); on Dask, each worker's thread count.")
@@ -51,6 +54,7 @@ store's failures table; re-running retries them); 1 an error stopped the run
 def main(
     inputs: tuple[str, ...],
     out: str,
+    backbone: str,
     weights: str | None,
     preprocess: str | None,
     device: str,
@@ -66,11 +70,12 @@ def main(
     scheduler: str | None,
     quiet: bool,
 ) -> None:
-    """Extract C3D pool2–pool5 maps and fc7 from videos into a Zarr feature store.
+    """Extract a backbone's feature maps (C3D: pool2–pool5) and top feature (fc7) into a Zarr feature store.
 
     INPUTS are video files, folders (searched recursively; video ids are paths
     relative to the folder, without extension) or .txt/.lst files listing one
-    path or folder per line; what a folder scan skips is counted in one line. Videos are sampled at 2 fps, the whole video goes through C3D
+    path or folder per line; what a folder scan skips is counted in one line. Videos are sampled at 2 fps, the whole video goes through the
+    backbone
     once, and a run resumes where the last one stopped: completed videos are
     skipped, failed ones retried.
     """
@@ -89,6 +94,7 @@ def main(
         raise click.UsageError(f"no videos found in {', '.join(inputs)}")
     settings = ExtractionConfig(
         weights=weights,
+        backbone=backbone,
         preprocess=preprocess,
         device=device,
         precision=precision,

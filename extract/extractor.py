@@ -8,7 +8,9 @@ from typing import Any
 
 import torch
 
-from .c3d import C3D, WeightsSpec, build_c3d
+from torch import nn
+
+from .backbones import DEFAULT_BACKBONE, Backbone, get_backbone
 from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
 from .inputs import source_fingerprint
@@ -16,8 +18,9 @@ from .features import MAX_FRAMES_PER_PASS, VideoFeatures, extract_features, pad_
 from .memory import keep_freed_memory
 from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
-from .schema import CLIP_FRAMES, FPS, SCHEMA_VERSION, WINDOW_STRIDE, padded_frame_count
+from .schema import FPS, SCHEMA_VERSION, padded_frame_count
 from .store import VideoRecord
+from .weights import WeightsSpec
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,9 @@ class ExtractionConfig:
     """What a user chooses for an extraction run (the CLI flags, for the library).
 
     Attributes:
-        weights: C3D weights file (``c3d.pickle`` or mmaction2), None for random-init.
+        backbone: a registered backbone name (``astar.extract.backbones.BACKBONES``).
+        weights: the backbone's weights file (C3D: ``c3d.pickle`` or mmaction2; video ResNets:
+            a torchvision ``.pth``) or torchvision weights name, None for random-init.
         preprocess: ``paper`` or ``c3d``; None uses the weights' own recipe.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         precision: ``fp32``, ``bf16`` or ``fp16``; None gives fp32 on CPU, bf16 on CUDA.
@@ -38,6 +43,7 @@ class ExtractionConfig:
     """
 
     weights: str | None = None
+    backbone: str = DEFAULT_BACKBONE
     preprocess: str | None = None
     device: str = "auto"
     precision: str | None = None
@@ -50,9 +56,10 @@ class ExtractionConfig:
 
 @dataclass
 class Extractor:
-    """C3D ready to run, with the preprocessing its features are recorded under."""
+    """A backbone ready to run, with the preprocessing its features are recorded under."""
 
-    model: C3D
+    model: nn.Module
+    backbone: Backbone
     weights: WeightsSpec
     preprocessing: Preprocessing
     device: torch.device
@@ -67,13 +74,14 @@ class Extractor:
         reuses the previous pass's activation buffers.
         """
         keep_freed_memory()
-        model, weights = build_c3d(settings.weights, seed=settings.seed)
+        backbone = get_backbone(settings.backbone)
+        model, weights = backbone.build(settings.weights, settings.seed)
         device = resolve_device(settings.device)
         precision = settings.precision or ("bf16" if device.type == "cuda" else "fp32")
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         preprocessing = PREPROCESSINGS[settings.preprocess] if settings.preprocess else weights.preprocessing
-        return cls(prepare_model(model, device, precision), weights, preprocessing, device, precision, settings.max_frames_per_pass)
+        return cls(prepare_model(model, device, precision), backbone, weights, preprocessing, device, precision, settings.max_frames_per_pass)
 
     def identity(self) -> dict[str, Any]:
         """Root attributes that define this extraction (storage_schema.md, root group)."""
@@ -82,9 +90,9 @@ class Extractor:
             "fps": FPS,
             "frame_size": [CROP_SIZE, CROP_SIZE],
             "preprocessing": self.preprocessing.describe(),
+            **self.backbone.describe(),
             "model": self.weights.describe(),
             "precision": self.precision,
-            "fc7": {"window_frames": CLIP_FRAMES, "window_stride": WINDOW_STRIDE, "reduction": "mean", "activation": "relu"},
             "frame_padding": "repeat-last",
         }
 
@@ -94,7 +102,7 @@ class Extractor:
         return random_init_warning(identity) or weights_line(identity)
 
     def features(self, video: DecodedVideo) -> VideoFeatures:
-        """C3D features of a decoded video (frames padded to N′ by repeating the last)."""
+        """The backbone's features of a decoded video (frames padded to N′ by repeating the last)."""
         frames = self.preprocessing.to_tensor(pad_frames(video.frames))
         return extract_features(self.model, frames, self.max_frames_per_pass)
 

@@ -1,11 +1,15 @@
-"""The whole-video C3D pass: frames → pool2…pool5 maps, per-window fc7 and their mean.
+"""The whole-video pass: frames → the backbone's stored maps, per-window top features (fc7) and their mean.
 
 The entire video goes through the convolutional layers once (Section 2.1). To
 keep memory bounded for long videos the pass may be cut into tiles along time
-that overlap by a halo wider than C3D's temporal receptive field; each tile's
-pool maps are then bit-for-bit what one pass over the whole video computes, and
-fc7 equal up to float rounding (fc6/fc7 see a different number of windows per
-matrix product), which the tests check.
+that overlap by a halo wider than the top layer's temporal receptive field
+(``schema.halo_frames``); each tile's maps are then what one pass over the whole
+video computes (C3D's pool maps bit for bit), and the top features equal up to
+float rounding (fc6/fc7 see a different number of windows per matrix product),
+which the tests check.
+
+A network here is any backbone's (``astar.extract.backbones``): it has
+``stored_layers`` (their geometry), ``halo_frames`` and ``stored_maps(video)``.
 """
 from __future__ import annotations
 
@@ -14,18 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .c3d import C3D
+from torch import nn
+
 from .devices import PRECISIONS
-from .schema import CLIP_FRAMES, LAYERS, WINDOW_STRIDE, padded_frame_count
 
-HALO_FRAMES = 48
-"""Frames of context on each side of a tile.
-
-A conv5b step sees 30 frames beyond its own 8 on each side (3×3×3 convolutions
-at frame strides 1, 1, 2, 2, 4, 4, 8, 8: 1+1+2·2+2·4+2·8 = 30), and the last
-fc7 window of a tile ends 8 frames past the tile's core, so 38 frames are
-needed; 48 keeps tiles on the 16-frame pooling grid. (Appendix C's Table 3
-gives pool5 a narrower field; it omits part of this growth.)"""
+from .schema import CLIP_FRAMES, WINDOW_STRIDE, padded_frame_count
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -35,12 +32,14 @@ MAX_FRAMES_PER_PASS = 256
 
 @dataclass
 class VideoFeatures:
-    """C3D features of one video, in the store's (time, height, width, channel) order.
+    """A backbone's features of one video, in the store's (time, height, width, channel) order.
 
     Attributes:
-        layers: ``pool2`` (N′/2, 28, 28, 128) … ``pool5`` (N′/16, 4, 4, 512), float16.
-        fc7_windows: (N′/8 − 1, 4096) float16, fc7 of every 16-frame window at stride 8.
-        fc7: (4096,) float16, the mean of ``fc7_windows`` (taken in float32).
+        layers: per stored layer (N′/time_stride, H, W, C) float16; C3D: ``pool2``
+            (N′/2, 28, 28, 128) … ``pool5`` (N′/16, 4, 4, 512).
+        fc7_windows: (N′/8 − 1, D) float16, the top feature of every 16-frame window at
+            stride 8 (C3D: fc7, D = 4096).
+        fc7: (D,) float16, the mean of ``fc7_windows`` (taken in float32).
     """
 
     layers: dict[str, np.ndarray]
@@ -56,8 +55,8 @@ def pad_frames(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([frames, np.repeat(frames[-1:], missing, axis=0)])
 
 
-def prepare_model(model: C3D, device: torch.device, precision: str = "fp32") -> C3D:
-    """Move C3D to ``device`` in ``precision`` and the fastest safe layout (channels-last 3D, cuDNN autotuning).
+def prepare_model(model: nn.Module, device: torch.device, precision: str = "fp32") -> nn.Module:
+    """Move a backbone to ``device`` in ``precision`` and the fastest safe layout (channels-last 3D, cuDNN autotuning).
 
     The weights are cast once, here. Autocast would cast them again on every pass
     (fc6 alone is 8192×4096) and give the same features bit for bit: holding them in
@@ -69,11 +68,11 @@ def prepare_model(model: C3D, device: torch.device, precision: str = "fp32") -> 
 
 
 @torch.inference_mode()
-def extract_features(model: C3D, video: torch.Tensor, max_frames_per_pass: int = MAX_FRAMES_PER_PASS) -> VideoFeatures:
+def extract_features(model: nn.Module, video: torch.Tensor, max_frames_per_pass: int = MAX_FRAMES_PER_PASS) -> VideoFeatures:
     """Features of one preprocessed, padded video, computed in the model's precision.
 
     Args:
-        model: a C3D prepared with ``prepare_model`` (its device and dtype are used).
+        model: a backbone network prepared with ``prepare_model`` (its device and dtype are used).
         video: (3, N′, 112, 112) float32, N′ a multiple of 16.
         max_frames_per_pass: longer videos are computed in tiles of this many
             frames plus a halo; the result is the same.
@@ -81,41 +80,41 @@ def extract_features(model: C3D, video: torch.Tensor, max_frames_per_pass: int =
     padded = video.shape[1]
     if padded % CLIP_FRAMES:
         raise ValueError(f"padded frame count {padded} is not a multiple of {CLIP_FRAMES}")
-    core = max(CLIP_FRAMES, (max_frames_per_pass - 2 * HALO_FRAMES) // CLIP_FRAMES * CLIP_FRAMES)
+    names = [layer.name for layer in model.stored_layers]
+    core = max(CLIP_FRAMES, (max_frames_per_pass - 2 * model.halo_frames) // CLIP_FRAMES * CLIP_FRAMES)
     if padded <= max_frames_per_pass:
         core = padded
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in (*LAYERS, "fc7")}
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in (*names, "fc7")}
     for start in range(0, padded, core):
         stop = min(padded, start + core)
         for name, tensor in _tile(model, video, start, stop).items():
             parts[name].append(tensor)
     layers = {
         name: _to_float16(torch.cat(parts[name], dim=0).permute(0, 2, 3, 1))  # (T, C, H, W) → (T, H, W, C)
-        for name in LAYERS
+        for name in names
     }
     fc7_windows = torch.cat(parts["fc7"], dim=0)
     return VideoFeatures(layers=layers, fc7_windows=_to_float16(fc7_windows), fc7=_to_float16(fc7_windows.mean(0)))
 
 
-def _tile(model: C3D, video: torch.Tensor, start: int, stop: int) -> dict[str, torch.Tensor]:
+def _tile(model: nn.Module, video: torch.Tensor, start: int, stop: int) -> dict[str, torch.Tensor]:
     """Outputs whose frames lie in [start, stop), computed from a haloed slice of ``video``.
 
-    Returns per layer (T, C, H, W) float32 on the CPU and ``fc7`` (W, 4096) for the
+    Returns per layer (T, C, H, W) float32 on the CPU and ``fc7`` (W, D) for the
     windows starting in [start, stop).
     """
     padded = video.shape[1]
-    first = max(0, start - HALO_FRAMES)
-    last = min(padded, stop + HALO_FRAMES)
+    first = max(0, start - model.halo_frames)
+    last = min(padded, stop + model.halo_frames)
     weight = next(model.parameters())
     clip = video[:, first:last].unsqueeze(0).to(weight.device, weight.dtype, non_blocking=True)
     clip = clip.contiguous(memory_format=torch.channels_last_3d)
-    maps = model.convolutions(clip)
-    maps["pool5"], fc7 = model.windows(maps["conv5b"])
+    maps, fc7 = model.stored_maps(clip)
     out = {}
-    for name, spec in LAYERS.items():
-        offset = (start - first) // spec.time_stride
-        steps = (stop - start) // spec.time_stride
-        out[name] = maps[name][0, :, offset : offset + steps].float().transpose(0, 1).cpu()
+    for layer in model.stored_layers:
+        offset = (start - first) // layer.time_stride
+        steps = (stop - start) // layer.time_stride
+        out[layer.name] = maps[layer.name][0, :, offset : offset + steps].float().transpose(0, 1).cpu()
     total_windows = padded // WINDOW_STRIDE - 1
     window_first = start // WINDOW_STRIDE
     window_stop = min(stop // WINDOW_STRIDE, total_windows)

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backbones import backbone_of
+
 
 def weights_line(identity: dict[str, Any]) -> str:
-    """How the features were made, in a few words; random-init is said in capitals.
+    """How the features were made, in a few words naming the backbone; random-init is said in capitals.
 
     Args:
-        identity: the weights identity (a store's ``model`` attribute).
+        identity: the weights identity (a store's ``model`` attribute); its ``architecture``
+            names the backbone (C3D, R(2+1)D-18, …).
     """
+    backbone = backbone_of(identity.get("architecture"))
+    label = backbone.label if backbone else str(identity.get("architecture"))
     if identity.get("random_init"):
-        return f"RANDOM-INIT C3D weights (seed {identity.get('seed')}), not pretrained Sports-1M ones"
-    return f"C3D weights {identity.get('weights')} (sha256 {str(identity.get('sha256'))[:12]}…)"
+        pretrained = f"pretrained {backbone.pretrained_on} ones" if backbone else "pretrained ones"
+        return f"RANDOM-INIT {label} weights (seed {identity.get('seed')}), not {pretrained}"
+    return f"{label} weights {identity.get('weights')} (sha256 {str(identity.get('sha256'))[:12]}…)"
 
 
 def random_init_warning(identity: dict[str, Any]) -> str | None:
     """The warning every command prints for features from random-init weights; None for real weights."""
     if not identity.get("random_init"):
         return None
+    backbone = backbone_of(identity.get("architecture"))
+    weights = backbone.weights_example if backbone else "FILE"
     return (f"WARNING: features from {weights_line(identity)}: captions and scores built on them rest on random "
-            "features; extract with astar-extract --weights c3d.pickle for real ones")
+            f"features; extract with astar-extract --weights {weights} for real ones")

@@ -3,7 +3,7 @@
 Layout (see storage_schema.md for the normative text)::
 
     STORE/                     root group: schema version, extraction identity
-      videos/<key>/            one group per video: pool2..pool5, fc7, fc7_windows
+      videos/<key>/            one group per video: the backbone's layers (pool2..pool5 for C3D), fc7, fc7_windows
       manifest/<key>/          completion marker, written last: the video is done
       failures/<key>/          latest failure of a video that is not done
 """
@@ -21,12 +21,16 @@ import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec
 
+from .backbones import DEFAULT_BACKBONE, get_backbone
 from .errors import AstarError
 from .ids import is_url, video_id_from_key, video_key
-from .schema import DIMENSIONS, FC7_WINDOW_CHUNK, FEATURE_DTYPE, LAYERS, SCHEMA_VERSION
+from .schema import (
+    FEATURE_DTYPE, MAX_TIME_CHUNK, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS, LayerGeometry,
+    top_dimensions,
+)
 
 VIDEOS, MANIFEST, FAILURES = "videos", "manifest", "failures"
-IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "model", "precision")
+IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "backbone", "model", "precision")
 """Root attributes that must match for a run to add videos to an existing store."""
 
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
@@ -63,8 +67,24 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _time_chunk(name: str, steps: int) -> int:
-    return max(1, min(steps, LAYERS[name].time_chunk))
+def upgraded_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Root attributes as schema version 2 states them; a version-1 store's are completed.
+
+    Version 1 stores are C3D stores: they gain ``backbone`` (``c3d``), C3D's ``layers``
+    geometry, the v2 ``fc7`` record, ``preprocessing.std`` (null) and version 2, so a
+    run trained on a v1 store and features extracted now compare equal when they are.
+    """
+    if attrs.get("astar_schema_version") != 1:
+        return dict(attrs)
+    upgraded = {**attrs, **get_backbone(DEFAULT_BACKBONE).describe(), "astar_schema_version": SCHEMA_VERSION}
+    if isinstance(attrs.get("preprocessing"), dict):
+        upgraded["preprocessing"] = {**attrs["preprocessing"], "std": attrs["preprocessing"].get("std")}
+    return upgraded
+
+
+def layer_geometry(attrs: dict[str, Any]) -> tuple[LayerGeometry, ...]:
+    """The stored layers' geometry from (upgraded) root attributes, lowest layer first."""
+    return tuple(LayerGeometry.from_record(record) for record in upgraded_attributes(attrs)["layers"])
 
 
 class FeatureStore:
@@ -78,14 +98,39 @@ class FeatureStore:
         self.root = root
         self.url = url
 
-    @property
+    @cached_property
     def attrs(self) -> dict[str, Any]:
-        """Root attributes: schema version, fps, preprocessing, model and weights identity, …"""
-        return dict(self.root.attrs)
+        """Root attributes as version 2 states them (``upgraded_attributes``): schema version, fps,
+        preprocessing, backbone, layer geometry, model and weights identity, …"""
+        return upgraded_attributes(dict(self.root.attrs))
+
+    @property
+    def schema_version(self) -> int:
+        """The version the store was written with (``attrs`` shows every store as version 2)."""
+        return int(self.root.attrs["astar_schema_version"])
+
+    @property
+    def backbone(self) -> str:
+        """Name of the backbone the features came from (``c3d``, ``r2plus1d_18``, …)."""
+        return str(self.attrs["backbone"])
+
+    @cached_property
+    def layers(self) -> tuple[LayerGeometry, ...]:
+        """Geometry of the stored layers a_1 … a_L, lowest first; the last is the top grid."""
+        return layer_geometry(self.attrs)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(layer.name for layer in self.layers)
+
+    @property
+    def top_channels(self) -> int:
+        """Width of ``fc7``, a_{L+1}."""
+        return int(self.attrs[TOP_FEATURE]["channels"])
 
     @property
     def random_init(self) -> bool:
-        """True when the features came from random-init C3D weights."""
+        """True when the features came from random-init backbone weights."""
         return bool(self.attrs.get("model", {}).get("random_init", False))
 
     @cached_property
@@ -123,9 +168,10 @@ class FeatureStore:
         return self.root[VIDEOS][self._keys[video_id]]
 
     def array(self, video_id: str, layer: str) -> zarr.Array:
-        """A lazy Zarr array: ``pool2`` … ``pool5`` (T, H, W, C), ``fc7`` (4096,), ``fc7_windows`` (W, 4096)."""
-        if layer not in DIMENSIONS:
-            raise KeyError(f"unknown layer {layer!r}; the store holds {', '.join(DIMENSIONS)}")
+        """A lazy Zarr array: a stored layer (T, H, W, C), ``fc7`` (D,) or ``fc7_windows`` (W, D)."""
+        arrays = (*self.layer_names, TOP_FEATURE, TOP_WINDOWS)
+        if layer not in arrays:
+            raise KeyError(f"unknown layer {layer!r}; the store holds {', '.join(arrays)}")
         return self.group(video_id)[layer]
 
     def read(self, video_id: str, layer: str) -> np.ndarray:
@@ -174,12 +220,14 @@ def open_store(url: str, storage_options: dict | None = None) -> FeatureStore:
     return FeatureStore(root, url)
 
 
-def _check_schema(root: zarr.Group, url: str) -> None:
+def _check_schema(root: zarr.Group, url: str, versions: tuple[int, ...] = READABLE_SCHEMA_VERSIONS) -> None:
     found = root.attrs.get("astar_schema_version")
     if found is None:
         raise StoreError(f"{url}: not an astar feature store (no astar_schema_version attribute)")
-    if found != SCHEMA_VERSION:
-        raise StoreError(f"{url}: schema version {found}, but this astar reads version {SCHEMA_VERSION}")
+    if found not in versions:
+        readable = " or ".join(map(str, versions))
+        raise StoreError(f"{url}: schema version {found}, but this astar {'reads' if len(versions) > 1 else 'adds videos to'} version {readable}"
+                         + ("; use --overwrite or another --out" if len(versions) == 1 else ""))
 
 
 @dataclass
@@ -228,7 +276,7 @@ class StoreWriter:
             if list(root.keys()):
                 raise StoreError(f"{self.url}: exists and is not an astar feature store; choose another --out")
             root.attrs.update(attributes)
-        _check_schema(root, self.url)
+        _check_schema(root, self.url, (SCHEMA_VERSION,))
         different = [k for k in IDENTITY_KEYS if root.attrs.get(k) != identity.get(k)]
         if different:
             details = "; ".join(f"{k}: store has {root.attrs.get(k)!r}, this run {identity.get(k)!r}" for k in different)
@@ -236,6 +284,8 @@ class StoreWriter:
         for name in (VIDEOS, MANIFEST, FAILURES):
             _group_once(root, name)
         self.root = root
+        self.layers = {layer.name: layer for layer in layer_geometry(identity)}
+        self.dimensions = {**{name: layer.dimensions for name, layer in self.layers.items()}, **top_dimensions()}
 
     def completed(self) -> set[str]:
         """Ids of videos already done (a fresh read of the manifest)."""
@@ -250,18 +300,20 @@ class StoreWriter:
         write), so two runs extracting one video at once both leave it complete and intact.
 
         Args:
-            layers: ``pool2`` … ``pool5`` as (T, H, W, C) float16.
-            fc7: (4096,) float16. fc7_windows: (W, 4096) float16.
+            layers: the backbone's layers (C3D: ``pool2`` … ``pool5``) as (T, H, W, C) float16.
+            fc7: (D,) float16. fc7_windows: (W, D) float16.
         """
         key = video_key(record.video_id)
         if key in self.root[MANIFEST]:
             return
         # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
         group = _group_once(self.root[VIDEOS], key, {**record.__dict__, "status": "writing"})
+        if sorted(layers) != sorted(self.layers):
+            raise ValueError(f"layers {sorted(layers)} are not the store's {sorted(self.layers)}")
         for name, data in layers.items():
-            self._write_array(group, name, data, (_time_chunk(name, data.shape[0]), *data.shape[1:]))
-        self._write_array(group, "fc7", fc7, fc7.shape)
-        self._write_array(group, "fc7_windows", fc7_windows, (max(1, min(len(fc7_windows), FC7_WINDOW_CHUNK)), fc7_windows.shape[1]))
+            self._write_array(group, name, data, (max(1, min(len(data), self.layers[name].time_chunk)), *data.shape[1:]))
+        self._write_array(group, TOP_FEATURE, fc7, fc7.shape)
+        self._write_array(group, TOP_WINDOWS, fc7_windows, (max(1, min(len(fc7_windows), MAX_TIME_CHUNK)), fc7_windows.shape[1]))
         group.attrs.update({**record.__dict__, "status": "complete", "extracted_at": _utc_now()})
         _group_once(self.root[MANIFEST], key, {"video_id": record.video_id})
         failures = self.root[FAILURES]
@@ -279,8 +331,7 @@ class StoreWriter:
         record = {"video_id": video_id, "source": source, "error": error, "time": _utc_now()}
         self.root[FAILURES].create_group(video_key(video_id), overwrite=True, attributes=record)
 
-    @staticmethod
-    def _write_array(group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...]) -> None:
+    def _write_array(self, group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...]) -> None:
         """Create the array, or overwrite every chunk of one of the same shape left by a crash or a concurrent writer."""
         if data.dtype != np.dtype(FEATURE_DTYPE):
             raise TypeError(f"{name} must be {FEATURE_DTYPE}, got {data.dtype}")
@@ -294,8 +345,8 @@ class StoreWriter:
                 data=data,
                 chunks=tuple(int(c) for c in chunks),
                 compressors=COMPRESSOR,
-                dimension_names=DIMENSIONS[name],
-                attributes={"_ARRAY_DIMENSIONS": DIMENSIONS[name]},
+                dimension_names=self.dimensions[name],
+                attributes={"_ARRAY_DIMENSIONS": self.dimensions[name]},
                 overwrite=existing is not None,  # only a different leftover (an earlier, changed source) is deleted
             )
         except zarr.errors.ContainsArrayError:  # a concurrent writer created it just now

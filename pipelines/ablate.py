@@ -3,7 +3,8 @@
     astar-ablate feats.zarr --dataset msvd --annotations data/msvd/
     astar-ablate demo_output/feats.zarr --dataset csv --preset small --epochs 40 --rows fc7,pool4,astar-soft
 
-Each row of ``paper_tables.ROWS`` (fc7, pool2 … pool5, MLP, max-pool, avg-pool,
+Each row of ``paper_tables.table_rows`` for the store's backbone (fc7, pool2 … pool5 for
+C3D; the top feature and layer1 … layer4 for a video ResNet; MLP, max-pool, avg-pool,
 hypercolumn, ASTAR soft and hard) is one ``astar-train`` run in ``OUT/<row>`` with
 the same preset, recipe (the preset's lr and batch size unless given; every recipe
 flag of ``astar-train``, ``--word2vec`` and ``--lr`` included), epochs and seed, then
@@ -12,7 +13,7 @@ in ``OUT/<row>/eval-<split>``. Per row it is resumable: a row whose evaluation w
 these settings exists is skipped, a half-trained row continues from its
 ``last.pt``. ``OUT/results.json`` and ``results.csv`` are rewritten after every row,
 and the table is printed in the paper's layout (BLEU-4, METEOR, CIDEr ×100) with
-the published numbers beside ours for msvd, m-vad and msr-vtt.
+the published numbers beside ours for msvd, m-vad and msr-vtt (C3D stores only).
 
 Built on the public API of ``astar.train`` and on ``astar.pipelines.paper_tables``.
 """
@@ -26,8 +27,10 @@ from typing import Any
 
 import click
 
-from astar.extract import CONTEXT_SETTINGS, DEVICES, AstarError, say, storage_option
-from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
+from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, get_backbone, open_store, say, storage_option
+from astar.pipelines.paper_tables import (
+    METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
+)
 from astar.train import (
     DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig,
     evaluate, read_run_config, recipe_options, saved_run_differences, train_resumably,
@@ -45,7 +48,8 @@ class AblationConfig:
 
     Attributes:
         store, dataset, annotations, paper_split, storage_options: as for ``astar-train``.
-        rows: keys of ``paper_tables.ROWS`` to run, in the paper's order.
+        rows: keys of the store backbone's rows (``paper_tables.table_rows``) to run, in the
+            paper's order; None runs every row.
         out: folder with one run directory per row; None gives ``ablation-<dataset>``.
         preset, epochs, seed, batch_size, device, loader_workers: the training budget,
             the same for every row (``TrainConfig``); batch_size None is the preset's.
@@ -59,7 +63,7 @@ class AblationConfig:
     dataset: str
     annotations: str | None = None
     paper_split: bool = False
-    rows: tuple[str, ...] = ROW_KEYS
+    rows: tuple[str, ...] | None = None
     out: str | None = None
     preset: str = TRAIN_DEFAULTS.preset
     epochs: int = TRAIN_DEFAULTS.epochs
@@ -84,6 +88,17 @@ class AblationConfig:
 
     def run_dir(self, row: TableRow) -> Path:
         return self.out_dir / row.key
+
+    def backbone(self) -> Backbone:
+        """The backbone of the store (its rows name its layers)."""
+        return get_backbone(open_store(self.store, self.storage_options).backbone)
+
+    def table_rows(self, backbone: Backbone) -> list[TableRow]:
+        """The chosen rows of ``backbone``'s table, in the paper's order; an unknown key is a ``ValueError``."""
+        rows = table_rows(backbone)
+        for key in self.rows or ():
+            table_row(key, rows)
+        return [row for row in rows if self.rows is None or row.key in self.rows]
 
     def train_config(self, row: TableRow) -> TrainConfig:
         """The ``astar-train`` settings of ``row``: this budget and the row's model fields."""
@@ -131,12 +146,12 @@ def run_row(settings: AblationConfig, row: TableRow) -> dict[str, float]:
     return result.scores.corpus
 
 
-def write_results(settings: AblationConfig, results: dict[str, dict[str, float]]) -> tuple[Path, Path]:
-    """``results.json`` and ``results.csv`` in the output folder: our scores and the paper's."""
-    published = PAPER_SCORES.get(settings.dataset, {})
+def write_results(settings: AblationConfig, results: dict[str, dict[str, float]], backbone: Backbone) -> tuple[Path, Path]:
+    """``results.json`` and ``results.csv`` in the output folder: our scores and the paper's (C3D rows)."""
+    published = PAPER_SCORES.get(settings.dataset, {}) if backbone.name == DEFAULT_BACKBONE else {}
     records = []
     for key, scores in results.items():
-        row = table_row(key)
+        row = table_row(key, table_rows(backbone))
         paper = dict(zip(METRICS, published[key])) if key in published else {}
         records.append({
             "row": key, "method": row.label, "group": row.group, "run_dir": str(settings.run_dir(row)),
@@ -144,8 +159,8 @@ def write_results(settings: AblationConfig, results: dict[str, dict[str, float]]
             **{f"paper {metric}": paper.get(metric) for metric in METRICS},
         })
     document = {
-        "dataset": settings.dataset, "split": settings.split, "preset": settings.preset, "epochs": settings.epochs,
-        "seed": settings.seed, "batch_size": settings.batch_size, "recipe": settings.recipe,
+        "dataset": settings.dataset, "backbone": backbone.name, "split": settings.split, "preset": settings.preset,
+        "epochs": settings.epochs, "seed": settings.seed, "batch_size": settings.batch_size, "recipe": settings.recipe,
         "beam_size": settings.beam_size, "scale": "fractions; the paper prints ×100",
         "rows": records,
     }
@@ -158,27 +173,24 @@ def write_results(settings: AblationConfig, results: dict[str, dict[str, float]]
     return json_path, csv_path
 
 
-def ablate(settings: AblationConfig) -> dict[str, dict[str, float]]:
-    """Every row in ``settings.rows``, in the paper's order; row key → corpus scores."""
-    rows = [row for row in map(table_row, ROW_KEYS) if row.key in settings.rows]
+def ablate(settings: AblationConfig, backbone: Backbone | None = None) -> dict[str, dict[str, float]]:
+    """Every row in ``settings.rows`` of the store backbone's table, in the paper's order; row key → corpus scores."""
+    backbone = backbone or settings.backbone()
+    rows = settings.table_rows(backbone)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, float]] = {}
     for number, row in enumerate(rows, start=1):
         say(f"[{number}/{len(rows)}] {row.key}: {row.label}")
         results[row.key] = run_row(settings, row)
-        write_results(settings, results)
+        write_results(settings, results, backbone)
     return results
 
 
-def split_rows(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
-    """``fc7,pool4,astar-soft`` → the keys, checked; none → every row."""
+def split_rows(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    """``fc7,pool4,astar-soft`` → the keys (checked against the store's rows later); none → None, every row."""
     if not value:
-        return ROW_KEYS
-    keys = tuple(key.strip() for key in value.split(",") if key.strip())
-    unknown = [key for key in keys if key not in ROW_KEYS]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(ROW_KEYS)}")
-    return keys
+        return None
+    return tuple(key.strip() for key in value.split(",") if key.strip())
 
 
 EPILOG = f"""\b
@@ -189,7 +201,8 @@ Examples:
   astar-ablate feats.zarr --dataset msvd --word2vec GoogleNews-vectors-negative300.bin --lr 1e-4
 
 \b
-Rows: {', '.join(ROW_KEYS)}.
+Rows (C3D stores): {', '.join(ROW_KEYS)}; a video ResNet store has layer1 … layer4
+in place of pool2 … pool5.
 Writes OUT/<row>/ (an astar-train run with eval-<split>/ inside), OUT/results.json
 and OUT/results.csv. Run it again to resume: evaluated rows are skipped and a
 half-trained row continues from its last checkpoint.
@@ -224,15 +237,18 @@ def main(quiet: bool, **values: Any) -> None:
         recipe = {name: value for name, value in recipe.items() if value is not None}
         settings = AblationConfig(**{**values, "storage_options": dict(values["storage_options"])}, recipe=recipe,
                                   progress=not quiet)
-        for key in settings.rows:
-            settings.train_config(table_row(key))  # a ValueError here names a row this preset cannot train
+        backbone = settings.backbone()
+        for row in settings.table_rows(backbone):
+            settings.train_config(row)  # a ValueError here names a row this preset cannot train
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    try:
-        results = ablate(settings)
     except AstarError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(format_results_table(settings.dataset, results))
+    try:
+        results = ablate(settings, backbone)
+    except AstarError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(format_results_table(settings.dataset, results, backbone))
     click.echo(f"results: {settings.out_dir / RESULTS_JSON}, {settings.out_dir / RESULTS_CSV}", err=True)
 
 

@@ -34,7 +34,6 @@ import click
 
 from astar.extract import (
     CONTEXT_SETTINGS,
-    LAYERS,
     AstarError,
     ExtractionConfig,
     Extractor,
@@ -171,7 +170,7 @@ def describe_store(settings: DemoConfig, summary: RunSummary) -> str:
     counts = {name: sum(split == name for split in splits.values()) for name in ("train", "val", "test")}
     example = store.video_ids[0]
     info = store.info(example)
-    shapes = ", ".join(f"{name} {store.array(example, name).shape}" for name in (*LAYERS, "fc7"))
+    shapes = ", ".join(f"{name} {store.array(example, name).shape}" for name in (*store.layer_names, "fc7"))
     return "\n".join(
         [
             f"extraction: {summary.line()}",

@@ -6,6 +6,10 @@ package can train are kept (``ROWS``): the C3D fc7 + LSTM baseline, the single-l
 spatiotemporal-attention models, the multi-level baselines of Appendix D and ASTAR
 itself. The paper's other rows (S2VT, LSTM-E, GRU-RCN, h-RNN, ResNet + LSTM) use
 features or models outside it. The multi-level baselines were run on Youtube2Text only.
+
+The same rows exist for every backbone (``table_rows``): its top feature alone in place of
+fc7 and one single-layer row per stored layer in place of pool2 … pool5; the published
+numbers are C3D's and are shown beside C3D rows only.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from astar.train import NAMED_MODELS, NamedModel
+from astar.extract import DEFAULT_BACKBONE, Backbone, get_backbone
+from astar.train import NamedModel, named_models
 
 METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "CIDEr")
 """The paper's columns, named as ``astar.train.scoring`` names its corpus scores."""
@@ -29,7 +34,7 @@ class TableRow:
     """One model of the paper's tables and how to train it here.
 
     Attributes:
-        model: the named configuration astar trains for the row (``astar.train.NAMED_MODELS``).
+        model: the named configuration astar trains for the row (``astar.train.named_models``).
         label: the method as the paper prints it.
         group: the paper's heading above the row.
     """
@@ -53,20 +58,31 @@ SPATIOTEMPORAL = "Spatiotemporal attention + LSTM"
 MULTI_LEVEL = "Baselines of multi-level features with attention"
 ASTAR = "ASTAR"
 
-PAPER_LABELS: dict[str, tuple[str, str]] = {
-    "fc7": ("C3D fc7 + LSTM", BASELINES),
-    **{name: (f"C3D fc7 + {name}", SPATIOTEMPORAL) for name in ("pool2", "pool3", "pool4", "pool5")},
-    "mlp": ("MLP + soft attention", MULTI_LEVEL),
-    "maxpool": ("Max-pooling + soft attention", MULTI_LEVEL),
-    "avgpool": ("Average-pooling + soft attention", MULTI_LEVEL),
-    "hypercolumn": ("Hypercolumn + soft attention", MULTI_LEVEL),
-    "astar-soft": ("Soft Attention", ASTAR),
-    "astar-hard": ("Hard Attention", ASTAR),
-}
-"""The paper's label and heading of each named model it reports, in its order."""
 
-ROWS: tuple[TableRow, ...] = tuple(TableRow(NAMED_MODELS[name], *PAPER_LABELS[name]) for name in PAPER_LABELS)
-"""The rows this package trains, in the paper's order, each a registered named model."""
+
+def table_rows(backbone: Backbone) -> tuple[TableRow, ...]:
+    """The paper's rows over ``backbone``'s stored layers, in its order, each a registered named model.
+
+    Labels are the paper's with the backbone's names: "C3D fc7 + LSTM", "C3D fc7 + pool3"
+    for C3D; "R(2+1)D-18 pooled layer4 + layer3" for R(2+1)D-18.
+    """
+    top = f"{backbone.label} {backbone.top_label}"
+    labels: dict[str, tuple[str, str]] = {
+        "fc7": (f"{top} + LSTM", BASELINES),
+        **{name: (f"{top} + {name}", SPATIOTEMPORAL) for name in backbone.layer_names},
+        "mlp": ("MLP + soft attention", MULTI_LEVEL),
+        "maxpool": ("Max-pooling + soft attention", MULTI_LEVEL),
+        "avgpool": ("Average-pooling + soft attention", MULTI_LEVEL),
+        "hypercolumn": ("Hypercolumn + soft attention", MULTI_LEVEL),
+        "astar-soft": ("Soft Attention", ASTAR),
+        "astar-hard": ("Hard Attention", ASTAR),
+    }
+    models = named_models(backbone.layer_names)
+    return tuple(TableRow(models[name], *labels[name]) for name in labels)
+
+
+ROWS: tuple[TableRow, ...] = table_rows(get_backbone(DEFAULT_BACKBONE))
+"""The paper's rows (C3D's layers), in its order."""
 
 ROW_KEYS: tuple[str, ...] = tuple(row.key for row in ROWS)
 
@@ -109,15 +125,17 @@ PAPER_SCORES: dict[str, dict[str, Scores]] = {
 """Published scores per dataset and row key; rows the paper did not run are absent."""
 
 
-def table_row(key: str) -> TableRow:
-    """The row named ``key`` (one of ``ROW_KEYS``)."""
-    for row in ROWS:
+def table_row(key: str, rows: tuple[TableRow, ...] = ROWS) -> TableRow:
+    """The row named ``key`` among ``rows`` (the paper's C3D rows unless given)."""
+    for row in rows:
         if row.key == key:
             return row
-    raise ValueError(f"unknown table row {key!r}; choose from {', '.join(ROW_KEYS)}")
+    raise ValueError(f"unknown table row {key!r}; choose from {', '.join(row.key for row in rows)}")
 
 
-def format_results_table(dataset: str, results: Mapping[str, Mapping[str, float]]) -> str:
+def format_results_table(
+    dataset: str, results: Mapping[str, Mapping[str, float]], backbone: Backbone = get_backbone(DEFAULT_BACKBONE)
+) -> str:
     """Our scores in the layout of the paper's Tables 1–2, with the paper's beside them.
 
     Args:
@@ -127,20 +145,23 @@ def format_results_table(dataset: str, results: Mapping[str, Mapping[str, float]
             (fractions: ``BLEU-4``, ``METEOR``, ``CIDEr``), printed ×100 like the paper.
             Rows not run yet, and metrics that could not be computed (METEOR without
             Java), are shown as "—".
+        backbone: whose rows (``table_rows``); the published numbers are shown for C3D only.
 
     Returns:
         A plain-text table, one heading line per group of rows.
     """
-    unknown = sorted(set(results) - set(ROW_KEYS))
+    rows = table_rows(backbone)
+    keys = [row.key for row in rows]
+    unknown = sorted(set(results) - set(keys))
     if unknown:
-        raise ValueError(f"unknown table rows {unknown}; choose from {', '.join(ROW_KEYS)}")
-    published = PAPER_SCORES.get(dataset)
+        raise ValueError(f"unknown table rows {unknown}; choose from {', '.join(keys)}")
+    published = PAPER_SCORES.get(dataset) if backbone.name == DEFAULT_BACKBONE else None
     header = ["Method", *METRICS]
     if published is not None:
         header += [f"{metric} (paper)" for metric in METRICS]
     lines: list[list[str] | str] = [header]
     group = None
-    for row in ROWS:
+    for row in rows:
         if row.group != group:
             group = row.group
             lines.append(group)
@@ -150,7 +171,7 @@ def format_results_table(dataset: str, results: Mapping[str, Mapping[str, float]
             paper = published.get(row.key)
             cells += [f"{value:.2f}" for value in paper] if paper else [MISSING] * len(METRICS)
         lines.append(cells)
-    title = f"{PAPER_DATASETS.get(dataset, dataset)}: BLEU-4, METEOR and CIDEr ×100"
+    title = f"{PAPER_DATASETS.get(dataset, dataset)} ({backbone.label} features): BLEU-4, METEOR and CIDEr ×100"
     return title + "\n" + _render(lines)
 
 

@@ -1,21 +1,29 @@
-"""Spatiotemporal alignment of pool2 … pool5 onto pool5's grid: eq. (4) and Appendix D.
+"""Spatiotemporal alignment of the stored layers onto the top layer's grid: eq. (4) and Appendix D.
 
 Every transform here maps one stored layer a_l, (B, T_l, H_l, W_l, C_l), to features
-on pool5's 4×4×T₅ grid, (B, P, D) with P = T₅·4·4 positions flattened row-major over
-(t, y, x).
+on the top layer a_L's T_L×H_L×W_L grid (C3D: pool5, 4×4), (B, P, D) with P = T_L·H_L·W_L
+flattened row-major over (t, y, x).
 
-Geometry (Appendix C; 0-based indices, centres in input pixels and frames). C3D's
-pool1 … pool4 pool without padding and its convolutions are 'same', so cell j of pool_l
-is centred at s·j + (s − 1)/2, s its stride in input units (pool2: 4 px / 2 frames,
-pool3: 8 / 4, pool4: 16 / 8). pool5 pads (0, 1, 1): its cell i pools conv5b rows
-2i − 1 and 2i, so it is centred at pixel 32i − 1/2 and frame 16t + 15/2.
+Everything is derived from the stored geometry (``LayerGeometry``: strides, receptive-field
+centres and sizes in input frames and pixels), never from a backbone's name. Along each
+axis, with s_l and c_l layer l's stride and cell-0 centre, cell j of a_l is centred at
+s_l·j + c_l and top cell i at s_L·i + c_L; r = s_L / s_l is the pooling ratio.
 
-Eq. (4) keeps these centres with 'same' convolutions (kernel k, padding k//2) followed
-by r³ max-pooling padded like pool5, (0, r/2, r/2): aligned row i pools layer-l rows
-ri − r/2 … ri + r/2 − 1, centred at ri − 1/2, i.e. at pixel 32i − 1/2 for every layer,
-and aligned step t pools steps rt … rt + r − 1, centred at frame 16t + 15/2.
-Pooling with ``ceil_mode`` instead would pool rows ri … ri + r − 1 and land 16 pixels,
-half a pool5 cell, right of and below pool5.
+Eq. (4) keeps centres with a 'same' convolution (kernel k = 2·log₂ r + 1, padding k//2:
+one 3-wide step per halving between the layer and the top) and then max-pools windows
+of w cells at stride r, padded by p = (w − 1)/2 + (c_l − c_L)/s_l so that window i is
+centred on top cell i. w = r when that p is a whole number, else r + 1 (an odd window
+around a centre that falls on a cell).
+
+- C3D (Appendix C; 0-based): pool_l cells are centred at s·j + (s − 1)/2 (unpadded pools,
+  'same' convolutions) and pool5 pads (0, 1, 1), so its cell i is centred at pixel
+  32i − 1/2 and frame 16t + 15/2. This gives Section 4.2's 7³ / 5³ / 3³ kernels, 8³ / 4³ / 2³
+  windows and padding (0, r/2, r/2): aligned row i pools layer-l rows ri − r/2 … ri + r/2 − 1,
+  centred at ri − 1/2, i.e. at pixel 32i − 1/2 for every layer. Pooling with ``ceil_mode``
+  instead would land 16 pixels, half a pool5 cell, right of and below pool5.
+- torchvision's video ResNets: strided 3-wide convolutions padded by 1 put every stage's cell
+  j at s·j, so a centre falls on a cell: windows of 9 / 5 / 3 at strides 8 / 4 / 2, padded
+  4 / 2 / 1 (MC3's stages 2–4 keep every frame: ratio 1 in time, no pooling there).
 
 Appendix C's Table 4 (1-based, ignoring pool5's spatial padding) lists the field of
 â_l in a_l. Section 4.2's kernels 7³ / 5³ / 3³ give [8i − 10, 8i + 3], [4i − 5, 4i + 2]
@@ -27,50 +35,87 @@ across layers, which is what alignment needs, while the field widths differ by l
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .video_batch import LAYER_SIDE, POOL5_RATIO, time_mask
+from astar.extract import LayerGeometry
+
 from .model_config import ModelConfig
 
-POOL5_SIDE = LAYER_SIDE["pool5"]
-"""Rows and columns of pool5, and so of every aligned map."""
-
-ALIGNMENT_KERNEL: dict[str, int] = {"pool2": 7, "pool3": 5, "pool4": 3}
-"""Kernel size of eq. (4)'s convolution U_{·,l} per layer (Section 4.2)."""
-
 Window = tuple[int, int, int]
-"""(kernel, stride, padding) of a pooling window along one axis."""
-
-_CONV: tuple[Window, Window] = ((3, 1, 1), (3, 1, 1))
-_POOL: tuple[Window, Window] = ((2, 2, 0), (2, 2, 0))
-_POOL5: tuple[Window, Window] = ((2, 2, 0), (2, 2, 1))
-C3D_ABOVE_POOL2: tuple[tuple[Window, Window], ...] = (
-    _CONV, _CONV, _POOL, _CONV, _CONV, _POOL, _CONV, _CONV, _POOL5,
-)
-"""C3D's operations (time, space) from pool2 up to pool5: conv3a … conv5b and pools (Appendix B)."""
-
-_FIRST_OP_ABOVE = {"pool2": 0, "pool3": 3, "pool4": 6, "pool5": 9}
+"""(kernel, stride, padding) of a pooling window along one axis, in the layer's cells."""
 
 
-def pool5_field(layer: str) -> tuple[Window, Window]:
-    """The receptive field N_{i,L} of a pool5 cell in ``layer``, as a (time, space) pooling window.
+@dataclass(frozen=True)
+class AxisAlignment:
+    """How layer l meets the top grid along one axis (module docstring).
 
-    Composes C3D's operations between ``layer`` and pool5 (Appendix C's definition):
-    pool5 cell i sees rows stride·i − padding … stride·i − padding + kernel − 1 of the layer.
-    E.g. pool4: time (6, 2, 2), space (6, 2, 3).
+    Attributes:
+        ratio: r = s_L / s_l, layer cells per top cell.
+        kernel: k of eq. (4)'s 'same' convolution, 2·log₂ r + 1 (1 when r = 1).
+        window: w, cells each max-pooling window spans (r, or r + 1 to stay centred).
+        padding: p, cells before cell 0 the first window starts at.
+        offset: (c_L − c_l)/s_l, where top cell 0's centre falls in layer-l cells.
+    """
+
+    ratio: int
+    kernel: int
+    window: int
+    padding: int
+    offset: float
+
+
+def _axis(layer_stride: int, layer_centre: float | None, top_stride: int, top_centre: float | None, what: str) -> AxisAlignment:
+    if top_stride % layer_stride:
+        raise ValueError(f"{what}: stride {top_stride} is not a multiple of {layer_stride}; the grids cannot be aligned")
+    if layer_centre is None or top_centre is None:
+        raise ValueError(f"{what}: no receptive-field centre in the store's geometry; alignment needs one")
+    ratio = top_stride // layer_stride
+    offset = (top_centre - layer_centre) / layer_stride
+    window = ratio if float((ratio - 1) / 2 - offset).is_integer() else ratio + 1
+    padding = (window - 1) / 2 - offset
+    if not padding.is_integer() or not 0 <= padding <= window // 2:
+        raise ValueError(f"{what}: no pooling window of {ratio} or {ratio + 1} cells is centred on the top grid")
+    return AxisAlignment(ratio, 2 * math.ceil(math.log2(ratio)) + 1, window, int(padding), offset)
+
+
+def axis_alignments(layer: LayerGeometry, top: LayerGeometry) -> tuple[AxisAlignment, AxisAlignment]:
+    """(time, space) alignment of ``layer`` onto ``top``'s grid.
+
+    C3D's pool2: time (8, 7, 8, 0), space (8, 7, 8, 4); r3d_18's layer1: (8, 7, 9, 4) on both axes.
+    """
+    return (
+        _axis(layer.time_stride, layer.time_centre, top.time_stride, top.time_centre, f"{layer.name} time"),
+        _axis(layer.space_stride, layer.space_centre, top.space_stride, top.space_centre, f"{layer.name} space"),
+    )
+
+
+def top_field(layer: LayerGeometry, top: LayerGeometry) -> tuple[Window, Window]:
+    """The receptive field N_{i,L} of a top cell in ``layer``, as a (time, space) pooling window.
+
+    A top cell sees F_L input units centred on its centre; in layer-l cells that is a window
+    of (F_L − F_l)/s_l + 1 cells at stride r, padded to be centred (Appendix C's definition).
+    E.g. C3D's pool4: time (6, 2, 2), space (6, 2, 3).
     """
     axes = []
-    for axis in (0, 1):
-        kernel, stride, padding = 1, 1, 0
-        for op in reversed(C3D_ABOVE_POOL2[_FIRST_OP_ABOVE[layer]:]):
-            op_kernel, op_stride, op_padding = op[axis]
-            kernel = op_stride * (kernel - 1) + op_kernel
-            padding = op_stride * padding + op_padding
-            stride *= op_stride
-        axes.append((kernel, stride, padding))
+    for axis, (stride, field, top_field_size) in zip(
+        axis_alignments(layer, top),
+        ((layer.time_stride, layer.time_field, top.time_field), (layer.space_stride, layer.space_field, top.space_field)),
+    ):
+        if field is None or top_field_size is None:
+            raise ValueError(f"{layer.name}: no receptive-field size in the store's geometry")
+        kernel = (top_field_size - field) // stride + 1
+        axes.append((kernel, axis.ratio, int((kernel - 1) / 2 - axis.offset)))
     return axes[0], axes[1]
+
+
+def time_mask(valid: Tensor, steps: int) -> Tensor:
+    """(B, steps) bool, True on the first ``valid`` (B,) time steps of each video."""
+    return torch.arange(steps, device=valid.device) < valid[:, None]
 
 
 def channels_first(layer_map: Tensor) -> Tensor:
@@ -79,7 +124,7 @@ def channels_first(layer_map: Tensor) -> Tensor:
 
 
 def flatten_positions(grid: Tensor) -> Tensor:
-    """(B, D, T₅, 4, 4) → (B, T₅·16, D), positions row-major over (t, y, x)."""
+    """(B, D, T_L, H_L, W_L) → (B, T_L·H_L·W_L, D), positions row-major over (t, y, x)."""
     return grid.flatten(2).transpose(1, 2)
 
 
@@ -102,54 +147,64 @@ class Unchanged(nn.Module):
 
 
 class ConvAlignment(nn.Module):
-    """Eq. (4): â_l = maxpool_r(ReLU(Σ_k a_l(k) * U_{k,l})), kernels and ratios of Section 4.2."""
+    """Eq. (4): â_l = maxpool_r(ReLU(Σ_k a_l(k) * U_{k,l})), kernels and windows from the geometry
+    (C3D: Section 4.2's)."""
 
-    def __init__(self, layer: str, in_channels: int, out_channels: int) -> None:
+    def __init__(self, layer: LayerGeometry, top: LayerGeometry, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        kernel, ratio = ALIGNMENT_KERNEL[layer], POOL5_RATIO[layer]
-        self.conv = nn.Conv3d(in_channels, out_channels, kernel, padding=kernel // 2)
-        self.pool = nn.MaxPool3d(ratio, stride=ratio, padding=(0, ratio // 2, ratio // 2))
+        time, space = axis_alignments(layer, top)
+        kernel = (time.kernel, space.kernel, space.kernel)
+        self.conv = nn.Conv3d(in_channels, out_channels, kernel, padding=tuple(k // 2 for k in kernel))
+        self.pool = nn.MaxPool3d(
+            (time.window, space.window, space.window), stride=(time.ratio, space.ratio, space.ratio),
+            padding=(time.padding, space.padding, space.padding),
+        )
 
     def forward(self, layer_map: Tensor, valid_steps: Tensor) -> Tensor:
-        """(B, r·T₅, H_l, W_l, C_l), (B, r·T₅) → (B, T₅·16, D)."""
+        """(B, r·T_L, H_l, W_l, C_l), (B, r·T_L) → (B, T_L·H_L·W_L, D)."""
         # Zeroed padding is exactly the conv's own zero padding at a video's end.
         convolved = self.conv(channels_first(zero_padding(layer_map, valid_steps)))
         return flatten_positions(self.pool(torch.relu(convolved)))
 
 
 class TileMLPAlignment(nn.Module):
-    """Appendix D "MLP": â_{i,l} = MLP(vec(a_l over pool5 cell i's r³ tile)).
+    """Appendix D "MLP": â_{i,l} = MLP(vec(a_l over top cell i's tile)).
 
-    The tiles are eq. (4)'s pooling windows, so centres match ``ConvAlignment``'s.
+    The tiles are eq. (4)'s pooling windows (C3D: r³, disjoint), so centres match ``ConvAlignment``'s.
     """
 
-    def __init__(self, layer: str, in_channels: int, out_channels: int) -> None:
+    def __init__(self, layer: LayerGeometry, top: LayerGeometry, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.ratio = POOL5_RATIO[layer]
-        self.mlp = embedding_mlp(in_channels * self.ratio**3, out_channels)
+        self.axes = axis_alignments(layer, top)
+        self.top_shape = (top.height, top.width)
+        time, space = self.axes
+        self.mlp = embedding_mlp(in_channels * time.window * space.window**2, out_channels)
 
     def forward(self, layer_map: Tensor, valid_steps: Tensor) -> Tensor:
-        """(B, r·T₅, H_l, W_l, C_l), (B, r·T₅) → (B, T₅·16, D)."""
-        r, side = self.ratio, POOL5_SIDE
+        """(B, r·T_L, H_l, W_l, C_l), (B, r·T_L) → (B, T_L·H_L·W_L, D)."""
+        time, space = self.axes
         grid = channels_first(zero_padding(layer_map, valid_steps))
         batch, channels, steps, height, width = grid.shape
-        before = r // 2
-        grid = F.pad(grid, (before, side * r - width - before, before, side * r - height - before))
-        tiles = grid.reshape(batch, channels, steps // r, r, side, r, side, r)
-        tiles = tiles.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(batch, -1, channels * r**3)
+        top_steps = steps // time.ratio
+        padding = []
+        for axis, size, cells in ((space, width, self.top_shape[1]), (space, height, self.top_shape[0]), (time, steps, top_steps)):
+            padding += [axis.padding, (cells - 1) * axis.ratio + axis.window - size - axis.padding]
+        grid = F.pad(grid, padding)
+        tiles = grid.unfold(2, time.window, time.ratio).unfold(3, space.window, space.ratio).unfold(4, space.window, space.ratio)
+        tiles = tiles.permute(0, 2, 3, 4, 1, 5, 6, 7).reshape(batch, -1, channels * time.window * space.window**2)
         return self.mlp(tiles)
 
 
 class FieldPoolAlignment(nn.Module):
     """Appendix D eqs. (15–16): max or mean of a_l over N_{i,l}, then an MLP.
 
-    N_{i,l} is pool5 cell i's receptive field in layer l (``pool5_field``), padded
+    N_{i,l} is top cell i's receptive field in layer l (``top_field``), padded
     steps excluded from both the max and the mean.
     """
 
-    def __init__(self, layer: str, in_channels: int, out_channels: int, mode: str) -> None:
+    def __init__(self, layer: LayerGeometry, top: LayerGeometry, in_channels: int, out_channels: int, mode: str) -> None:
         super().__init__()
-        (t_kernel, t_stride, t_pad), (s_kernel, s_stride, s_pad) = pool5_field(layer)
+        (t_kernel, t_stride, t_pad), (s_kernel, s_stride, s_pad) = top_field(layer, top)
         self.kernel = (t_kernel, s_kernel, s_kernel)
         self.stride = (t_stride, s_stride, s_stride)
         self.padding = (s_pad, s_pad, s_pad, s_pad, t_pad, t_pad)
@@ -157,14 +212,14 @@ class FieldPoolAlignment(nn.Module):
         self.mlp = embedding_mlp(in_channels, out_channels)
 
     def forward(self, layer_map: Tensor, valid_steps: Tensor) -> Tensor:
-        """(B, T_l, H_l, W_l, C_l), (B, T_l) → (B, T₅·16, D)."""
+        """(B, T_l, H_l, W_l, C_l), (B, T_l) → (B, T_L·H_L·W_L, D)."""
         grid = channels_first(layer_map)
         valid = valid_steps[:, None, :, None, None]
         # Padded explicitly: torch's pools refuse windows wider than the unpadded input.
         if self.mode == "max":
             grid = F.pad(grid.masked_fill(~valid, float("-inf")), self.padding, value=float("-inf"))
             pooled = F.max_pool3d(grid, self.kernel, self.stride)
-            # Windows of padded pool5 steps hold only -inf; attention masks them anyway.
+            # Windows of padded top steps hold only -inf; attention masks them anyway.
             pooled = pooled.masked_fill(pooled == float("-inf"), 0.0)
         else:
             weight = valid.to(grid.dtype).expand(-1, 1, -1, grid.shape[3], grid.shape[4])
@@ -175,39 +230,54 @@ class FieldPoolAlignment(nn.Module):
 
 
 class HypercolumnSample(nn.Module):
-    """Appendix D hypercolumn: a_l interpolated at pool5 cell i's centre.
+    """Appendix D hypercolumn: a_l interpolated at top cell i's centre.
 
-    Cell i's centre falls between layer-l rows ri − 1 and ri and steps rt + r/2 − 1 and
-    rt + r/2 (module docstring), so trilinear interpolation is the mean of that 2³ block.
+    Top cell i's centre falls at layer-l cell r·i + offset (``AxisAlignment.offset``): on a
+    cell (video ResNets), which is then taken as it is, or halfway between two (C3D: rows
+    ri − 1 and ri, steps rt + r/2 − 1 and rt + r/2), whose mean is the linear interpolation;
+    a tap outside the map is left out of the mean.
     """
 
-    def __init__(self, layer: str) -> None:
+    def __init__(self, layer: LayerGeometry, top: LayerGeometry) -> None:
         super().__init__()
-        self.ratio = POOL5_RATIO[layer]
+        self.axes = axis_alignments(layer, top)
+        self.top_shape = (top.height, top.width)
+        for axis in self.axes:
+            if math.floor(axis.offset) < -1 or (math.floor(axis.offset) < 0 and axis.offset.is_integer()):
+                raise ValueError(f"{layer.name}: the top grid's centres fall outside the layer")
 
     def forward(self, layer_map: Tensor, valid_steps: Tensor) -> Tensor:
-        """(B, r·T₅, H_l, W_l, C_l), (B, r·T₅) → (B, T₅·16, C_l)."""
-        r = self.ratio
-        grid = channels_first(zero_padding(layer_map, valid_steps))[:, :, r // 2 - 1 :]
-        sampled = F.avg_pool3d(grid, 2, stride=r, padding=(0, 1, 1), count_include_pad=False)
-        return flatten_positions(sampled)
+        """(B, r·T_L, H_l, W_l, C_l), (B, r·T_L) → (B, T_L·H_L·W_L, C_l)."""
+        grid = channels_first(zero_padding(layer_map, valid_steps))
+        kernel, stride, padding = [], [], []
+        for axis, dim in zip((self.axes[0], self.axes[1], self.axes[1]), (2, 3, 4)):
+            first = math.floor(axis.offset)
+            if first > 0:
+                grid = grid.narrow(dim, first, grid.shape[dim] - first)
+            kernel.append(1 if axis.offset.is_integer() else 2)
+            stride.append(axis.ratio)
+            padding.append(max(0, -first))
+        sampled = F.avg_pool3d(grid, kernel, stride=stride, padding=padding, count_include_pad=False)
+        steps = layer_map.shape[1] // self.axes[0].ratio
+        return flatten_positions(sampled[:, :, :steps, : self.top_shape[0], : self.top_shape[1]])
 
 
-def layer_transform(config: ModelConfig, layer: str) -> nn.Module:
-    """The module that brings ``layer`` onto the attention grid for ``config.variant``."""
-    variant, channels, width = config.variant, config.channels(layer), config.context_dim
+def layer_transform(config: ModelConfig, name: str) -> nn.Module:
+    """The module that brings layer ``name`` onto the attention grid for ``config.variant``."""
+    variant, channels, width = config.variant, config.channels(name), config.context_dim
+    layer, top = config.layer(name), config.top
     if variant == "maxpool":
-        return FieldPoolAlignment(layer, channels, width, "max")
+        return FieldPoolAlignment(layer, top, channels, width, "max")
     if variant == "avgpool":
-        return FieldPoolAlignment(layer, channels, width, "mean")
-    if layer == "pool5" or variant == "single":
+        return FieldPoolAlignment(layer, top, channels, width, "mean")
+    if name == top.name or variant == "single":
         return Unchanged()
     if variant == "astar":
-        return ConvAlignment(layer, channels, width)
+        return ConvAlignment(layer, top, channels, width)
     if variant == "mlp":
-        return TileMLPAlignment(layer, channels, width)
+        return TileMLPAlignment(layer, top, channels, width)
     if variant == "hypercolumn":
-        return HypercolumnSample(layer)
+        return HypercolumnSample(layer, top)
     raise ValueError(f"variant {variant!r} has no feature maps to align")
 
 
@@ -223,18 +293,20 @@ class Aligner(nn.Module):
         self.native_grid = config.variant == "single"
         self.concatenate = config.variant == "hypercolumn"
         self.transforms = nn.ModuleDict({name: layer_transform(config, name) for name in config.layers})
+        self.time_ratios = {name: config.time_ratio(name) for name in config.layers}
+        self.top_cells = config.top.height * config.top.width
 
-    def forward(self, features: dict[str, Tensor], pool5_steps: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, features: dict[str, Tensor], top_steps: Tensor) -> tuple[Tensor, Tensor]:
         """Align the stored layers.
 
         Args:
             features: per layer (B, T_l, H_l, W_l, C_l), zero-padded in time.
-            pool5_steps: (B,) valid pool5 steps per video.
+            top_steps: (B,) valid top-layer steps per video (C3D: pool5 steps).
 
         Returns:
             aligned (B, L, P, D) and the position mask (B, P), True on valid positions.
         """
-        masks = {name: time_mask(pool5_steps, name, features[name].shape[1]) for name in self.transforms}
+        masks = {name: time_mask(top_steps * ratio, features[name].shape[1]) for name, ratio in self.time_ratios.items()}
         maps = [transform(features[name], masks[name]) for name, transform in self.transforms.items()]
         aligned = torch.cat(maps, dim=-1).unsqueeze(1) if self.concatenate else torch.stack(maps, dim=1)
         first = next(iter(self.transforms))
@@ -242,6 +314,6 @@ class Aligner(nn.Module):
             _, _, height, width, _ = features[first].shape
             position_steps = masks[first].repeat_interleave(height * width, dim=1)
         else:
-            pool5_mask = time_mask(pool5_steps, "pool5", features[first].shape[1] // POOL5_RATIO[first])
-            position_steps = pool5_mask.repeat_interleave(POOL5_SIDE * POOL5_SIDE, dim=1)
+            top_mask = time_mask(top_steps, features[first].shape[1] // self.time_ratios[first])
+            position_steps = top_mask.repeat_interleave(self.top_cells, dim=1)
         return aligned, position_steps

@@ -71,18 +71,19 @@ class VideoCaption:
 def prepare_extraction(
     run: LoadedRun, weights: str | None = None, device: str = "cpu", decode_timeout: float = ExtractionConfig.decode_timeout
 ) -> tuple[ExtractionConfig, Extractor]:
-    """Extraction settings and a built C3D that reproduce the run's training features.
+    """Extraction settings and a built backbone that reproduce the run's training features.
 
     Args:
-        run: the loaded run; its ``store_attrs`` say how its store was extracted.
-        weights: the C3D weights file, needed exactly when the run's store used one.
-        device: where C3D runs (``cpu`` or ``cuda``).
+        run: the loaded run; its ``store_attrs`` say how its store was extracted (backbone,
+            preprocessing, weights, seed).
+        weights: the weights file (or torchvision weights name), needed exactly when the run's store used one.
+        device: where the backbone runs (``cpu`` or ``cuda``).
         decode_timeout: seconds one video may take to decode before it fails (a FIFO fails at once).
 
     Raises:
         CaptionError: ``weights`` given for a random-init run, missing for a file-weights
             run, or a different file (sha256); or another identity difference.
-        WeightsError: ``weights`` is not a usable C3D weights file.
+        WeightsError: ``weights`` is not a usable weights file for the run's backbone.
     """
     recorded = run.store_attrs.get("model", {})
     random_init = bool(recorded.get("random_init"))
@@ -95,8 +96,8 @@ def prepare_extraction(
         raise CaptionError(f"{run.run_dir} was trained on features from {weights_line(recorded)}; "
                            "pass --weights with that file")
     preprocessing = run.store_attrs.get("preprocessing", {}).get("name")
-    settings = ExtractionConfig(weights=weights, preprocess=preprocessing, device=device,
-                                  seed=recorded.get("seed") or 0, decode_timeout=decode_timeout)
+    settings = ExtractionConfig(weights=weights, backbone=run.store_attrs["backbone"], preprocess=preprocessing,
+                                device=device, seed=recorded.get("seed") or 0, decode_timeout=decode_timeout)
     extractor = Extractor.build(settings)
     if not random_init and extractor.weights.sha256 != recorded.get("sha256"):
         raise CaptionError(

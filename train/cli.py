@@ -12,7 +12,7 @@ import torch
 from click.core import ParameterSource
 
 from astar.extract import (
-    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option,
+    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option, open_store,
     random_init_warning, resolve_device, storage_option,
 )
 
@@ -28,7 +28,6 @@ from .train_config import (
 )
 from .trainer import train
 from .variants import VARIANTS
-from .video_batch import LAYER_NAMES
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
 RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(recipe, name):g}" for preset, recipe in RECIPES.items())
@@ -82,9 +81,6 @@ def recipe_options(command: Any) -> Any:
 def split_layers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
     """``--layers pool3 --layers pool4`` or ``--layers pool3,pool4`` → ("pool3", "pool4"); none → None."""
     layers = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
-    unknown = [name for name in layers if name not in LAYER_NAMES]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(LAYER_NAMES)}")
     return layers or None
 
 
@@ -106,9 +102,9 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format: msvd (YouTube2Text), msr-vtt, m-vad (LSMDC form) or csv (video_id,caption,split).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store, then $ASTAR_DATA/<dataset>/.")
 @click.option("--out", metavar="RUN_DIR", help="Run directory to create. Default: runs/<dataset>-<variant>-<timestamp>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes and recipe (lr 2e-4, batches of 32). small: a tiny CPU model reading the first 8/16/16/32 channels of pool2-pool5 and 64 of fc7, with the recipe that trains it (lr 1e-2, batches of 16).")
+@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes and recipe (lr 2e-4, batches of 32). small: a tiny CPU model reading the first 8/16/16/32 channels of the stored layers (C3D: pool2-pool5) and 64 of fc7, with the recipe that trains it (lr 1e-2, batches of 16).")
 @click.option("--variant", type=click.Choice(tuple(VARIANTS)), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1). " + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()) + ".")
-@click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, e.g. --layers pool4,pool5 (repeatable). Default: all four; exactly one for --variant single.")
+@click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, named as the store names them (C3D: pool2-pool5; video ResNets: layer1-layer4), e.g. --layers pool4,pool5 (repeatable). Default: every stored layer; exactly one for --variant single.")
 @click.option("--attention", type=click.Choice(get_args(Attention)), default=DEFAULTS["attention"], show_default=True, help="soft (eq. 7); hard, the paper's hard attention (Section 3.2): a position i ~ Mult(alpha_t) and a layer l ~ Mult(beta_t) per word, trained by the K-sample VIMCO bound (eqs. 8-14), the most probable pair at test time; hard_layer: only the layer is sampled, positions stay soft (lower-variance).")
 @click.option("--order", type=click.Choice(["position_first", "layer_first"]), default=DEFAULTS["order"], show_default=True, help="Which attention comes first (Section 3.2).")
 @recipe_options
@@ -166,13 +162,22 @@ def train_command(ctx: click.Context, **values: Any) -> None:
 
 
 def _fresh_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:
-    """A new run's config; with --init-from, the model flags not given are the starting run's."""
+    """A new run's config; with --init-from, the model flags not given are the starting run's.
+
+    ``--layers`` are checked against the layers the store holds (a usage error).
+    """
     if not values["store"] or not values["dataset"]:
         raise ValueError("give STORE and --dataset (or --resume RUN_DIR)")
     if values["init_from"]:
         origin, _ = read_run_config(values["init_from"])
         values = {**values, **{name: getattr(origin, name) for name in MODEL_FIELDS if name not in explicit}}
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    if config.layers:
+        stored = open_store(config.store, config.storage_options).layer_names
+        unknown = [name for name in config.layers if name not in stored]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: choose from {', '.join(stored)} (the store's layers)")
+    return config
 
 
 # ---------------------------------------------------------------------------

@@ -32,27 +32,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from astar.extract import FPS, LAYERS
+from astar.extract import FPS, LayerGeometry
 
-from .video_batch import LAYER_SIDE
-from .model_config import ModelConfig
+from .model_config import C3D_GEOMETRY, ModelConfig
 from .model import CaptionAttention
 from .text import EOS_ID, Vocabulary
 
 MAX_COLUMNS = 8
 """Word panels per row before the figure wraps."""
-
-GRID_GEOMETRY: dict[str, tuple[float, float]] = {
-    "pool2": (4.0, 1.5),
-    "pool3": (8.0, 3.5),
-    "pool4": (16.0, 7.5),
-    "pool5": (32.0, -0.5),
-}
-"""Per layer: pixels between cell centres, and the centre of cell 0 (in pixels, both axes).
-
-Cell j of pool2 … pool4 is centred at s·j + (s − 1)/2; pool5's (0, 1, 1) padding centres
-its cell i at 32i − 1/2, as do the aligned maps of eq. (4) (align.py's geometry).
-"""
 
 OVERLAY_COLOURMAP = "viridis"
 OVERLAY_OPACITY = 0.6
@@ -69,15 +56,22 @@ class WordAttention:
             row-major over (time, row, column).
         layers: (n, L) β_t.
         layer_labels: L names for β's bars.
-        grid_layer: the layer whose grid α lives on (pool5 for every aligned model).
+        grid: the stored layer whose grid α lives on (the top layer, C3D's pool5, for every
+            aligned model); its geometry places the cells on the frame (cell j of a layer
+            with stride s is centred at s·j + centre; aligned maps share the top's centres).
         choices: (n,) hard attention's chosen layer m_t, else None.
     """
 
     positions: np.ndarray
     layers: np.ndarray
     layer_labels: tuple[str, ...]
-    grid_layer: str = "pool5"
+    grid: LayerGeometry = C3D_GEOMETRY[-1]
     choices: np.ndarray | None = None
+
+    @property
+    def grid_layer(self) -> str:
+        """Name of the layer whose grid α lives on."""
+        return self.grid.name
 
     @classmethod
     def of_video(cls, attention: CaptionAttention, video: int, words: int, config: ModelConfig) -> WordAttention:
@@ -86,7 +80,7 @@ class WordAttention:
             positions=_rows(attention.positions, video, words),
             layers=_rows(attention.layers, video, words),
             layer_labels=("hypercolumn",) if config.variant == "hypercolumn" else config.layers,
-            grid_layer=config.layers[0] if config.variant == "single" else "pool5",
+            grid=config.layer(config.layers[0]) if config.variant == "single" else config.top,
             choices=None if attention.choices is None else _rows(attention.choices, video, words),
         )
 
@@ -106,24 +100,23 @@ def caption_words(tokens: Sequence[int], vocabulary: Vocabulary) -> list[str]:
     return words
 
 
-def step_attention(positions: np.ndarray, grid_layer: str) -> np.ndarray:
-    """(P,) α_t → (T_g, H_g, W_g) on ``grid_layer``'s grid."""
-    side = LAYER_SIDE[grid_layer]
-    return positions.reshape(-1, side, side)
+def step_attention(positions: np.ndarray, grid: LayerGeometry) -> np.ndarray:
+    """(P,) α_t → (T_g, H_g, W_g) on ``grid``."""
+    return positions.reshape(-1, grid.height, grid.width)
 
 
-def strongest_step(positions: np.ndarray, grid_layer: str) -> int:
-    """The time step of ``grid_layer``'s grid whose cells hold the most α (first on ties)."""
-    return int(step_attention(positions, grid_layer).sum((1, 2)).argmax())
+def strongest_step(positions: np.ndarray, grid: LayerGeometry) -> int:
+    """The time step of ``grid`` whose cells hold the most α (first on ties)."""
+    return int(step_attention(positions, grid).sum((1, 2)).argmax())
 
 
-def frame_of_step(step: int, grid_layer: str, frame_count: int) -> int:
+def frame_of_step(step: int, grid: LayerGeometry, frame_count: int) -> int:
     """Middle frame of the input frames that time step ``step`` spans, within 0 … frame_count − 1.
 
-    A step of ``grid_layer`` spans ``LAYERS[grid_layer].time_stride`` frames (16 for
-    pool5); frames past ``frame_count`` are C3D's padding and are never shown.
+    A step of ``grid`` spans its ``time_stride`` frames (16 for pool5); frames past
+    ``frame_count`` are the extraction's padding and are never shown.
     """
-    span = LAYERS[grid_layer].time_stride
+    span = grid.time_stride
     first = min(step * span, frame_count - 1)
     last = min((step + 1) * span, frame_count) - 1
     return (first + last) // 2
@@ -156,7 +149,7 @@ def attention_figure(
         else:
             choice = None if attention.choices is None else int(attention.choices[index])
             _draw_layer_weights(bars, attention.layers[index], attention.layer_labels, choice)
-            _draw_attended_frame(frame, frames, attention.positions[index], attention.grid_layer)
+            _draw_attended_frame(frame, frames, attention.positions[index], attention.grid)
         frame.set_xlabel(word, fontsize=11)
     if title:
         figure.suptitle(title, fontsize=11)
@@ -192,12 +185,12 @@ def _draw_layer_weights(bars: Axes, weights: np.ndarray, labels: Sequence[str], 
     bars.set_yticks([0, 1], ["0", "1"], fontsize=6)
 
 
-def _draw_attended_frame(axes: Axes, frames: np.ndarray, positions: np.ndarray, grid_layer: str) -> None:
+def _draw_attended_frame(axes: Axes, frames: np.ndarray, positions: np.ndarray, grid: LayerGeometry) -> None:
     """The frame of the strongest α step with that step's α map over its pixels."""
-    step = strongest_step(positions, grid_layer)
-    _show_frame(axes, frames, frame_of_step(step, grid_layer, len(frames)))
-    alpha_map = step_attention(positions, grid_layer)[step]
-    spacing, first_centre = GRID_GEOMETRY[grid_layer]
+    step = strongest_step(positions, grid)
+    _show_frame(axes, frames, frame_of_step(step, grid, len(frames)))
+    alpha_map = step_attention(positions, grid)[step]
+    spacing, first_centre = grid.space_stride, grid.space_centre or 0.0
     low = first_centre - spacing / 2
     high = low + spacing * alpha_map.shape[0]
     peak = float(alpha_map.max())

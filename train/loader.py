@@ -9,21 +9,23 @@ indices, as ``BucketBatchSampler`` yields them) and reads from Zarr only the dis
 videos of that batch, each once, when a ``DataLoader`` worker asks for it. Nothing
 but per-video attributes (for the lengths) is read up front.
 
-Feature widths: a store always holds C3D's full widths (pool2 … pool5 have
-128 / 256 / 512 / 512 channels, fc7 4096). A model configured narrower
-(``ModelConfig.small``: 8 / 16 / 16 / 32 and fc7 64) gets the *first*
-``layer_channels[l]`` channels of each layer and the first ``fc7_dim`` fc7 values:
+Feature widths: a store holds its backbone's full widths (C3D: pool2 … pool5 have
+128 / 256 / 512 / 512 channels, fc7 4096; the video ResNets' layer1 … layer4 64 … 512,
+fc7 512). A model configured narrower (``ModelConfig.small``: C3D 8 / 16 / 16 / 32 and
+fc7 64) gets the *first* ``layer_channels[l]`` channels of each layer and the first
+``fc7_dim`` fc7 values:
 the paper-size eq.-4 alignment (a 7³ convolution from 128 to 512 channels on 28×28
 maps) is far too slow for a CPU, and the leading channels of C3D are as good a
 sample as any. The paper preset reads everything; a model wider than the store is
-refused. Only the layers the model attends to are read (none for the fc7 baseline).
+refused, and so is a store of another backbone (its layers' geometry differs from the
+model's). Only the layers the model attends to are read (none for the fc7 baseline).
 
 Caching: a video appears in a batch once per caption (MSVD: ~40 times an epoch), so each
 ``FeatureReader`` keeps the features it read in memory, least recently used out, up to
 ``cache_bytes`` per process (``DEFAULT_CACHE_BYTES``): while the training set's features
 fit, each video is read from Zarr once per loader worker, not once per caption.
 
-Bucketing: videos of one batch have similar pool5 lengths, so little of the padded
+Bucketing: videos of one batch have similar top-layer (C3D: pool5) lengths, so little of the padded
 (B, T, H, W, C) tensors is padding (see ``padding_fraction``).
 """
 from __future__ import annotations
@@ -38,10 +40,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from astar.extract import FC7_DIM, LAYERS, FeatureStore, open_store
+from astar.extract import FeatureStore, open_store
 
-from .video_batch import POOL5_RATIO, VideoBatch
 from .model_config import ModelConfig
+from .video_batch import VideoBatch
 from .text import PAD_ID
 
 DEFAULT_LOADER_WORKERS = 2
@@ -49,8 +51,6 @@ DEFAULT_CACHE_BYTES = 1 << 30
 """Features one reader keeps in memory per process (module docstring): 1 GiB."""
 PREFETCH_BATCHES = 4
 """Batches each loader worker prepares ahead of the trainer."""
-STORE_WIDTHS = {**{name: spec.channels for name, spec in LAYERS.items()}, "fc7": FC7_DIM}
-"""Widths a store holds per array (storage_schema.md), recorded in a run's config beside the model's."""
 
 
 def model_layers(config: ModelConfig) -> tuple[str, ...]:
@@ -72,9 +72,15 @@ class FeatureReader:
     ) -> None:
         self.url = store.url
         self.storage_options = dict(storage_options or {})
+        if store.layers != config.geometry:
+            raise ValueError(
+                f"{store.url}: holds {store.backbone} layers {', '.join(store.layer_names)}, but the model reads "
+                f"{', '.join(config.layer_names)} of another geometry; use a store of the model's backbone"
+            )
         self.layers = model_layers(config)
         self.channels = {name: config.channels(name) for name in self.layers}
         self.fc7_dim = config.fc7_dim
+        self.top = config.top
         self.cache_bytes = cache_bytes
         self._store: FeatureStore | None = store
         self._opened_by = os.getpid()
@@ -102,8 +108,8 @@ class FeatureReader:
                 )
 
     def pool5_steps(self, video_id: str) -> int:
-        """T₅, the video's pool5 time steps (padded frames / 16)."""
-        return LAYERS["pool5"].time_steps(int(self.store.info(video_id)["padded_frames"]))
+        """T_L, the video's top-layer time steps (C3D: pool5's, padded frames / 16)."""
+        return self.top.time_steps(int(self.store.info(video_id)["padded_frames"]))
 
     def read(self, video_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed; not to be modified."""
@@ -146,13 +152,15 @@ def collate_videos(videos: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], s
 
     Args:
         videos: one (layers, fc7) per video.
-        steps: (B,) pool5 steps T₅ per video; layer l is padded to max(T₅)·``POOL5_RATIO[l]``.
+        steps: (B,) top-layer steps T_L per video; layer l, stored with r_l·T_L steps, is padded
+            to max(T_L)·r_l.
     """
     longest = max(steps)
     features = {}
     for name in videos[0][0]:
         first = videos[0][0][name]
-        padded = np.zeros((len(videos), longest * POOL5_RATIO[name], *first.shape[1:]), dtype=first.dtype)
+        ratio = len(first) // steps[0]
+        padded = np.zeros((len(videos), longest * ratio, *first.shape[1:]), dtype=first.dtype)
         for row, (layers, _) in enumerate(videos):
             padded[row, : len(layers[name])] = layers[name]
         features[name] = torch.from_numpy(padded)

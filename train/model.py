@@ -30,15 +30,17 @@ from torch import Tensor, nn
 
 from .align import Aligner
 from .attention import AttentionMemory, AttentionStep, TwoLevelAttention
-from .video_batch import LAYER_NAMES, POOL5_RATIO, VideoBatch
 from .model_config import HARD_ATTENTION, ModelConfig
+from .video_batch import VideoBatch
 from .hard import vimco_surrogate
 
 INIT_RANGE = 0.01
 """Non-recurrent weights start uniform in [−0.01, 0.01] (Section 4.2)."""
 
-SCALED_INPUTS: tuple[str, ...] = (*LAYER_NAMES, "fc7")
-"""Inputs with an entry in ``ASTAR.feature_scale``, in its order."""
+
+def scaled_inputs(config: ModelConfig) -> tuple[str, ...]:
+    """Inputs with an entry in ``ASTAR.feature_scale``, in its order: every stored layer, then ``fc7``."""
+    return (*config.layer_names, "fc7")
 
 
 @dataclass
@@ -134,37 +136,39 @@ class ASTAR(nn.Module):
         self.lstm = nn.LSTMCell(config.embedding_dim + config.context_dim, config.hidden_dim)  # H, eq. (2)
         self.word_scores = nn.Linear(config.hidden_dim, config.vocab_size)  # V
         self.dropout = nn.Dropout(config.dropout)
-        self.register_buffer("feature_scale", torch.ones(len(SCALED_INPUTS)))  # see the module docstring
+        self.scaled_inputs = scaled_inputs(config)
+        self.register_buffer("feature_scale", torch.ones(len(self.scaled_inputs)))  # see the module docstring
         initialise(self)
         if word_vectors is not None:
             with torch.no_grad():
                 self.embedding.weight.copy_(word_vectors)
 
     def set_feature_scale(self, scales: dict[str, float]) -> None:
-        """Divide input ``name`` by ``scales[name]`` from now on (names of ``SCALED_INPUTS``; others keep theirs)."""
+        """Divide input ``name`` by ``scales[name]`` from now on (names of ``scaled_inputs``; others keep theirs)."""
         for name, scale in scales.items():
             if not scale > 0:
                 raise ValueError(f"the scale of {name} must be positive, got {scale}")
-            self.feature_scale[SCALED_INPUTS.index(name)] = scale
+            self.feature_scale[self.scaled_inputs.index(name)] = scale
 
     def scaled(self, name: str, features: Tensor) -> Tensor:
         """Input ``name`` (a layer or ``fc7``) in the model's dtype, divided by its ``feature_scale``."""
         dtype = self.initial_hidden.weight.dtype
-        return features.to(dtype) / self.feature_scale[SCALED_INPUTS.index(name)].to(dtype)
+        return features.to(dtype) / self.feature_scale[self.scaled_inputs.index(name)].to(dtype)
 
     def align(self, features: dict[str, Tensor], pool5_steps: Tensor | None = None) -> Tensor:
         """Eq. (4) (or the variant's alternative): stored layers → (B, L, P, D).
 
         Args:
             features: per layer (B, T_l, H_l, W_l, C_l), as in ``VideoBatch`` (scaled here).
-            pool5_steps: (B,) valid pool5 steps; None means no padding.
+            pool5_steps: (B,) valid top-layer steps (C3D: pool5); None means no padding.
         """
         if self.aligner is None:
             raise ValueError("variant 'fc7' has no feature maps to align")
         if pool5_steps is None:
             name = self.config.layers[0]
             layer_map = features[name]
-            pool5_steps = torch.full((layer_map.shape[0],), layer_map.shape[1] // POOL5_RATIO[name], device=layer_map.device)
+            steps = layer_map.shape[1] // self.config.time_ratio(name)
+            pool5_steps = torch.full((layer_map.shape[0],), steps, device=layer_map.device)
         return self.aligner({name: self.scaled(name, value) for name, value in features.items()}, pool5_steps)[0]
 
     def encode(self, batch: VideoBatch) -> AttentionMemory | None:

@@ -1,16 +1,18 @@
 """``ModelConfig``: one dataclass selecting ASTAR or one of the paper's baselines.
 
-Defaults are the paper's sizes (Section 4.2); ``ModelConfig.small`` is the CPU preset.
+Defaults are the paper's sizes (Section 4.2) on C3D's layers; ``ModelConfig.small`` is
+the CPU preset. A config carries the geometry of the stored layers it reads (from the
+store, ``FeatureStore.layers``), so the same model code serves every backbone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
 
-from astar.extract import FC7_DIM, LAYERS
+from astar.extract import DEFAULT_BACKBONE, LayerGeometry, get_backbone
 
 from .variants import VARIANTS
-from .video_batch import LAYER_NAMES
 
 Attention = Literal["soft", "hard", "hard_layer"]
 """Section 3.2: ``soft`` (eq. 7); ``hard`` (eq. 8 on positions and layers, the paper's);
@@ -19,8 +21,23 @@ Attention = Literal["soft", "hard", "hard_layer"]
 HARD_ATTENTION: frozenset[str] = frozenset({"hard", "hard_layer"})
 """Attention forms trained with the K-sample bound and VIMCO (eqs. 10–14)."""
 
-C3D_LAYER_CHANNELS: tuple[int, ...] = tuple(spec.channels for spec in LAYERS.values())
+C3D_GEOMETRY: tuple[LayerGeometry, ...] = get_backbone(DEFAULT_BACKBONE).layers
+"""C3D's pool2 … pool5, the paper's layers and the geometry a config has unless given another."""
+
+C3D_LAYER_CHANNELS: tuple[int, ...] = tuple(layer.channels for layer in C3D_GEOMETRY)
 """Channels n_F of pool2 … pool5 in C3D (Appendix B), as the feature store holds them."""
+
+C3D_FC7_DIM = get_backbone(DEFAULT_BACKBONE).top_channels
+
+SMALL_FC7_DIM = 64
+"""Width of a_{L+1} the small preset reads."""
+
+
+def small_widths(geometry: Sequence[LayerGeometry]) -> tuple[int, ...]:
+    """Channels the small preset reads per layer: 8 for the lowest, 32 for the top, 16 between
+    (C3D: 8/16/16/32), never more than the layer holds."""
+    wanted = [8] + [16] * (len(geometry) - 2) + [32] if len(geometry) > 1 else [32]
+    return tuple(min(width, layer.channels) for width, layer in zip(wanted, geometry))
 
 
 @dataclass(frozen=True)
@@ -32,16 +49,18 @@ class ModelConfig:
         pad_id: token id of ``<pad>``; ignored by the loss.
         eos_id: token id of ``<eos>``; ends greedy decoding.
         variant: one of ``variants.VARIANTS``.
-        layers: layers attended to, a subset of ``LAYER_NAMES`` in that order;
-            exactly one for ``single``.
+        layers: layers attended to, a subset of the stored layers (``geometry``) in
+            their order; exactly one for ``single``. Empty (the default) means all.
         attention: ``soft`` (eq. 7); ``hard`` (eqs. 8–14), the paper's: a sampled position
             and a sampled layer per word; or ``hard_layer``: soft positions and a sampled
             layer (see ``astar.train.attention``).
         order: ``position_first`` (eq. 5 then eq. 6, the paper's) or
             ``layer_first`` (abstraction attention before positions, Section 3.2's alternative).
         samples: K of the multi-sample bound (eq. 10), hard attention only.
-        layer_channels: n_F of pool2 … pool5 in the input features.
+        layer_channels: n_F of each stored layer in the input features (one per ``geometry``).
         fc7_dim: width of a_{L+1}.
+        geometry: the stored layers a_1 … a_L (``FeatureStore.layers``), lowest first; the
+            last one's grid is the attention grid (â_L = a_L, eq. 4). Default: C3D's.
         embedding_dim: M, word-vector size (300 for word2vec).
         hidden_dim: LSTM units.
         attention_dim: width of the tanh layers inside the attention scores.
@@ -52,24 +71,31 @@ class ModelConfig:
     pad_id: int = 0
     eos_id: int = 1
     variant: str = "astar"
-    layers: tuple[str, ...] = LAYER_NAMES
+    layers: tuple[str, ...] = ()
     attention: Attention = "soft"
     order: Literal["position_first", "layer_first"] = "position_first"
     samples: int = 10
     layer_channels: tuple[int, ...] = C3D_LAYER_CHANNELS
-    fc7_dim: int = FC7_DIM
+    fc7_dim: int = C3D_FC7_DIM
     embedding_dim: int = 300
     hidden_dim: int = 512
     attention_dim: int = 512
     dropout: float = 0.5
+    geometry: tuple[LayerGeometry, ...] = C3D_GEOMETRY
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {self.variant!r}")
-        if not self.layers or any(name not in LAYER_NAMES for name in self.layers):
-            raise ValueError(f"layers must be a non-empty subset of {LAYER_NAMES}, got {self.layers}")
-        if list(self.layers) != sorted(self.layers, key=LAYER_NAMES.index):
-            raise ValueError(f"layers must be in C3D order {LAYER_NAMES}, got {self.layers}")
+        # Configs read back from TOML or a checkpoint hold records and lists; a config holds geometry and tuples.
+        geometry = tuple(g if isinstance(g, LayerGeometry) else LayerGeometry.from_record(g) for g in self.geometry)
+        object.__setattr__(self, "geometry", geometry)
+        object.__setattr__(self, "layers", tuple(self.layers) or self.layer_names)
+        object.__setattr__(self, "layer_channels", tuple(self.layer_channels))
+        names = self.layer_names
+        if any(name not in names for name in self.layers):
+            raise ValueError(f"layers must be a non-empty subset of {', '.join(names)}, got {', '.join(self.layers)}")
+        if list(self.layers) != sorted(self.layers, key=names.index):
+            raise ValueError(f"layers must be in the stored order {', '.join(names)}, got {', '.join(self.layers)}")
         if VARIANTS[self.variant].single_layer and len(self.layers) != 1:
             raise ValueError(f"variant 'single' attends to exactly one layer, got {self.layers}")
         if self.attention == "hard" and self.variant == "fc7":
@@ -78,12 +104,52 @@ class ModelConfig:
             raise ValueError(f"hard_layer attention chooses among layers; variant {self.variant!r} has none to choose")
         if self.attention in HARD_ATTENTION and self.samples < 2:
             raise ValueError("the VIMCO estimator (eqs. 12–14) needs samples >= 2")
-        if len(self.layer_channels) != len(LAYER_NAMES):
-            raise ValueError(f"layer_channels needs one entry per {LAYER_NAMES}")
+        if len(self.layer_channels) != len(names):
+            raise ValueError(f"layer_channels needs one entry per stored layer ({', '.join(names)})")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """A config from ``asdict`` output read back (TOML, a checkpoint); a config saved before
+        configs carried geometry is a C3D one. Unknown keys are a ``TypeError``."""
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"unknown model settings {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) and k != "geometry" else v for k, v in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, tuples as lists and the geometry as records: ready for TOML and checkpoints."""
+        values = {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
+        return {**values, "geometry": [layer.describe() for layer in self.geometry]}
+
+    def describes(self, saved: object) -> bool:
+        """True when ``saved`` (a checkpoint's or config's ``to_dict`` record, or an older ``asdict``) is this config."""
+        try:
+            return isinstance(saved, dict) and ModelConfig.from_dict(saved) == self
+        except (TypeError, ValueError, KeyError):
+            return False
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Every stored layer's name, lowest first (C3D: pool2 … pool5)."""
+        return tuple(layer.name for layer in self.geometry)
+
+    @property
+    def top(self) -> LayerGeometry:
+        """a_L, the top stored layer, whose grid every aligned layer is pooled onto."""
+        return self.geometry[-1]
+
+    def layer(self, name: str) -> LayerGeometry:
+        """The geometry of stored layer ``name``."""
+        return self.geometry[self.layer_names.index(name)]
+
+    def time_ratio(self, name: str) -> int:
+        """Time steps of ``name`` per top-layer step (C3D: pool2 8, pool3 4, pool4 2, pool5 1)."""
+        return self.top.time_stride // self.layer(name).time_stride
 
     def channels(self, layer: str) -> int:
         """n_F of ``layer`` in the input features."""
-        return self.layer_channels[LAYER_NAMES.index(layer)]
+        return self.layer_channels[self.layer_names.index(layer)]
 
     @property
     def attended_layers(self) -> int:
@@ -99,20 +165,23 @@ class ModelConfig:
             return self.channels(self.layers[0])
         if self.variant == "hypercolumn":
             return sum(self.channels(name) for name in self.layers)
-        return self.channels("pool5")  # â_L = a_L fixes the common width (eq. 4)
+        return self.channels(self.top.name)  # â_L = a_L fixes the common width (eq. 4)
 
     @classmethod
     def small(cls, vocab_size: int, **overrides: object) -> ModelConfig:
         """A few-thousand-parameter preset for CPU tests and demos on synthetic features.
 
-        Feature channels are 8/16/16/32 and fc7 is 64 wide, so inputs must be generated
-        at those widths; for real C3D features pass
-        ``layer_channels=C3D_LAYER_CHANNELS, fc7_dim=FC7_DIM``.
+        Feature channels are ``small_widths(geometry)`` (C3D: 8/16/16/32) and fc7 is 64
+        wide, so inputs must be generated at those widths; for real C3D features pass
+        ``layer_channels=C3D_LAYER_CHANNELS, fc7_dim=C3D_FC7_DIM``. A ``geometry`` override
+        (another backbone's layers) sets the widths for its layers.
         """
+        geometry = tuple(overrides.get("geometry", C3D_GEOMETRY))
         small = cls(
             vocab_size=vocab_size,
-            layer_channels=(8, 16, 16, 32),
-            fc7_dim=64,
+            layer_channels=small_widths(geometry),
+            fc7_dim=SMALL_FC7_DIM,
+            geometry=geometry,
             embedding_dim=32,
             hidden_dim=64,
             attention_dim=32,

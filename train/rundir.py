@@ -26,7 +26,7 @@ import csv
 import io
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,11 @@ from typing import Any
 import tomli_w
 import torch
 
-from astar.extract import AstarError, FeatureStore
+from astar.extract import AstarError, FeatureStore, upgraded_attributes
 
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
+from .loader import FeatureReader, model_layers
 from .model_config import ModelConfig
-from .loader import STORE_WIDTHS, FeatureReader, model_layers
 from .model import ASTAR
 from .train_config import TrainConfig
 from .errors import TrainingError
@@ -118,9 +118,9 @@ def write_run_config(
     origin: dict[str, Any] | None = None,
 ) -> None:
     """``config.toml``: the flags, the resolved model, how its feature widths relate to the store's,
-    the input scales (``ASTAR.feature_scale``; the checkpoints hold the same values) and, for a run
-    started from another, where its weights came from (``origin``, the [init] table)."""
-    model = {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(model_config).items()}
+    and the input scales (``ASTAR.feature_scale``; the checkpoints hold the same values) and, for
+    a run started from another, where its weights came from (``origin``, the [init] table)."""
+    model = model_config.to_dict()
     read = {name: model_config.channels(name) for name in model_layers(model_config)} | {"fc7": model_config.fc7_dim}
     document = {
         "format": RUN_FORMAT,
@@ -130,7 +130,7 @@ def write_run_config(
         "features": {
             "note": "the loader reads the first N channels of each stored array (N = read); see astar.train.loader",
             "read": read,
-            "store": {name: STORE_WIDTHS[name] for name in read},
+            "store": {name: model_config.layer(name).channels for name in read if name != "fc7"},
             "scale": scales,
         },
     }
@@ -153,8 +153,7 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, ModelConfig]:
         if document.get("format") != RUN_FORMAT or document.get("version") != RUN_VERSION:
             raise ValueError(f"not an {RUN_FORMAT} version {RUN_VERSION} config")
         config = TrainConfig.from_dict(document["train"])
-        model = {item.name: document["model"][item.name] for item in fields(ModelConfig)}
-        model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()})
+        model_config = ModelConfig.from_dict(document["model"])
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
         raise RunError(f"{paths.config}: unusable run config ({error})") from None
     return config, model_config
@@ -169,7 +168,7 @@ def read_vocabulary(paths: RunPaths) -> Vocabulary:
 
 def read_store_attrs(paths: RunPaths) -> dict[str, Any]:
     try:
-        return json.loads(paths.store_attrs.read_text(encoding="utf-8"))
+        return upgraded_attributes(json.loads(paths.store_attrs.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError) as error:
         raise RunError(f"{paths.store_attrs}: unusable ({error})") from None
 
@@ -246,7 +245,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     if checkpoint == "best" and not paths.checkpoint("best").exists() and paths.checkpoint("last").exists():
         raise RunError(f"{paths.root}: no best checkpoint yet (no validation has run); load checkpoint 'last'")
     document = load_checkpoint(paths.checkpoint(checkpoint), map_location=device)
-    if document.get("model_config") != asdict(model_config):
+    if not model_config.describes(document.get("model_config")):
         raise CheckpointError(f"{paths.checkpoint(checkpoint)}: its model differs from {paths.config}")
     model = ASTAR(model_config).to(device)
     model.load_state_dict(document["model"])

@@ -25,14 +25,14 @@ CIDEr-D (``astar.train.scst``), which starts from a trained run (``init_from``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from astar.extract import AUTOCAST_PRECISIONS, DEVICES
+from astar.extract import AUTOCAST_PRECISIONS, DEVICES, LayerGeometry
 
+from .model_config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
 from .variants import VARIANTS
-from .video_batch import LAYER_NAMES
-from .model_config import Attention, ModelConfig
+from .model_config import Attention
 from .datasets import DATASETS
 from .loader import DEFAULT_LOADER_WORKERS
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
@@ -205,21 +205,36 @@ class TrainConfig:
             raise ValueError("paper_split applies to --dataset msr-vtt only")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
-        self.model_config(len(SPECIALS))  # a ValueError here names the impossible combination
+        self.model_config(len(SPECIALS), self._stand_in_geometry())  # a ValueError here names the impossible combination
 
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        """The ``ModelConfig`` this run trains, for a vocabulary of ``vocab_size`` words."""
+    def _stand_in_geometry(self) -> tuple[LayerGeometry, ...]:
+        """C3D's layers, renamed to ``layers`` when those are another backbone's: the names are
+        checked against the store's when a run opens it, everything else here."""
+        names = {layer.name for layer in C3D_GEOMETRY}
+        if self.layers is None or set(self.layers) <= names:
+            return C3D_GEOMETRY
+        renamed = [replace(layer, name=name) for layer, name in zip(C3D_GEOMETRY[-len(self.layers):], self.layers)]
+        return (*C3D_GEOMETRY[: len(C3D_GEOMETRY) - len(renamed)], *renamed)
+
+    def model_config(
+        self, vocab_size: int, geometry: tuple[LayerGeometry, ...] = C3D_GEOMETRY, top_channels: int = C3D_FC7_DIM
+    ) -> ModelConfig:
+        """The ``ModelConfig`` this run trains, for a vocabulary of ``vocab_size`` words, on stored
+        layers of ``geometry`` with a_{L+1} ``top_channels`` wide (``FeatureStore.layers``, ``.top_channels``)."""
         chosen: dict[str, Any] = dict(
             vocab_size=vocab_size, pad_id=PAD_ID, eos_id=EOS_ID,
-            variant=self.variant, attention=self.attention, order=self.order,
+            variant=self.variant, attention=self.attention, order=self.order, geometry=geometry,
         )
         if self.layers is not None:
             chosen["layers"] = self.layers
         elif self.variant == "single":
-            raise ValueError(f"variant 'single' needs exactly one layer: pass --layers, one of {', '.join(LAYER_NAMES)}")
+            names = ", ".join(layer.name for layer in geometry)
+            raise ValueError(f"variant 'single' needs exactly one layer: pass --layers, one of {names}")
         if self.samples is not None:
             chosen["samples"] = self.samples
-        return ModelConfig.small(**chosen) if self.preset == "small" else ModelConfig(**chosen)
+        if self.preset == "small":
+            return ModelConfig.small(**chosen)
+        return ModelConfig(**chosen, layer_channels=tuple(layer.channels for layer in geometry), fc7_dim=top_channels)
 
     def to_dict(self) -> dict[str, Any]:
         """The saved fields (all but ``UNSAVED``) without None values, TOML-ready."""

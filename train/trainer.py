@@ -49,7 +49,7 @@ from .cider import CiderD, DocumentFrequencies
 from .distributed import Processes
 from .errors import TrainingError
 from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader, model_layers
-from .model import ASTAR, SCALED_INPUTS
+from .model import ASTAR
 from .model_config import ModelConfig
 from .rundir import (
     RESUME_OVERRIDES, RunPaths, load_run, prepare_run, resume_config, saved_run_differences, write_metrics,
@@ -239,7 +239,7 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``last.pt``: model, optimizer, scaler, RNG states and progress."""
         document = load_checkpoint(self.paths.checkpoint("last"), map_location=self.device)
-        if document.get("model_config") != asdict(self.model_config):
+        if not self.model_config.describes(document.get("model_config")):
             raise TrainingError(f"{self.paths.checkpoint('last')}: its model differs from {self.paths.config}")
         if document.get("data_fingerprint") != self.data.fingerprint:
             raise TrainingError(
@@ -253,7 +253,7 @@ class Trainer:
         self.progress = Progress(**document["progress"])
 
     def _model_document(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "model_config": asdict(self.model_config),
+        return {"model": self.model.state_dict(), "model_config": self.model_config.to_dict(),
                 "progress": asdict(self.progress)}
 
     def save_last(self) -> None:
@@ -402,7 +402,7 @@ def start_from(model: ASTAR, run_dir: str, model_config: ModelConfig) -> tuple[d
         raise TrainingError(f"--init-from {run_dir}: its model differs in {', '.join(changed)}; "
                             "start from a run of the same preset and model flags")
     model.load_state_dict(origin.model.state_dict())
-    scales = {name: float(model.feature_scale[SCALED_INPUTS.index(name)]) for name in (*model_layers(model_config), "fc7")}
+    scales = {name: float(model.feature_scale[model.scaled_inputs.index(name)]) for name in (*model_layers(model_config), "fc7")}
     record = {"run": str(origin.run_dir), "checkpoint": origin.checkpoint, "epoch": origin.epoch, "step": origin.step}
     return record, scales
 
@@ -432,12 +432,12 @@ def train(config: TrainConfig) -> TrainResult:
     if warning:
         say(warning)
     say(data.report.summary())
-    model_config = config.model_config(len(data.vocabulary))
-    reader = FeatureReader(store, model_config, config.storage_options)
-    try:
+    try:  # --layers are checked against the store's layers here, where they are known
+        model_config = config.model_config(len(data.vocabulary), store.layers, store.top_channels)
+        reader = FeatureReader(store, model_config, config.storage_options)
         reader.check_widths(data.train_ids[0])
     except ValueError as error:
-        raise TrainingError(str(error)) from None
+        raise TrainingError(f"{store.url}: {error}" if store.url not in str(error) else str(error)) from None
     reward = None
     if config.objective == "scst":
         frequencies = (DocumentFrequencies.load(paths.cider_frequencies) if config.resume

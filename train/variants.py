@@ -10,9 +10,10 @@ model tests all read these two tables.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .video_batch import LAYER_NAMES
+from astar.extract import DEFAULT_BACKBONE, get_backbone
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Variant:
         summary: what it is, in the paper's terms (``--help`` shows it).
         two_level: attends over positions and abstraction levels (β_t of eq. 6); the
             others attend over positions only, or not at all.
-        single_layer: reads exactly one of the pool layers.
+        single_layer: reads exactly one of the stored layers.
     """
 
     name: str
@@ -55,7 +56,7 @@ class NamedModel:
     Attributes:
         name: the configuration's name (an ``astar-ablate`` row when the paper has it).
         variant: one of ``VARIANTS``.
-        layers: the pool layers read; None keeps all of them.
+        layers: the stored layers read; None keeps all of them.
         attention: ``soft`` (eq. 7), ``hard`` (eqs. 8-14 on positions and layers, the
             paper's) or ``hard_layer`` (layers only; ``astar.train.attention``).
         order: ``position_first`` (the paper's) or ``layer_first`` (Section 3.2's alternative).
@@ -75,29 +76,37 @@ class NamedModel:
         return fields
 
 
-NAMED_MODELS: dict[str, NamedModel] = {
-    model.name: model
-    for model in (
-        NamedModel("fc7", "fc7"),
-        *(NamedModel(layer, "single", (layer,)) for layer in LAYER_NAMES),
-        NamedModel("mlp", "mlp"),
-        NamedModel("maxpool", "maxpool"),
-        NamedModel("avgpool", "avgpool"),
-        NamedModel("hypercolumn", "hypercolumn"),
-        NamedModel("astar-soft", "astar"),
-        NamedModel("astar-hard", "astar", attention="hard"),
-        NamedModel("astar-soft-layer-first", "astar", order="layer_first"),
-        NamedModel("astar-hard-layer-first", "astar", attention="hard", order="layer_first"),
-        NamedModel("astar-hard-layer-only", "astar", attention="hard_layer"),
-    )
-}
-"""Every named configuration, in the paper's table order, then the layer-first ones and
-the layer-only hard attention."""
+def named_models(layer_names: Sequence[str]) -> dict[str, NamedModel]:
+    """Every named configuration over a store's layers, in the paper's table order, then the
+    layer-first ones and the layer-only hard attention: the top feature alone (``fc7``), one single-layer model per stored layer
+    (C3D: pool2 … pool5; the video ResNets: layer1 … layer4), the multi-level baselines and ASTAR."""
+    return {
+        model.name: model
+        for model in (
+            NamedModel("fc7", "fc7"),
+            *(NamedModel(layer, "single", (layer,)) for layer in layer_names),
+            NamedModel("mlp", "mlp"),
+            NamedModel("maxpool", "maxpool"),
+            NamedModel("avgpool", "avgpool"),
+            NamedModel("hypercolumn", "hypercolumn"),
+            NamedModel("astar-soft", "astar"),
+            NamedModel("astar-hard", "astar", attention="hard"),
+            NamedModel("astar-soft-layer-first", "astar", order="layer_first"),
+            NamedModel("astar-hard-layer-first", "astar", attention="hard", order="layer_first"),
+            NamedModel("astar-hard-layer-only", "astar", attention="hard_layer"),
+        )
+    }
 
 
-def named_model(name: str) -> NamedModel:
-    """The configuration called ``name``; an unknown name is a ``ValueError`` that lists the known ones."""
+NAMED_MODELS: dict[str, NamedModel] = named_models(get_backbone(DEFAULT_BACKBONE).layer_names)
+"""Every named configuration on C3D's layers (the paper's)."""
+
+
+def named_model(name: str, layer_names: Sequence[str] = get_backbone(DEFAULT_BACKBONE).layer_names) -> NamedModel:
+    """The configuration called ``name`` over ``layer_names`` (C3D's unless given); an unknown
+    name is a ``ValueError`` that lists the known ones."""
+    models = named_models(layer_names)
     try:
-        return NAMED_MODELS[name]
+        return models[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(NAMED_MODELS)}") from None
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(models)}") from None

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from astar.extract import LAYERS, WeightsError, load_weights, padded_frame_count, random_init
+from astar.extract import WeightsError, load_weights, padded_frame_count, random_init
+from astar.extract.c3d import LAYERS
 from astar.extract.c3d import conv_in_time_chunks, conv_with_rgb_padded, mmaction2_key
 from astar.extract.features import PRECISIONS, extract_features, pad_frames, prepare_model
 
@@ -32,7 +33,8 @@ def test_padding_repeats_last_frame_to_multiple_of_16(frames, padded):
 
 def test_layers_have_n_prime_over_stride_time_steps(c3d):
     features = extract_features(c3d, video(32))
-    for name, spec in LAYERS.items():
+    for spec in LAYERS:
+        name = spec.name
         assert features.layers[name].shape == (32 // spec.time_stride, *spec.step_shape)
         assert features.layers[name].dtype == np.float16
     assert features.fc7_windows.shape == (3, 4096)
@@ -43,7 +45,7 @@ def test_tiled_pass_equals_one_whole_video_pass(c3d):
     frames = video(64, seed=1)
     whole = extract_features(c3d, frames, max_frames_per_pass=256)
     tiled = extract_features(c3d, frames, max_frames_per_pass=112)  # 16-frame cores, 48-frame halos
-    for name in LAYERS:
+    for name in whole.layers:
         np.testing.assert_array_equal(whole.layers[name], tiled.layers[name])
     # fc6/fc7 multiply a different number of windows per tile, which changes the
     # float summation order: equal up to one float16 rounding step.

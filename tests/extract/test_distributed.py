@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from astar.extract import (
-    LAYERS, ExtractionConfig, Extractor, StoreError, StoreWriter, collect_inputs, dask_client, decode_video,
+    ExtractionConfig, Extractor, StoreError, StoreWriter, collect_inputs, dask_client, decode_video,
     extract_videos, open_store, video_key,
 )
 from astar.extract.cli import main
@@ -23,7 +23,7 @@ from astar.extract.distributed import extract_video_task, torch_threads_per_task
 from tests.extract.test_batch import EXTRACT, add_bad_videos
 from tests.videos import write_video
 
-ARRAYS = (*LAYERS, "fc7", "fc7_windows")
+ARRAYS = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")
 CPU = ExtractionConfig(device="cpu")
 
 

@@ -6,10 +6,12 @@ import pytest
 import zarr
 
 from astar.extract import (
-    LAYERS, SCHEMA_VERSION, StoreError, collect_inputs, extract_videos, open_store, video_id_from_key, video_key,
+    SCHEMA_VERSION, StoreError, collect_inputs, extract_videos, get_backbone, open_store, video_id_from_key, video_key,
 )
 from astar.extract.ids import SAFE
 from astar.extract.inputs import InputError
+
+LAYERS = get_backbone("c3d").layers
 
 IDS = ["-4wsuPCjDBc_5_15", "nested/clip", "with space", "Ünïcødé 视频", "Clip", "clip", "..", ".", "__init", "a~1", "x" * 300]
 
@@ -51,15 +53,17 @@ def test_store_layout_follows_the_schema(video_folder, tmp_path, extractor):
     info = store.info("c d")
     assert (info["frames"], info["padded_frames"], info["duration"]) == (8, 16, pytest.approx(4.0))
     assert info["source"].endswith("c d.webm") and info["status"] == "complete"
-    for name, spec in LAYERS.items():
-        array = store.array("nested/b", name)
+    for spec in LAYERS:
+        array = store.array("nested/b", spec.name)
         assert array.shape == (16 // spec.time_stride, *spec.step_shape)
         assert array.dtype == np.float16
-        assert array.metadata.dimension_names == ("time", "height", "width", "channel")
-        assert array.attrs["_ARRAY_DIMENSIONS"] == ["time", "height", "width", "channel"]
+        dimensions = [f"{spec.name}_time", f"{spec.name}_y", f"{spec.name}_x", f"{spec.name}_channel"]
+        assert list(array.metadata.dimension_names) == dimensions
+        assert array.attrs["_ARRAY_DIMENSIONS"] == dimensions
     assert store.read("a", "fc7").shape == (4096,)
     assert store.read("a", "fc7_windows").shape == (1, 4096)
-    assert store.attrs["astar_schema_version"] == SCHEMA_VERSION
+    assert store.attrs["astar_schema_version"] == store.schema_version == SCHEMA_VERSION
+    assert store.backbone == "c3d" and store.layers == LAYERS and store.top_channels == 4096
     assert store.attrs["model"]["weights"] == "random-init" and store.random_init
     assert store.dask("a", "pool2").shape == store.read("a", "pool2").shape
     root_meta = json.loads((out / "zarr.json").read_text())
@@ -102,5 +106,42 @@ def test_store_holds_even_pure_noise_features_in_under_40_percent_of_float32(vid
     out = tmp_path / "feats.zarr"
     summary = extract_videos(collect_inputs([str(video_folder)]), str(out), extractor=extractor, progress=False)
     store = open_store(str(out))
-    float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*LAYERS, "fc7", "fc7_windows"))
+    float32_bytes = sum(store.read(v, n).size * 4 for v in store.video_ids for n in (*store.layer_names, "fc7", "fc7_windows"))
     assert summary.store_bytes < 0.40 * float32_bytes
+
+
+def test_one_video_opens_as_one_xarray_dataset(video_folder, tmp_path, extractor):
+    xarray = pytest.importorskip("xarray")
+    out = tmp_path / "feats.zarr"
+    extract_videos(collect_inputs([str(video_folder / "a.mp4")]), str(out), extractor=extractor, progress=False)
+    dataset = xarray.open_zarr(out, group=f"videos/{video_key('a')}", consolidated=False)
+    assert sorted(dataset.data_vars) == sorted([*(layer.name for layer in LAYERS), "fc7", "fc7_windows"])
+    assert dataset["pool2"].dims == ("pool2_time", "pool2_y", "pool2_x", "pool2_channel")
+    assert dict(dataset.sizes)["pool5_time"] == 1 and dict(dataset.sizes)["pool2_time"] == 8
+    np.testing.assert_array_equal(dataset["pool3"].values, open_store(str(out)).read("a", "pool3"))
+
+
+def downgrade_to_version_1(store_path) -> None:
+    """Rewrite a store's root attributes as schema version 1 wrote them (C3D implied, no geometry)."""
+    root = zarr.open_group(str(store_path), mode="a")
+    attrs = dict(root.attrs)
+    for key in ("backbone", "layers"):
+        del attrs[key]
+    attrs["astar_schema_version"] = 1
+    attrs["fc7"] = {"window_frames": 16, "window_stride": 8, "reduction": "mean", "activation": "relu"}
+    attrs["preprocessing"] = {k: v for k, v in attrs["preprocessing"].items() if k != "std"}
+    root.attrs.clear()
+    root.attrs.update(attrs)
+
+
+def test_a_version_1_store_reads_as_c3d_and_takes_no_new_videos(video_folder, tmp_path, extractor):
+    out = tmp_path / "feats.zarr"
+    extract_videos(collect_inputs([str(video_folder / "a.mp4")]), str(out), extractor=extractor, progress=False)
+    written = open_store(str(out)).attrs
+    downgrade_to_version_1(out)
+    store = open_store(str(out))
+    assert store.schema_version == 1 and store.backbone == "c3d" and store.layers == LAYERS
+    assert store.attrs == written  # the upgraded view is what version 2 writes for the same extraction
+    assert store.read("a", "pool4").shape == (2, 7, 7, 512)
+    with pytest.raises(StoreError, match="schema version 1, but this astar adds videos to version 2"):
+        extract_videos(collect_inputs([str(video_folder)]), str(out), extractor=extractor, progress=False)

@@ -66,7 +66,7 @@ def test_results_files_hold_our_scores_in_the_papers_row_order(first):
 def test_prints_the_table_in_the_papers_layout_with_unrun_rows_empty(first):
     result, _ = first
     lines = result.stdout.splitlines()
-    assert lines[0] == "csv: BLEU-4, METEOR and CIDEr ×100"
+    assert lines[0] == "csv (C3D features): BLEU-4, METEOR and CIDEr ×100"
     assert lines[1].split() == ["Method", "BLEU-4", "METEOR", "CIDEr"]
     assert any(line.startswith("C3D fc7 + pool5") and "—" not in line for line in lines)
     assert any(line.startswith("Soft Attention") and line.split()[-3:] == ["—"] * 3 for line in lines)

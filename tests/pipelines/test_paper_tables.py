@@ -13,7 +13,9 @@ from astar.pipelines.paper_tables import (
     ROWS,
     format_results_table,
     table_row,
+    table_rows,
 )
+from astar.extract import get_backbone
 from astar.train.model_config import ModelConfig
 
 PAPER_TEXT = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_c4da59e5334ceffe.txt"
@@ -104,3 +106,20 @@ def test_rows_are_grouped_under_the_papers_headings_in_its_order() -> None:
 def test_an_unknown_row_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown table rows"):
         format_results_table("msvd", {"resnet": {"BLEU-4": 0.4}})
+
+
+def test_another_backbones_rows_put_its_layers_and_top_feature_in_place_of_c3ds() -> None:
+    backbone = get_backbone("r2plus1d_18")
+    rows = table_rows(backbone)
+    assert [row.key for row in rows] == ["fc7", "layer1", "layer2", "layer3", "layer4", *ROW_KEYS[5:]]
+    assert table_row("layer3", rows).label == "R(2+1)D-18 pooled layer4 + layer3"
+    assert table_row("layer3", rows).model_fields()["layers"] == ("layer3",)
+    assert table_row("fc7", rows).label == "R(2+1)D-18 pooled layer4 + LSTM"
+
+
+def test_published_c3d_numbers_are_not_shown_beside_another_backbone() -> None:
+    table = format_results_table("msvd", {"fc7": {"BLEU-4": 0.4, "METEOR": 0.3, "CIDEr": 0.5}}, get_backbone("r3d_18"))
+    header = table.splitlines()[1]
+    assert "(paper)" not in header and "R3D-18 features" in table.splitlines()[0]
+    line = next(line for line in table.splitlines() if line.startswith("R3D-18 pooled layer4 + LSTM"))
+    assert line.split()[-3:] == ["40.00", "30.00", "50.00"]

@@ -12,8 +12,8 @@ from matplotlib.image import imread
 
 from astar.extract import PAPER, decode_video
 from astar.pipelines.synthetic import generate_dataset
+from astar.train.model_config import C3D_GEOMETRY, ModelConfig
 from astar.train.video_batch import random_batch
-from astar.train.model_config import ModelConfig
 from astar.train.figures import WordAttention, attention_figure, caption_words, save_attention_figure
 from astar.train.model import ASTAR
 from astar.train.search import beam_search
@@ -47,7 +47,7 @@ def one_hot_attention(grid_steps: int, side: int, step: int, cell: tuple[int, in
     alpha[step, cell[0], cell[1]] = 0.9
     positions = np.stack([np.zeros(alpha.size), alpha.ravel()])
     beta = np.stack([np.zeros(layers), np.full(layers, 1 / layers)])
-    return WordAttention(positions, beta, LAYERS if layers == 4 else ("pool4",), "pool5" if side == 4 else "pool4")
+    return WordAttention(positions, beta, LAYERS if layers == 4 else ("pool4",), C3D_GEOMETRY[-1 if side == 4 else -2])
 
 
 @pytest.fixture(scope="module")

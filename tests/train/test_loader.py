@@ -14,8 +14,7 @@ import zarr
 from zarr.storage import LocalStore, LoggingStore
 
 from astar.extract import FeatureStore, open_store, video_key
-from astar.extract import FC7_DIM
-from astar.train.model_config import C3D_LAYER_CHANNELS, ModelConfig
+from astar.train.model_config import C3D_FC7_DIM, C3D_LAYER_CHANNELS, ModelConfig
 from astar.train.loader import (
     BucketBatchSampler,
     CaptionBatches,
@@ -113,7 +112,7 @@ def test_the_paper_model_reads_every_channel(store):
     paper = ModelConfig(vocab_size=10, layers=("pool5",), variant="single")
     layers, fc7 = FeatureReader(store, paper).read(store.video_ids[0])
     assert layers["pool5"].shape[-1] == C3D_LAYER_CHANNELS[-1]
-    assert fc7.shape == (FC7_DIM,)
+    assert fc7.shape == (C3D_FC7_DIM,)
 
 
 def test_the_fc7_baseline_reads_no_feature_maps(store):

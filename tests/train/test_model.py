@@ -125,7 +125,7 @@ def test_config_rejects_impossible_variants() -> None:
         small(variant="hypercolumn", attention="hard_layer")
     with pytest.raises(ValueError, match="'fc7' has neither"):
         small(variant="fc7", attention="hard")
-    with pytest.raises(ValueError, match="C3D order"):
+    with pytest.raises(ValueError, match="stored order"):
         small(layers=("pool5", "pool2"))
 
 
