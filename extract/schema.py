@@ -26,6 +26,11 @@ FC7_DIM = 4096
 FEATURE_DTYPE = "float16"
 """On-disk dtype of every feature array."""
 
+FILL_VALUE = float("nan")
+"""Fill value of every feature array: what a missing chunk reads as. Features are finite
+post-ReLU values, so a NaN read means a chunk is gone, and no written chunk equals the
+fill value, so every chunk is stored (storage_schema.md §8)."""
+
 
 @dataclass(frozen=True)
 class LayerSpec:
