@@ -3,13 +3,11 @@
 Parameter names follow the widely shared PyTorch Sports-1M state dict
 (``c3d.pickle``: ``conv1.weight`` … ``fc8.bias``) so that file loads as it is;
 mmaction2 checkpoints (``backbone.conv1a.conv.weight`` …) load through an explicit
-key mapping. Loading never executes pickled code (``torch.load(weights_only=True)``).
+key mapping. Loading never executes pickled code (``torchfile.load_plain``).
 """
 from __future__ import annotations
 
 import hashlib
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from torch import nn
 from .errors import AstarError
 from .preprocessing import C3D_CAFFE, PAPER, Preprocessing
 from .schema import FC7_DIM
+from .torchfile import load_plain
 
 SPORTS1M_CLASSES = 487
 RANDOM_INIT = "random-init"
@@ -219,18 +218,11 @@ def load_weights(path: str | Path) -> tuple[C3D, WeightsSpec]:
             missing/unexpected keys and wrong shapes (all named in the message).
     """
     path = Path(path)
+    checkpoint = load_plain(path, WeightsError, "weights file")
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: file not found") from None
-    except pickle.UnpicklingError:
-        raise WeightsError(
-            f"{path}: not a plain tensor state dict (unreadable, or it holds pickled code, which astar never runs)"
-        ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as error:
-        reason = " ".join(str(error).split())[:200]
-        raise WeightsError(f"{path}: not a PyTorch weights file or truncated ({reason})") from None
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot read ({error.strerror or error})") from None
     state, weights_format = _normalise_state(checkpoint, path)
     model = C3D()
     expected = model.state_dict()
