@@ -83,8 +83,8 @@ def _entries(fs: fsspec.AbstractFileSystem, path: str) -> list[str] | None:
         return None
 
 
-def claim_folder(url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None) -> bool:
-    """Make ``url`` a folder of ``kind`` to write into, by the module's rule; True when it was new or emptied.
+def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None) -> bool:
+    """Whether ``claim_folder`` may take ``url`` for ``kind``, without writing anything; True when it holds something.
 
     Raises:
         FolderError: ``url`` is a file, a non-empty folder astar did not make, or one
@@ -97,20 +97,34 @@ def claim_folder(url: str, kind: str, overwrite: bool = False, storage_options: 
         if fs.isfile(path):
             raise FolderError(f"{url}: is a file, not a {KINDS[kind]}; choose another path")
         entries = _entries(fs, path)
-        found = folder_kind(url, storage_options) if entries else None
-        if entries and found != kind:
-            made = f"is an astar {KINDS[found]}" if found else "is not empty and was not made by astar"
-            deleting = " (--overwrite deletes only what astar made for this)" if overwrite else ""
-            raise FolderError(f"{url}: {made}, not a {KINDS[kind]}; choose another path{deleting}")
-        if entries and overwrite:
+    except OSError as error:
+        raise FolderError(f"{url}: cannot read ({error.strerror or error})") from None
+    found = folder_kind(url, storage_options) if entries else None
+    if entries and found != kind:
+        made = f"is an astar {KINDS[found]}" if found else "is not empty and was not made by astar"
+        deleting = " (--overwrite deletes only what astar made for this)" if overwrite else ""
+        raise FolderError(f"{url}: {made}, not a {KINDS[kind]}; choose another path{deleting}")
+    return bool(entries)
+
+
+def claim_folder(url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None) -> bool:
+    """Make ``url`` a folder of ``kind`` to write into, by the module's rule; True when it was new or emptied.
+
+    Raises:
+        FolderError: as ``check_folder``, or the folder cannot be written.
+    """
+    held = check_folder(url, kind, overwrite, storage_options)
+    fs, path = _filesystem(url, storage_options)
+    try:
+        if held and overwrite:
             fs.rm(path, recursive=True)
-            entries = None
+            held = False
         fs.makedirs(path, exist_ok=True)
-        if kind != STORE and not entries:
+        if kind != STORE and not held:
             _write_marker(fs, path, kind)
     except OSError as error:
         raise FolderError(f"{url}: cannot write here ({error.strerror or error})") from None
-    return not entries
+    return not held
 
 
 def _write_marker(fs: fsspec.AbstractFileSystem, path: str, kind: str) -> None:
