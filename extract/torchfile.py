@@ -43,10 +43,9 @@ def load_plain(path: str | Path, error: type[Exception], what: str, map_location
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as failure:
-        found = re.search(r"unsupported GLOBAL (\S+)", str(failure))
-        if "Weights only load failed" in str(failure):
-            named = f" ({found.group(1)})" if found else ""
-            raise error(f"{path}: refused: {PICKLED_CODE}{named}") from None
-        raise error(f"{path}: not a readable {what}, truncated or corrupt ({_first_sentence(failure)})") from None
+        found = re.search(r"GLOBAL (\S+)", str(failure))  # the unpickler met a reference to code
+        if found:
+            raise error(f"{path}: refused: {PICKLED_CODE} ({found.group(1)})") from None
+        raise error(f"{path}: not a readable {what}: not a PyTorch file, or {PICKLED_CODE}") from None
     except (OSError, RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as failure:
         raise error(f"{path}: not a readable {what}, truncated or corrupt ({_first_sentence(failure)})") from None
