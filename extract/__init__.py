@@ -14,13 +14,16 @@ from .distributed import ClusterError, dask_client
 from .errors import AstarError
 from .extraction import extract_videos
 from .extractor import ExtractionConfig, Extractor
+from .folders import FolderError, check_folder, claim_folder
 from .ids import VideoInput, video_id_from_key, video_key
 from .inputs import InputError, InputScan, collect_inputs, scan_inputs
 from .outcomes import RunSummary, VideoOutcome
+from .progress import progress
 from .preprocessing import C3D_CAFFE, PAPER, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
 from .schema import FC7_DIM, FPS, LAYERS, SCHEMA_VERSION, LayerSpec, padded_frame_count
-from .store import FeatureStore, StoreError, StoreWriter, open_store
+from .store import DamagedVideoError, FeatureStore, StoreError, StoreWriter, open_store, verify_store
+from .torchfile import load_plain
 
 __all__ = [
     "AUTOCAST_PRECISIONS", "AstarError", "C3D", "C3D_CAFFE", "CONTEXT_SETTINGS", "ClusterError", "DEVICES",
@@ -31,4 +34,5 @@ __all__ = [
     "decode_video", "extract_videos", "load_weights", "open_store", "padded_frame_count", "random_init",
     "random_init_warning", "resolve_device", "say", "storage_option", "video_id_from_key", "video_key",
     "weights_line",
+    "DamagedVideoError", "FolderError", "check_folder", "claim_folder", "load_plain", "progress", "verify_store",
 ]

@@ -25,6 +25,8 @@ from typing import Any
 
 import fsspec
 
+from .errors import AstarError
+
 MARKER = ".astar-folder.json"
 """File that marks a folder (other than a store) as astar's, with the kind it was made for."""
 
@@ -40,7 +42,7 @@ KINDS = {
 """Kinds of folder astar writes, with the words its messages use for them."""
 
 
-class FolderError(Exception):
+class FolderError(AstarError):
     """A folder astar may not write into or delete; the message names it and says why, in one line."""
 
 

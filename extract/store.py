@@ -50,12 +50,6 @@ instead of decompressing into wrong numbers (blosc accepts some damaged buffers)
 class StoreError(AstarError):
     """A store that cannot be opened or written as asked; the message names it and says why."""
 
-    def __init__(self, message: str) -> None:
-        # A DataLoader worker's error comes back as type(error)(its traceback as text): keep the one line.
-        if "Original Traceback" in message:
-            message = message.strip().splitlines()[-1].split("Error: ", 1)[-1]
-        super().__init__(message)
-
 
 class DamagedVideoError(StoreError):
     """A complete video whose data cannot be read back as written; the message names the store, video and array."""

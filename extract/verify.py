@@ -5,10 +5,10 @@ import sys
 
 import click
 
-from .batch import EXIT_SOME_FAILED
-from .params import KeyValue
-from .progress import progress, say
-from .store import StoreError, open_store, verify_store
+from .clitools import CONTEXT_SETTINGS, EXIT_SOME_FAILED, say, storage_option
+from .errors import AstarError
+from .progress import progress
+from .store import open_store, verify_store
 
 EPILOG = f"""\b
 Examples:
@@ -27,10 +27,10 @@ cannot be read or marked; 2 usage error.
 """
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.argument("store")
 @click.option("--dry-run", is_flag=True, help="Only report damaged videos; leave them marked complete.")
-@click.option("--storage-option", "storage_options", type=KeyValue(), multiple=True, help="fsspec option for a remote store (repeatable).")
+@storage_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...], quiet: bool) -> None:
     """Check every complete video of a feature store and mark damaged ones for re-extraction.
@@ -42,7 +42,7 @@ def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...]
         total = len(open_store(store, options))
         with progress(total=total, desc="verify", unit="video", enabled=not quiet) as bar:
             damaged = verify_store(store, options, mark=not dry_run, progress=bar.update)
-    except StoreError as error:
+    except AstarError as error:
         raise click.ClickException(str(error)) from None
     for damage in damaged:
         say(f"damaged: {damage.reason}")
