@@ -3,8 +3,8 @@
 tqdm redraws its bar with carriage returns many times a second; written to a file or a
 pipe every redraw stays (a demo's log was 85 KB of them). ``progress`` gives a tqdm bar
 when stderr is a terminal and otherwise a ``LineProgress``, which prints one plain line
-every ``LINE_INTERVAL_S`` seconds and one when it closes. Both go to stderr, as does
-``write`` (diagnostics such as failure lines), so stdout keeps only results.
+every ``LINE_INTERVAL_S`` seconds and one when it closes. Both go to stderr; diagnostics
+(failure lines, warnings) go there too through ``clitools.say``, so stdout keeps only results.
 """
 from __future__ import annotations
 
@@ -84,8 +84,12 @@ class _Silent(LineProgress):
         pass
 
 
+ProgressDisplay = tqdm | LineProgress
+"""What ``progress`` returns; callers use ``update``, ``set_postfix``, iteration and ``close``."""
+
+
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
-             initial: int = 0, enabled: bool = True) -> tqdm | LineProgress:
+             initial: int = 0, enabled: bool = True) -> ProgressDisplay:
     """A progress display on stderr: tqdm on a terminal, ``LineProgress`` otherwise, nothing but diagnostics when not ``enabled``."""
     if not enabled:
         return _Silent(iterable, total=total, desc=desc, unit=unit, initial=initial)
@@ -93,7 +97,3 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, dynamic_ncols=True)
     return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial)
 
-
-def say(message: str) -> None:
-    """A diagnostic line (warning, failure, status) on stderr, which does not break a progress bar."""
-    tqdm.write(message, file=sys.stderr)
