@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from astar.extract import CONTEXT_SETTINGS, DEVICES, AstarError, say, storage_option
+from astar.extract import CONTEXT_SETTINGS, DEVICES, AstarError, claim_folder, say, storage_option
 from astar.pipelines.paper_tables import METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row
 from astar.train import (
     DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig,
@@ -161,7 +161,7 @@ def write_results(settings: AblationConfig, results: dict[str, dict[str, float]]
 def ablate(settings: AblationConfig) -> dict[str, dict[str, float]]:
     """Every row in ``settings.rows``, in the paper's order; row key → corpus scores."""
     rows = [row for row in map(table_row, ROW_KEYS) if row.key in settings.rows]
-    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(str(settings.out_dir), "ablation")
     results: dict[str, dict[str, float]] = {}
     for number, row in enumerate(rows, start=1):
         say(f"[{number}/{len(rows)}] {row.key}: {row.label}")
