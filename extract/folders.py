@@ -46,6 +46,12 @@ class FolderError(AstarError):
     """A folder astar may not write into or delete; the message names it and says why, in one line."""
 
 
+def _a(kind: str) -> str:
+    """``a feature store``, ``an evaluation output folder``: the kind's words with their article."""
+    words = KINDS[kind]
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
 def astar_version() -> str:
     try:
         return version("astar")
@@ -97,15 +103,15 @@ def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: 
     fs, path = _filesystem(url, storage_options)
     try:
         if fs.isfile(path):
-            raise FolderError(f"{url}: is a file, not a {KINDS[kind]}; choose another path")
+            raise FolderError(f"{url}: is a file, not {_a(kind)}; choose another path")
         entries = _entries(fs, path)
     except OSError as error:
         raise FolderError(f"{url}: cannot read ({error.strerror or error})") from None
     found = folder_kind(url, storage_options) if entries else None
     if entries and found != kind:
-        made = f"is an astar {KINDS[found]}" if found else "is not empty and was not made by astar"
+        made = f"is astar's {KINDS[found]}" if found else "is not empty and was not made by astar"
         deleting = " (--overwrite deletes only what astar made for this)" if overwrite else ""
-        raise FolderError(f"{url}: {made}, not a {KINDS[kind]}; choose another path{deleting}")
+        raise FolderError(f"{url}: {made}, not {_a(kind)}; choose another path{deleting}")
     return bool(entries)
 
 

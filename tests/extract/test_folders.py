@@ -54,7 +54,7 @@ def test_a_folder_is_reused_and_overwritten_only_as_the_kind_astar_made_it(tmp_p
     (out / "config.toml").write_text("x")
     assert folder_kind(str(out)) == "run" and (out / MARKER).is_file()
     assert claim_folder(str(out), "run") is False and (out / "config.toml").exists()
-    with pytest.raises(FolderError, match="is an astar training run directory, not a attention figure folder"):
+    with pytest.raises(FolderError, match="is astar's training run directory, not an attention figure folder"):
         claim_folder(str(out), "figures", overwrite=True)
     assert (out / "config.toml").exists()
     assert claim_folder(str(out), "run", overwrite=True) is True
