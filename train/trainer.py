@@ -307,7 +307,6 @@ class Trainer:
                 return reason
             if not self.train_epoch(writer, stop):
                 return "interrupted" if stop.is_set() else "max steps"
-            epoch_batches = self.progress.batches_done
             self.progress.epoch += 1
             self.progress.batches_done = 0
             self.save_last()
