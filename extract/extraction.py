@@ -46,7 +46,7 @@ def extract_videos(
         out: the store's path or fsspec URL.
         settings: weights, preprocessing, device, precision, decode timeout, storage options.
         client: run one Dask task per video on this client's cluster; None runs in this process.
-        overwrite: start the store afresh (deletes what it holds).
+        overwrite: start the store afresh (deletes what it holds; anything but an astar store is refused, never deleted).
         progress: show progress on stderr (a bar on a terminal, plain lines in a log).
         extractor: this run's ``Extractor`` (built from ``settings`` when None). On Dask it
             gives only the store's identity: its precision is what every worker computes
