@@ -46,27 +46,20 @@ def expected(path, how, what):
     return f"{path}: not a readable {what}, truncated or corrupt ("
 
 
+@pytest.mark.parametrize("what", ["weights file", "checkpoint"])
 @pytest.mark.parametrize("how", HOW)
-def test_a_damaged_weights_file_is_one_line(weights_file, tmp_path, how):
-    path = tmp_path / "c3d.pickle"
-    path.write_bytes(weights_file.read_bytes())
+def test_a_damaged_weights_file_or_checkpoint_is_one_line(weights_file, tmp_path, how, what):
+    path = tmp_path / "file.pt"
+    if what == "weights file":
+        path.write_bytes(weights_file.read_bytes())
+    else:
+        save_checkpoint({"model": {"w": torch.zeros(300, 300)}, "model_config": {}}, path)
     damage(path, how)
-    with pytest.raises(WeightsError) as raised:
-        load_weights(path)
+    load, error = (load_weights, WeightsError) if what == "weights file" else (load_checkpoint, CheckpointError)
+    with pytest.raises(error) as raised:
+        load(path)
     message = str(raised.value)
-    assert message.startswith(expected(path, how, "weights file")) and "\n" not in message
-    assert "weights_only" not in message
-
-
-@pytest.mark.parametrize("how", HOW)
-def test_a_damaged_checkpoint_is_one_line(tmp_path, how):
-    path = tmp_path / "last.pt"
-    save_checkpoint({"model": {"w": torch.zeros(300, 300)}, "model_config": {}}, path)
-    damage(path, how)
-    with pytest.raises(CheckpointError) as raised:
-        load_checkpoint(path)
-    message = str(raised.value)
-    assert message.startswith(expected(path, how, "checkpoint")) and "\n" not in message
+    assert message.startswith(expected(path, how, what)) and "\n" not in message
     assert "weights_only" not in message
 
 
