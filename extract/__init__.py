@@ -15,14 +15,17 @@ from .distributed import ClusterError, dask_client
 from .errors import AstarError
 from .extraction import extract_videos
 from .extractor import ExtractionConfig, Extractor
+from .folders import FolderError, check_folder, claim_folder
 from .ids import VideoInput, video_id_from_key, video_key
 from .inputs import InputError, InputScan, collect_inputs, scan_inputs
 from .outcomes import RunSummary, VideoOutcome
+from .progress import progress
 from .preprocessing import C3D_CAFFE, PAPER, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
 from .schema import FPS, SCHEMA_VERSION, LayerGeometry, padded_frame_count
-from .store import FeatureStore, StoreError, StoreWriter, open_store, upgraded_attributes
+from .store import DamagedVideoError, FeatureStore, StoreError, StoreWriter, open_store, upgraded_attributes, verify_store
 from .weights import WeightsError, WeightsSpec
+from .torchfile import load_plain
 
 __all__ = [
     "AUTOCAST_PRECISIONS", "AstarError", "BACKBONES", "Backbone", "C3D", "C3D_CAFFE", "CONTEXT_SETTINGS", "ClusterError",
@@ -33,4 +36,5 @@ __all__ = [
     "InputError", "InputScan", "decode_timeout_option", "decode_video", "extract_videos", "get_backbone", "load_weights", "open_store", "padded_frame_count", "random_init",
     "random_init_warning", "resolve_device", "say", "scan_inputs", "storage_option", "upgraded_attributes", "video_id_from_key",
     "video_key", "weights_line",
+    "DamagedVideoError", "FolderError", "check_folder", "claim_folder", "load_plain", "progress", "verify_store",
 ]

@@ -3,7 +3,7 @@
 Parameter names follow the widely shared PyTorch Sports-1M state dict
 (``c3d.pickle``: ``conv1.weight`` … ``fc8.bias``) so that file loads as it is;
 mmaction2 checkpoints (``backbone.conv1a.conv.weight`` …) load through an explicit
-key mapping. Loading never executes pickled code (``torch.load(weights_only=True)``).
+key mapping. Loading never executes pickled code (``torchfile.load_plain``).
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ store's failures table; re-running retries them); 1 an error stopped the run
 @click.option("--preprocess", type=click.Choice(sorted(PREPROCESSINGS)), help="paper: resize to 112×112 RGB (Section 4.2). c3d: Caffe recipe (128×171, BGR, Sports-1M mean, centre crop 112). kinetics: torchvision's (128×171, crop 112, Kinetics mean/std). Default: what the weights expect (c3d for c3d.pickle, paper for random-init C3D, kinetics for the video ResNets).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where the backbone runs; auto picks CUDA when present.")
 @click.option("--precision", type=click.Choice(sorted(PRECISIONS)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
-@click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming (deletes what it holds).")
+@click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming: deletes what it holds, and refuses anything at --out that is not an astar store.")
 @click.option("--decoders", type=click.IntRange(min=1), help="Decoder processes feeding C3D. Default: every core but one with CUDA, one on the CPU (C3D takes the cores); on Dask, each worker's thread count.")
 @click.option("--reextract-changed", is_flag=True, help="Extract again the stored videos whose source changed (size or modification time) since they were stored; without it they are kept and listed.")
 @decode_timeout_option

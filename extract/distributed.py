@@ -42,7 +42,6 @@ import dask
 import dask.system
 import torch
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed, get_worker
-from tqdm.auto import tqdm
 
 from .decode import DecodedVideo, DecodeError, decode_video
 from .clitools import say
@@ -53,6 +52,7 @@ from .pool import DecoderPool
 from .outcomes import VideoOutcome, show_outcome, store_decoded
 from .plan import ExtractionPlan
 from .store import MANIFEST, VIDEOS, StoreWriter
+from .progress import ProgressDisplay
 
 RETRIES = 2
 """Reruns of a task that raised (a transient store error); worker deaths are counted by the scheduler."""
@@ -218,7 +218,7 @@ def _collect(future: Future, video: VideoInput, writer: StoreWriter) -> VideoOut
 
 
 def run_on_dask(
-    plan: ExtractionPlan, client: Client, bar: tqdm, started: float, report_failures: bool,
+    plan: ExtractionPlan, client: Client, bar: ProgressDisplay, started: float, report_failures: bool,
     torch_threads: int | None = None,
 ) -> Iterator[VideoOutcome]:
     """The Dask executor of ``plan``: one task per video of ``plan.todo``, outcomes yielded as tasks finish.

@@ -10,3 +10,9 @@ from __future__ import annotations
 
 class AstarError(Exception):
     """An error the user can cause and fix; ``str(error)`` is the one line to show."""
+
+    def __init__(self, message: str) -> None:
+        # A DataLoader worker's error comes back as type(error)(its traceback as text): keep the one line.
+        if "Original Traceback" in message:
+            message = message.strip().splitlines()[-1].split("Error: ", 1)[-1]
+        super().__init__(message)

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterable
 
 from distributed import Client
-from tqdm.auto import tqdm
 
 from .distributed import run_on_dask
 from .extractor import ExtractionConfig, Extractor
@@ -18,6 +17,7 @@ from .ids import VideoInput
 from .local import run_in_process
 from .outcomes import RunSummary
 from .plan import plan_extraction
+from .progress import progress as progress_display
 from .store import store_size_bytes
 
 
@@ -46,8 +46,8 @@ def extract_videos(
         out: the store's path or fsspec URL.
         settings: weights, preprocessing, device, precision, decode timeout, storage options.
         client: run one Dask task per video on this client's cluster; None runs in this process.
-        overwrite: start the store afresh (deletes what it holds).
-        progress: show a progress bar.
+        overwrite: start the store afresh (deletes what it holds; anything but an astar store is refused, never deleted).
+        progress: show progress on stderr (a bar on a terminal, plain lines in a log).
         extractor: this run's ``Extractor`` (built from ``settings`` when None). On Dask it
             gives only the store's identity: its precision is what every worker computes
             in, so GPU workers driven from a machine without one run fp32 unless
@@ -66,8 +66,8 @@ def extract_videos(
     extractor = extractor or Extractor.build(settings)
     plan = plan_extraction(inputs, out, settings, extractor.identity(), overwrite, reextract_changed)
     outcomes = {outcome.video_id: outcome for outcome in plan.skipped}
-    with tqdm(total=len(plan.todo), unit="video", disable=not progress,
-              desc="extract" if client is None else "extract (dask)") as bar:
+    with progress_display(total=len(plan.todo), unit="video", enabled=progress,
+                          desc="extract" if client is None else "extract (dask)") as bar:
         executed = (run_in_process(plan, extractor, bar, started, report_failures) if client is None
                     else run_on_dask(plan, client, bar, started, report_failures, torch_threads))
         for outcome in executed:

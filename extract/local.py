@@ -4,16 +4,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from tqdm.auto import tqdm
 
 from .extractor import Extractor
 from .outcomes import VideoOutcome, show_outcome, store_decoded
 from .plan import ExtractionPlan
 from .pool import DecoderPool, default_decoders
+from .progress import ProgressDisplay
 
 
 def run_in_process(
-    plan: ExtractionPlan, extractor: Extractor, bar: tqdm, started: float, report_failures: bool
+    plan: ExtractionPlan, extractor: Extractor, bar: ProgressDisplay, started: float, report_failures: bool
 ) -> Iterator[VideoOutcome]:
     """Extract ``plan.todo`` as the pool decodes it (order of completion), yielding each video's outcome
     as it is stored or recorded as failed.

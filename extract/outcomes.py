@@ -12,13 +12,13 @@ from typing import Iterable
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .decode import DecodedVideo, DecodeError
 from .clitools import EXIT_SOME_FAILED, say
 from .extractor import Extractor, absolute_source
 from .ids import VideoInput
 from .store import StoreError, StoreWriter
+from .progress import ProgressDisplay
 
 
 
@@ -91,7 +91,7 @@ def store_decoded(
     return VideoOutcome(video.video_id, source, "failed", error=error, seconds=round(time.perf_counter() - started, 3))
 
 
-def show_outcome(bar: tqdm, outcome: VideoOutcome, outcomes: Iterable[VideoOutcome], started: float, report_failures: bool) -> None:
+def show_outcome(bar: ProgressDisplay, outcome: VideoOutcome, outcomes: Iterable[VideoOutcome], started: float, report_failures: bool) -> None:
     """Advance a run's progress bar by one finished video: frames/s and failures so far, its failure or note line.
 
     Args:
@@ -99,7 +99,7 @@ def show_outcome(bar: tqdm, outcome: VideoOutcome, outcomes: Iterable[VideoOutco
         report_failures: print ``failed: SOURCE: REASON`` (the recorded, absolute source) for a failed video.
     """
     if outcome.status == "failed" and report_failures:
-        bar.write(f"failed: {outcome.source}: {outcome.error}")
+        say(f"failed: {outcome.source}: {outcome.error}")
     if outcome.note:
         say(f"note: {outcome.source}: {outcome.note}")
     outcomes = list(outcomes)

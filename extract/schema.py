@@ -49,6 +49,11 @@ MAX_TIME_CHUNK = 64
 Operation = tuple[tuple[int, int, int], tuple[int, int, int]]
 """One network operation as (time, space) × (kernel, stride, padding), in its input's cells."""
 
+FILL_VALUE = float("nan")
+"""Fill value of every feature array: what a missing chunk reads as. Features are finite
+post-ReLU values, so a NaN read means a chunk is gone, and no written chunk equals the
+fill value, so every chunk is stored (storage_schema.md §8)."""
+
 
 @dataclass(frozen=True)
 class LayerGeometry:

@@ -4,8 +4,13 @@ Layout (see storage_schema.md for the normative text)::
 
     STORE/                     root group: schema version, extraction identity
       videos/<key>/            one group per video: the backbone's layers (pool2..pool5 for C3D), fc7, fc7_windows
-      manifest/<key>/          completion marker, written last: the video is done
+      manifest/<key>/          completion marker, written last: the video is done (with each array's shape)
       failures/<key>/          latest failure of a video that is not done
+
+Integrity (storage_schema.md §8): chunks carry a CRC32C and arrays a NaN fill value, so a
+reader that meets a corrupt, truncated or deleted chunk, or a missing array or group,
+raises ``DamagedVideoError`` naming the video and array; ``verify_store`` finds every
+damaged video and un-marks it, so the next extraction run writes it again.
 """
 from __future__ import annotations
 
@@ -13,20 +18,21 @@ import datetime as _dt
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
+from zarr.core.sync import sync
 
 from .backbones import DEFAULT_BACKBONE, get_backbone
 from .errors import AstarError
+from .folders import STORE, FolderError, astar_version, claim_folder
 from .ids import is_url, video_id_from_key, video_key
 from .schema import (
-    FEATURE_DTYPE, MAX_TIME_CHUNK, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS, LayerGeometry,
-    top_dimensions,
+    FEATURE_DTYPE, FILL_VALUE, MAX_TIME_CHUNK, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS,
+    LayerGeometry, top_dimensions,
 )
 
 VIDEOS, MANIFEST, FAILURES = "videos", "manifest", "failures"
@@ -40,16 +46,39 @@ Level 1 compresses a 64-frame video's features in 22 ms where level 5 took 171 m
 fifth of fp32 C3D's time on 2 CPU cores, and far more than C3D's on a GPU), for a
 store 6 % larger (34.3 % instead of 32.4 % of float32)."""
 
+CHECKSUM = Crc32cCodec()
+"""A CRC32C after compression in every chunk: a corrupt or truncated chunk fails to read
+instead of decompressing into wrong numbers (blosc accepts some damaged buffers)."""
+
 
 class StoreError(AstarError):
     """A store that cannot be opened or written as asked; the message names it and says why."""
 
 
-def astar_version() -> str:
+class DamagedVideoError(StoreError):
+    """A complete video whose data cannot be read back as written; the message names the store, video and array."""
+
+
+def _reason(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200] or type(error).__name__
+
+
+def _child_names(group: zarr.Group) -> list[str]:
+    """Names of the nodes under ``group`` as stored, readable or not (``group_keys`` stops at the first broken one)."""
+
+    async def names() -> list[str]:
+        return [name async for name in group.store.list_dir(group.path)]
+
+    return sorted(name for name in sync(names()) if name != "zarr.json")
+
+
+def _readable_attrs(parent: zarr.Group, key: str) -> dict[str, Any] | None:
+    """Attributes of the group ``parent[key]``, or None when it is absent, not a group or unreadable."""
     try:
-        return version("astar")
-    except PackageNotFoundError:
-        return "unknown"
+        node = parent[key]
+    except (KeyError, ValueError, OSError, zarr.errors.NodeTypeValidationError):
+        return None
+    return dict(node.attrs) if isinstance(node, zarr.Group) else None
 
 
 def _fsspec_options(storage_options: dict | None) -> dict[str, Any]:
@@ -134,18 +163,29 @@ class FeatureStore:
         return bool(self.attrs.get("model", {}).get("random_init", False))
 
     @cached_property
-    def _keys(self) -> dict[str, str]:
-        """video id → key of every completed video."""
+    def _markers(self) -> dict[str, dict[str, Any] | None]:
+        """key → attributes of every completion marker, None for one that is unreadable (damaged)."""
         if MANIFEST not in self.root:
             return {}
         manifest = self.root[MANIFEST]
+        return {key: _readable_attrs(manifest, key) for key in _child_names(manifest)}
+
+    @cached_property
+    def _keys(self) -> dict[str, str]:
+        """video id → key of every completed video (a readable marker)."""
         keys = {}
-        for key in sorted(manifest.group_keys()):
-            video_id = video_id_from_key(key)
-            if video_id is None:
-                video_id = manifest[key].attrs["video_id"]
-            keys[video_id] = key
+        for key, marker in self._markers.items():
+            if marker is None:
+                continue
+            video_id = video_id_from_key(key) or marker.get("video_id")
+            if video_id is not None:
+                keys[video_id] = key
         return keys
+
+    @property
+    def damaged_markers(self) -> list[str]:
+        """Keys whose completion marker is unreadable: not complete, so a rerun extracts them again."""
+        return [key for key, marker in self._markers.items() if marker is None]
 
     @property
     def video_ids(self) -> list[str]:
@@ -161,22 +201,63 @@ class FeatureStore:
     def __iter__(self) -> Iterator[str]:
         return iter(self.video_ids)
 
+    def damage(self, video_id: str, array: str, reason: str) -> DamagedVideoError:
+        """The one-line error for damaged data of a complete video, with what to do about it."""
+        return DamagedVideoError(
+            f"{self.url}: video {video_id!r}, {array}: damaged ({reason}); "
+            f"run astar-verify {self.url} to mark damaged videos, then astar-extract again to rewrite them"
+        )
+
     def group(self, video_id: str) -> zarr.Group:
-        """The Zarr group of a completed video."""
+        """The Zarr group of a completed video.
+
+        Raises:
+            KeyError: ``video_id`` is not a completed video.
+            DamagedVideoError: it is marked complete but its group is missing or unreadable.
+        """
         if video_id not in self._keys:
             raise KeyError(f"video {video_id!r} is not a completed video of {self.url}")
-        return self.root[VIDEOS][self._keys[video_id]]
+        try:
+            group = self.root[VIDEOS][self._keys[video_id]]
+        except (KeyError, ValueError, zarr.errors.NodeTypeValidationError) as error:
+            raise self.damage(video_id, "group", f"missing or unreadable: {_reason(error)}") from None
+        if not isinstance(group, zarr.Group):
+            raise self.damage(video_id, "group", "not a group")
+        return group
 
     def array(self, video_id: str, layer: str) -> zarr.Array:
-        """A lazy Zarr array: a stored layer (T, H, W, C), ``fc7`` (D,) or ``fc7_windows`` (W, D)."""
+        """A lazy Zarr array: a stored layer (T, H, W, C), ``fc7`` (D,) or ``fc7_windows`` (W, D).
+
+        Reading it directly skips the damage checks of ``read``.
+        """
         arrays = (*self.layer_names, TOP_FEATURE, TOP_WINDOWS)
         if layer not in arrays:
             raise KeyError(f"unknown layer {layer!r}; the store holds {', '.join(arrays)}")
-        return self.group(video_id)[layer]
+        group = self.group(video_id)
+        try:
+            array = group[layer]
+        except (KeyError, ValueError, zarr.errors.NodeTypeValidationError) as error:
+            raise self.damage(video_id, layer, f"missing or unreadable: {_reason(error)}") from None
+        if not isinstance(array, zarr.Array):
+            raise self.damage(video_id, layer, "not an array")
+        return array
 
-    def read(self, video_id: str, layer: str) -> np.ndarray:
-        """One layer of one video as a float16 numpy array (shapes as in ``array``)."""
-        return self.array(video_id, layer)[...]
+    def read(self, video_id: str, layer: str, selection: Any = Ellipsis) -> np.ndarray:
+        """One layer of one video (or ``selection`` of it) as a float16 numpy array (shapes as in ``array``).
+
+        Raises:
+            DamagedVideoError: a chunk fails its checksum or cannot be decoded, or is
+                missing (it reads as the NaN fill value, which no feature takes), or the
+                array or group is missing (storage_schema.md §8).
+        """
+        array = self.array(video_id, layer)
+        try:
+            values = array[selection]
+        except (RuntimeError, ValueError) as error:  # blosc's and the checksum's errors for a damaged chunk
+            raise self.damage(video_id, layer, f"a chunk is corrupt: {_reason(error)}") from None
+        if np.isnan(values).any():
+            raise self.damage(video_id, layer, "a chunk is missing")
+        return values
 
     def dask(self, video_id: str, layer: str):
         """One layer of one video as a lazy dask array, chunked as stored."""
@@ -195,8 +276,16 @@ class FeatureStore:
         if FAILURES not in self.root:
             return pd.DataFrame(columns=columns)
         complete = set(self._keys.values())  # a concurrent run may have completed a video another run failed
-        records = [dict(group.attrs) for key, group in sorted(self.root[FAILURES].groups()) if key not in complete]
-        return pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=columns)
+        failures = self.root[FAILURES]
+        records = [_readable_attrs(failures, key) for key in _child_names(failures) if key not in complete]
+        return pd.DataFrame([{c: r.get(c) for c in columns} for r in records if r is not None], columns=columns)
+
+    def _source(self, video_id: str) -> str | None:
+        """The recorded source of a video, when its group can still be read."""
+        try:
+            return self.info(video_id).get("source")
+        except (KeyError, StoreError):
+            return None
 
     def summary(self) -> pd.DataFrame:
         """One row per completed video with its attributes (for notebooks and reports)."""
@@ -260,18 +349,29 @@ class StoreWriter:
     """Creates or reopens a store for one extraction identity and writes videos crash-safely."""
 
     def __init__(self, url: str, identity: dict[str, Any], storage_options: dict | None = None, overwrite: bool = False):
+        """Open the store at ``url`` for ``identity``, creating it if absent or empty.
+
+        Raises:
+            StoreError: ``url`` is a file or a folder that is not an astar store (also with
+                ``overwrite``, which deletes only a store: ``folders.claim_folder``), or a store
+                of another schema version or identity.
+        """
         self.url = str(url)
         identity = json.loads(json.dumps(identity))  # compare as stored: tuples become lists
         attributes = {**identity, "astar_version": astar_version(), "created": _utc_now()}
+        try:
+            claim_folder(self.url, STORE, overwrite=overwrite, storage_options=storage_options)
+        except FolderError as error:
+            raise StoreError(str(error)) from None
         store = _zarr_store(self.url, storage_options, read_only=False)
         try:
             try:
                 # A new root gets its identity in the same write, so a concurrent run never sees it without one.
-                root = zarr.open_group(store=store, mode="w" if overwrite else "a", attributes=attributes)
+                root = zarr.open_group(store=store, mode="a", attributes=attributes)
             except zarr.errors.ContainsGroupError:  # another run created the store just now
                 root = zarr.open_group(store=store, mode="a")
         except (OSError, ValueError) as error:
-            raise StoreError(f"{self.url}: cannot write here ({' '.join(str(error).split())})") from None
+            raise StoreError(f"{self.url}: cannot write here ({_reason(error)})") from None
         if "astar_schema_version" not in root.attrs:
             if list(root.keys()):
                 raise StoreError(f"{self.url}: exists and is not an astar feature store; choose another --out")
@@ -288,36 +388,39 @@ class StoreWriter:
         self.dimensions = {**{name: layer.dimensions for name, layer in self.layers.items()}, **top_dimensions()}
 
     def completed(self) -> set[str]:
-        """Ids of videos already done (a fresh read of the manifest)."""
+        """Ids of videos already done (a fresh read of the manifest; a damaged marker is not done)."""
         return set(FeatureStore(self.root, self.url).video_ids)
 
     def write_video(self, record: VideoRecord, layers: dict[str, np.ndarray], fc7: np.ndarray, fc7_windows: np.ndarray) -> None:
-        """Write one video's arrays, then its attributes, then its completion marker (storage_schema.md §6).
+        """Write one video's arrays, then its attributes, then its completion marker (storage_schema.md §6, §8).
 
         A video that is already complete is left as it is. Nothing another writer of the
         same video may be writing is deleted: the group and marker are created only when
-        absent, and arrays are rewritten in place chunk by chunk (each chunk one whole-object
-        write), so two runs extracting one video at once both leave it complete and intact.
+        absent (or unreadable, which no writer leaves), and arrays are rewritten in place
+        chunk by chunk (each chunk one whole-object write), so two runs extracting one
+        video at once both leave it complete and intact.
 
         Args:
             layers: the backbone's layers (C3D: ``pool2`` … ``pool5``) as (T, H, W, C) float16.
             fc7: (D,) float16. fc7_windows: (W, D) float16.
         """
         key = video_key(record.video_id)
-        if key in self.root[MANIFEST]:
+        if _readable_attrs(self.root[MANIFEST], key) is not None:
             return
         # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
         group = _group_once(self.root[VIDEOS], key, {**record.__dict__, "status": "writing"})
         if sorted(layers) != sorted(self.layers):
             raise ValueError(f"layers {sorted(layers)} are not the store's {sorted(self.layers)}")
+        arrays = {**layers, TOP_FEATURE: fc7, TOP_WINDOWS: fc7_windows}
         for name, data in layers.items():
             self._write_array(group, name, data, (max(1, min(len(data), self.layers[name].time_chunk)), *data.shape[1:]))
         self._write_array(group, TOP_FEATURE, fc7, fc7.shape)
         self._write_array(group, TOP_WINDOWS, fc7_windows, (max(1, min(len(fc7_windows), MAX_TIME_CHUNK)), fc7_windows.shape[1]))
         group.attrs.update({**record.__dict__, "status": "complete", "extracted_at": _utc_now()})
-        _group_once(self.root[MANIFEST], key, {"video_id": record.video_id})
+        shapes = {name: list(data.shape) for name, data in arrays.items()}
+        _group_once(self.root[MANIFEST], key, {"video_id": record.video_id, "arrays": shapes})
         failures = self.root[FAILURES]
-        if key in failures:
+        if key in _child_names(failures):
             del failures[key]
 
     def unmark(self, video_id: str) -> None:
@@ -327,38 +430,60 @@ class StoreWriter:
             del self.root[MANIFEST][key]
 
     def record_failure(self, video_id: str, source: str, error: str) -> None:
-        """Record (or replace) the failure of a video that is not done."""
+        """Record (or replace) the failure of a video that is not done.
+
+        Raises:
+            StoreError: the record cannot be written (read-only store, full disk); no
+                partial record is left behind.
+        """
         record = {"video_id": video_id, "source": source, "error": error, "time": _utc_now()}
-        self.root[FAILURES].create_group(video_key(video_id), overwrite=True, attributes=record)
+        key = video_key(video_id)
+        try:
+            self.root[FAILURES].create_group(key, overwrite=True, attributes=record)
+        except OSError as failure:
+            try:
+                del self.root[FAILURES][key]
+            except (OSError, KeyError):
+                pass  # the store refuses every write; what is left has no metadata and no reader lists it
+            raise StoreError(f"{self.url}: cannot record the failure of {video_id!r} ({_reason(failure)})") from None
 
     def _write_array(self, group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...]) -> None:
         """Create the array, or overwrite every chunk of one of the same shape left by a crash or a concurrent writer."""
         if data.dtype != np.dtype(FEATURE_DTYPE):
             raise TypeError(f"{name} must be {FEATURE_DTYPE}, got {data.dtype}")
-        existing = group.get(name)
+        try:
+            existing = group.get(name)
+        except ValueError:  # unreadable metadata: damage, which is rewritten
+            existing = "damaged"
         if isinstance(existing, zarr.Array) and (existing.shape, existing.chunks, existing.dtype) == (data.shape, chunks, data.dtype):
-            existing[...] = data  # an all-zero chunk is deleted, which reads back as zeros: no stale chunk survives
+            existing[...] = data  # every chunk: none equals the NaN fill value, so no stale chunk survives
             return
         try:
             group.create_array(
                 name,
                 data=data,
                 chunks=tuple(int(c) for c in chunks),
-                compressors=COMPRESSOR,
+                compressors=(COMPRESSOR, CHECKSUM),
+                fill_value=FILL_VALUE,
                 dimension_names=self.dimensions[name],
                 attributes={"_ARRAY_DIMENSIONS": self.dimensions[name]},
-                overwrite=existing is not None,  # only a different leftover (an earlier, changed source) is deleted
+                overwrite=existing is not None,  # only a different or damaged leftover (an earlier, changed source) is deleted
             )
         except zarr.errors.ContainsArrayError:  # a concurrent writer created it just now
             group[name][...] = data
 
 
 def _group_once(parent: zarr.Group, name: str, attributes: dict[str, Any] | None = None) -> zarr.Group:
-    """``parent[name]``, created with ``attributes`` only if absent: a group another writer made is never rewritten."""
+    """``parent[name]``, created with ``attributes`` only if absent: a group another writer made is never rewritten.
+
+    One whose metadata is unreadable (damage: writers write whole objects) is created afresh.
+    """
     try:
         return parent.create_group(name, attributes=attributes)
     except zarr.errors.ContainsGroupError:
-        return parent[name]
+        if _readable_attrs(parent, name) is not None:
+            return parent[name]
+        return parent.create_group(name, attributes=attributes, overwrite=True)
 
 
 def store_size_bytes(url: str, storage_options: dict | None = None) -> int:
@@ -368,3 +493,64 @@ def store_size_bytes(url: str, storage_options: dict | None = None) -> int:
     fs, path = fsspec.core.url_to_fs(url, **_fsspec_options(storage_options))
     return int(fs.du(path)) if fs.exists(path) else 0
 
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged video found by ``verify_store``: its key and id, and the one-line reason."""
+
+    key: str
+    video_id: str
+    reason: str
+
+
+def _video_damage(store: FeatureStore, video_id: str, marker: dict[str, Any]) -> str | None:
+    """Why one complete video is damaged (status, an array's shape against its marker, any chunk), or None."""
+    try:
+        status = store.info(video_id).get("status")
+        if status != "complete":
+            return f"{store.url}: video {video_id!r}, group: status {status!r}, not 'complete'"
+        shapes = marker.get("arrays") or dict.fromkeys((*store.layer_names, TOP_FEATURE, TOP_WINDOWS))  # markers before §8 record none
+        for name, shape in shapes.items():
+            array = store.array(video_id, name)
+            if shape is not None and list(array.shape) != list(shape):
+                return f"{store.url}: video {video_id!r}, {name}: shape {list(array.shape)}, its marker records {shape}"
+            store.read(video_id, name)
+    except DamagedVideoError as error:
+        return str(error).split("; run astar-verify")[0]
+    return None
+
+
+def verify_store(url: str, storage_options: dict | None = None, mark: bool = True,
+                 progress: Callable[[int], None] | None = None) -> list[Damage]:
+    """Read every complete video of a store in full and check it (storage_schema.md §8).
+
+    With ``mark``, each damaged video loses its completion marker and gets a failure
+    record saying why, so the next ``astar-extract`` run over its source writes it again
+    and readers no longer list it. ``progress`` is called with 1 after each video.
+
+    Raises:
+        StoreError: the store cannot be opened, or (with ``mark``) not written.
+    """
+    store = open_store(url, storage_options)
+    damaged = [Damage(key, video_id_from_key(key) or key, f"{url}: {key}: completion marker unreadable") for key in store.damaged_markers]
+    markers = store._markers
+    for video_id in store.video_ids:
+        key = store._keys[video_id]
+        reason = _video_damage(store, video_id, markers[key])
+        if reason is not None:
+            damaged.append(Damage(key, video_id, reason))
+        if progress is not None:
+            progress(1)
+    if mark and damaged:
+        writer_root = zarr.open_group(store=_zarr_store(str(url), storage_options, read_only=False), mode="r+")
+        manifest, failures = writer_root[MANIFEST], writer_root[FAILURES]
+        try:
+            for damage in damaged:
+                del manifest[damage.key]
+                record = {"video_id": damage.video_id, "source": store._source(damage.video_id),
+                          "error": f"damaged, to extract again: {damage.reason}", "time": _utc_now()}
+                failures.create_group(damage.key, overwrite=True, attributes=record)
+        except OSError as error:
+            raise StoreError(f"{url}: cannot mark damaged videos ({_reason(error)})") from None
+    return damaged

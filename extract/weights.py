@@ -7,8 +7,6 @@ pickled code is refused, never run.
 from __future__ import annotations
 
 import hashlib
-import pickle
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ import torch
 
 from .errors import AstarError
 from .preprocessing import Preprocessing
+from .torchfile import load_plain
 
 RANDOM_INIT = "random-init"
 
@@ -69,18 +68,11 @@ def read_checkpoint(path: str | Path) -> tuple[object, str]:
         WeightsError: missing, truncated or not a PyTorch file, or it holds pickled code.
     """
     path = Path(path)
+    checkpoint = load_plain(path, WeightsError, "weights file")
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, IsADirectoryError):
-        raise WeightsError(f"{path}: file not found") from None
-    except pickle.UnpicklingError:
-        raise WeightsError(
-            f"{path}: not a plain tensor state dict (unreadable, or it holds pickled code, which astar never runs)"
-        ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as error:
-        reason = " ".join(str(error).split())[:200]
-        raise WeightsError(f"{path}: not a PyTorch weights file or truncated ({reason})") from None
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot read ({error.strerror or error})") from None
     return checkpoint, digest
 
 

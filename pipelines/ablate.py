@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, get_backbone, open_store, say, storage_option
+from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, claim_folder, get_backbone, open_store, say, storage_option
 from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
 )
@@ -177,7 +177,7 @@ def ablate(settings: AblationConfig, backbone: Backbone | None = None) -> dict[s
     """Every row in ``settings.rows`` of the store backbone's table, in the paper's order; row key → corpus scores."""
     backbone = backbone or settings.backbone()
     rows = settings.table_rows(backbone)
-    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(str(settings.out_dir), "ablation")
     results: dict[str, dict[str, float]] = {}
     for number, row in enumerate(rows, start=1):
         say(f"[{number}/{len(rows)}] {row.key}: {row.label}")

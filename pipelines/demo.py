@@ -33,6 +33,7 @@ from pathlib import Path
 import click
 
 from astar.extract import (
+    claim_folder,
     CONTEXT_SETTINGS,
     AstarError,
     ExtractionConfig,
@@ -302,7 +303,7 @@ def describe_captions(results: list[VideoCaption], store_attrs: dict) -> str:
 def run_demo(settings: DemoConfig) -> RunSummary:
     """All stages in order, printing what each produced; returns the extraction summary."""
     started = time.perf_counter()
-    settings.out.mkdir(parents=True, exist_ok=True)
+    claim_folder(str(settings.out), "demo")
     ensure_videos(settings)
     summary = extract(settings)
     click.echo(describe_store(settings, summary))

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from astar.extract import (
+    claim_folder,
     AstarError, ExtractionConfig, Extractor, VideoInput, decode_video, extract_videos, open_store, weights_line,
 )
 
-from .figures import WordAttention, caption_words, save_attention_figure
+from .figures import FIGURES_FOLDER, WordAttention, caption_words, save_attention_figure
 from .loader import collate_videos
 from .model import CaptionAttention
 from .rundir import LoadedRun
@@ -134,7 +135,12 @@ def caption_videos(
         attention_dir: write ``<video stem>.png`` attention figures here (not for the
             fc7 baseline, which has no attention).
         progress: show extraction's progress bar.
+
+    Raises:
+        FolderError: ``attention_dir`` is a file or a non-empty folder astar did not make for figures.
     """
+    if attention_dir is not None:
+        claim_folder(str(attention_dir), FIGURES_FOLDER)
     inputs = [VideoInput(f"video{index:05d}", str(video)) for index, video in enumerate(videos)]
     results = {video.video_id: VideoCaption(video.source) for video in inputs}
     with tempfile.TemporaryDirectory(prefix="astar-caption-") as folder:

@@ -14,10 +14,8 @@ one, never a partial one.
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import uuid
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -25,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from astar.extract import AstarError
+from astar.extract import AstarError, load_plain
 
 CHECKPOINT_FORMAT = "astar-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -75,17 +73,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Read a checkpoint written by ``save_checkpoint``, with ``weights_only=True``.
 
     Raises:
-        CheckpointError: missing, truncated or corrupt, not a checkpoint of this
-            format, or of another version (one line naming ``path``).
+        CheckpointError: missing, truncated or corrupt, holding pickled code, not a
+            checkpoint of this format, or of another version (one line naming ``path``).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        document = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({reason[:200]})") from None
+    document = load_plain(path, CheckpointError, "checkpoint", map_location)
     if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an astar checkpoint (no format {CHECKPOINT_FORMAT!r})")
     if document.get("version") != CHECKPOINT_VERSION:

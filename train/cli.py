@@ -288,8 +288,11 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
     except AstarError as error:
         raise click.ClickException(str(error)) from None
     _warn_random_init(run.store_attrs)
-    results = caption_videos(run, videos, settings, extractor, beam_size, length_penalty, max_len, attention,
-                             progress=not quiet)
+    try:
+        results = caption_videos(run, videos, settings, extractor, beam_size, length_penalty, max_len, attention,
+                                 progress=not quiet)
+    except AstarError as error:  # an --attention folder astar may not write into
+        raise click.ClickException(str(error)) from None
     for result in results:
         if result.error is not None:
             click.echo(f"failed: {result.video}: {result.error}", err=True)

@@ -20,14 +20,12 @@ frame rate and size, preprocessing and C3D weights); another one is refused.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
 
-from astar.extract import AstarError, FeatureStore, open_store, resolve_device, weights_line
+from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, open_store, progress, resolve_device, weights_line
 
 from .datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
 from .loader import DEFAULT_LOADER_WORKERS, BucketBatchSampler, CaptionBatches, make_loader
@@ -37,6 +35,9 @@ from .search import DEFAULT_BEAM_SIZE, decode_captions
 
 TABLE_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 MISSING = "—"
+
+EVAL_FOLDER = "eval"
+"""The ``folders`` kind of an evaluation output folder."""
 
 
 class EvalError(AstarError):
@@ -62,7 +63,7 @@ class EvalConfig:
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         batch_size: videos per beam search; None uses the run's training batch size.
         loader_workers: processes reading features from the store (0: this process).
-        progress: show a tqdm progress bar.
+        progress: show progress on stderr (a bar on a terminal, plain lines in a log).
     """
 
     split: str = "test"
@@ -143,9 +144,12 @@ def evaluate(run_dir: str | Path, options: EvalConfig = EvalConfig()) -> EvalRes
         StoreError: no usable store. AnnotationError: unusable annotations.
         EvalError: a store extracted differently from the run's, or no captioned video.
         DeviceError: ``--device cuda`` without CUDA.
+        FolderError: the output folder is a file or a non-empty folder astar did not make for scores.
     """
     device = resolve_device(options.device)
     run = load_run(run_dir, options.checkpoint, device)
+    out_dir = Path(options.out) if options.out else run.run_dir / f"eval-{options.split}"
+    check_folder(str(out_dir), EVAL_FOLDER)  # before the work: a folder astar may not write is refused at once
     store = open_store(options.store or run.config.store, options.storage_options)
     differences = run.identity_differences(store.attrs)
     if differences:
@@ -161,12 +165,11 @@ def evaluate(run_dir: str | Path, options: EvalConfig = EvalConfig()) -> EvalRes
     videos = CaptionBatches(run.reader(store, options.storage_options), list(references))
     batches = make_loader(videos, BucketBatchSampler(videos.lengths, options.batch_size or run.config.batch_size,
                                                      shuffle=False), options.loader_workers)
-    bar = tqdm(batches, unit="batch", desc=f"captioning {options.split}", disable=not options.progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = progress(batches, unit="batch", desc=f"captioning {options.split}", enabled=options.progress)
     captions = decode_captions(run.model, iter(bar), run.vocabulary, max_len, device, None,
                                beam_size=options.beam_size, length_penalty=options.length_penalty)
     scores = score_captions({video_id: captions[video_id] for video_id in references}, references, METRICS)
-    out_dir = Path(options.out) if options.out else run.run_dir / f"eval-{options.split}"
+    claim_folder(str(out_dir), EVAL_FOLDER)
     write_scores(scores, out_dir, {"evaluation": settings})
     return EvalResult(scores, out_dir, report, store.attrs, settings)
 

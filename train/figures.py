@@ -38,6 +38,9 @@ from .model_config import C3D_GEOMETRY, ModelConfig
 from .model import CaptionAttention
 from .text import EOS_ID, Vocabulary
 
+FIGURES_FOLDER = "figures"
+"""The ``folders`` kind of a folder of attention figures (``astar-caption --attention``)."""
+
 MAX_COLUMNS = 8
 """Word panels per row before the figure wraps."""
 

@@ -112,12 +112,16 @@ class FeatureReader:
         return self.top.time_steps(int(self.store.info(video_id)["padded_frames"]))
 
     def read(self, video_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed; not to be modified."""
+        """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed; not to be modified.
+
+        Raises:
+            DamagedVideoError: a chunk of the video is corrupt or missing (one line naming video and array).
+        """
         if video_id in self._cache:
             self._cache.move_to_end(video_id)
             return self._cache[video_id]
-        layers = {name: self.store.array(video_id, name)[..., : self.channels[name]] for name in self.layers}
-        features = layers, self.store.array(video_id, "fc7")[: self.fc7_dim]
+        layers = {name: self.store.read(video_id, name, (..., slice(self.channels[name]))) for name in self.layers}
+        features = layers, self.store.read(video_id, "fc7", slice(self.fc7_dim))
         size = sum(array.nbytes for array in layers.values()) + features[1].nbytes
         if size <= self.cache_bytes:
             self._cache[video_id], self._cached_bytes = features, self._cached_bytes + size

@@ -34,7 +34,7 @@ from typing import Any
 import tomli_w
 import torch
 
-from astar.extract import AstarError, FeatureStore, upgraded_attributes
+from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, say, upgraded_attributes
 
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
 from .loader import FeatureReader, model_layers
@@ -44,6 +44,8 @@ from .train_config import TrainConfig
 from .errors import TrainingError
 from .text import Vocabulary
 
+RUN_FOLDER = "run"
+"""The ``folders`` kind of a run directory."""
 RUN_FORMAT = "astar-run"
 RUN_VERSION = 1
 CHECKPOINTS = ("best", "last")
@@ -306,8 +308,14 @@ def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, 
     A new run started from another (``init_from``) gets that run's vocabulary, and its
     store must have been extracted like that run's.
 
-    A new run's directory is only created once everything else has been checked.
+    A new run's directory is only created once everything else has been checked
+    (``create_run_folder``). A directory astar made for a run that stopped before its first
+    checkpoint is started again, by ``--out`` or ``--resume``; any other non-empty folder
+    or file is refused (``folders.check_folder``).
     """
+    if config.resume and not RunPaths(Path(config.resume)).checkpoint("last").is_file():
+        say(f"{config.resume}: stopped before its first checkpoint; starting it again")
+        config = replace(config, resume=None, out=config.resume)
     if config.resume:
         paths = RunPaths(Path(config.resume))
         saved, _ = read_run_config(paths.root)
@@ -320,9 +328,12 @@ def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, 
             raise TrainingError(f"{store.url}: extracted differently from the run's store ({'; '.join(differences)})")
         return replace(config, out=str(paths.root)), paths, read_vocabulary(paths)
     paths = RunPaths(Path(config.out) if config.out else default_run_dir(config))
-    if paths.root.exists() and any(paths.root.iterdir()):
-        raise TrainingError(f"{paths.root}: exists and is not empty; pass --resume {paths.root} to continue it "
-                            "or choose another --out")
+    if check_folder(str(paths.root), RUN_FOLDER):
+        if paths.checkpoint("last").is_file():
+            raise TrainingError(f"{paths.root}: holds a run; pass --resume {paths.root} to continue it "
+                                "or choose another --out")
+        if not config.resume:
+            say(f"{paths.root}: stopped before its first checkpoint; starting it again")
     config = replace(absolute_paths(config), out=_absolute(str(paths.root)))
     vocabulary = None
     if config.init_from:
@@ -334,6 +345,12 @@ def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, 
                                 f"({'; '.join(differences)})")
         vocabulary = read_vocabulary(origin)
     return config, RunPaths(Path(config.out)), vocabulary
+
+
+def create_run_folder(paths: RunPaths) -> None:
+    """Create a new run's directory, marked as astar's; a stopped run's leftovers (no checkpoint) are cleared."""
+    claim_folder(str(paths.root), RUN_FOLDER, overwrite=True)
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
 
 
 def saved_run_differences(config: TrainConfig) -> list[str]:

@@ -125,7 +125,7 @@ class TrainConfig:
         max_steps: stop (resumably) after this many optimizer steps in total.
         storage_options: fsspec options of a remote store.
         resume: run directory to continue; ``rundir.resume_config`` builds this config.
-        progress: show tqdm progress bars.
+        progress: show progress on stderr (bars on a terminal, plain lines in a log).
     """
 
     store: str

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,9 +38,8 @@ import numpy as np
 import torch
 from torch.nn.utils import clip_grad_norm_
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
-from astar.extract import autocast_dtype, open_store, random_init_warning, resolve_device, say
+from astar.extract import StoreError, autocast_dtype, open_store, progress as progress_display, random_init_warning, resolve_device, say
 
 from .captions import CaptionData, caption_data
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -52,7 +50,7 @@ from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureRea
 from .model import ASTAR
 from .model_config import ModelConfig
 from .rundir import (
-    RESUME_OVERRIDES, RunPaths, load_run, prepare_run, resume_config, saved_run_differences, write_metrics,
+    RESUME_OVERRIDES, RunPaths, create_run_folder, load_run, prepare_run, resume_config, saved_run_differences, write_metrics,
     write_run_config, write_text,
 )
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
@@ -290,11 +288,17 @@ class Trainer:
 
         ``last.pt`` is saved at the end of every epoch *before* its validation, so a
         validation that fails (a broken Java, damaged features) never loses the epoch's
-        training; a resumed run then validates that epoch first.
+        training; a resumed run then validates that epoch first. Damaged data met in a
+        training batch saves ``last.pt`` at the step before it (``stop_for``), so after the
+        store is repaired ``--resume`` continues exactly; skipping the video would change
+        the data unnoticed.
         """
         while True:
             if self.validation_due():
-                self.validate(writer)
+                try:
+                    self.validate(writer)
+                except StoreError as damage:  # last.pt already holds the epoch, its validation due
+                    raise self.stop_for(damage, save=False) from None
                 self.save_last()
                 write_metrics(self.paths, self.progress.history)
             if stop.is_set():
@@ -319,11 +323,10 @@ class Trainer:
         self.model.train()
         self.sampler.set_epoch(progress.epoch, skip=progress.batches_done)
         started, pairs = time.perf_counter(), 0
-        bar = tqdm(total=progress.batches_done + len(self.sampler), initial=progress.batches_done, unit="batch",
-                   desc=f"epoch {progress.epoch + 1}/{config.epochs}", disable=not config.progress, file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = progress_display(total=progress.batches_done + len(self.sampler), initial=progress.batches_done,
+                               unit="batch", desc=f"epoch {progress.epoch + 1}/{config.epochs}", enabled=config.progress)
         with bar:
-            for batch in self.train_loader:
+            for batch in self._batches():
                 if self.reward is None:
                     loss = optimizer_step(self.model, self.optimizer, self.scaler, batch, config.clip_norm, self.autocast)
                 else:
@@ -346,6 +349,20 @@ class Trainer:
                 if config.checkpoint_every and progress.step % config.checkpoint_every == 0:
                     self.save_last()
         return True
+
+    def _batches(self) -> Iterator[CaptionBatch]:
+        """The rest of the epoch's training batches; a damaged video stops training after saving (``run``)."""
+        try:
+            yield from self.train_loader
+        except StoreError as damage:
+            raise self.stop_for(damage) from None
+
+    def stop_for(self, damage: StoreError, save: bool = True) -> TrainingError:
+        """Save ``last.pt`` (unless it is current) and say, in one line, what stopped training and how to go on."""
+        if save:
+            self.save_last()
+        return TrainingError(f"{damage}; training so far is saved in {self.paths.checkpoint('last')}, and "
+                             f"astar-train --resume {self.paths.root} continues exactly once the store is repaired")
 
     def validate(self, writer: SummaryWriter) -> None:
         """Validation loss and scores, one history row, early-stopping bookkeeping, ``best.pt``."""
@@ -456,7 +473,7 @@ def train(config: TrainConfig) -> TrainResult:
             scales = feature_rms(reader, data.train_ids)
             trainer.model.set_feature_scale(scales)
             say("input scale (RMS over training videos, divided out): " + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
-        paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        create_run_folder(paths)
         if reward is not None:
             reward.cider.frequencies.save(paths.cider_frequencies)
         write_run_config(paths, config, model_config, scales, origin)
@@ -495,7 +512,4 @@ def train_resumably(config: TrainConfig) -> TrainResult:
             raise TrainingError(f"{paths.root}: trained with other {', '.join(changed)}; "
                                 "choose another --out for these settings")
         return train(resume_config(paths.root, **{name: getattr(config, name) for name in RESUME_OVERRIDES}))
-    if paths.root.exists():
-        say(f"{paths.root}: stopped before its first checkpoint; starting it again")
-        shutil.rmtree(paths.root)
-    return train(config)
+    return train(config)  # a run stopped before its first checkpoint starts again; a folder astar did not make is refused

@@ -48,12 +48,12 @@ def test_a_pool_of_decoders_stores_every_good_video_and_records_every_bad_one(vi
     assert summary.count("done") + summary.count("failed") == len(inputs)
 
 
-def test_failure_lines_are_printed_unless_the_caller_reports_failures_itself(tmp_path, extractor, capsys):
+def test_failure_lines_go_to_stderr_unless_the_caller_reports_failures_itself(tmp_path, extractor, capsys):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     [video] = collect_inputs([str(bad)])
     extract_videos([video], str(tmp_path / "printed.zarr"), extractor=extractor, progress=False)
-    assert capsys.readouterr().out.startswith(f"failed: {bad}: ")
+    assert capsys.readouterr().err.startswith(f"failed: {bad}: ")
     quiet = extract_videos([video], str(tmp_path / "quiet.zarr"), extractor=extractor, progress=False, report_failures=False)
     assert capsys.readouterr() == ("", "")
     assert quiet.count("failed") == 1 and quiet.outcomes[0].error

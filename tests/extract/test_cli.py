@@ -38,10 +38,10 @@ def test_some_failed_exits_3_naming_the_file(video_folder, tmp_path):
     "args, code, message",
     [
         (["--out", "x.zarr"], 2, "Missing argument"),
-        (["{folder}", "--out", "{tmp}/f.zarr", "--weights", "{folder}/a.mp4"], 1, "a.mp4: not a plain tensor state dict"),
+        (["{folder}", "--out", "{tmp}/f.zarr", "--weights", "{folder}/a.mp4"], 1, "a.mp4: not a readable weights file: not a PyTorch file"),
         (["{folder}", "--out", "{tmp}/f.zarr", "--storage-option", "novalue"], 2, "expected KEY=VALUE"),
         (["{tmp}/empty_dir", "--out", "{tmp}/f.zarr"], 2, "no videos found"),
-        (["{folder}", "--out", "{folder}/a.mp4"], 1, "cannot write here"),
+        (["{folder}", "--out", "{folder}/a.mp4"], 1, "a.mp4: is a file, not a feature store"),
     ],
 )
 def test_usage_and_setup_errors_are_one_line(video_folder, tmp_path, args, code, message):

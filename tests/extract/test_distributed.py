@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -65,7 +64,7 @@ def test_cluster_run_stores_what_the_in_process_run_stores(client, video_folder,
     inputs = collect_inputs([str(video_folder)])
     with torch_threads(torch_threads_per_task(client)):
         local = extract_videos(inputs, str(tmp_path / "local.zarr"), extractor=extractor, progress=False)
-    assert capsys.readouterr().out.count("failed: ") == local.count("failed") >= 3
+    assert capsys.readouterr().err.count("failed: ") == local.count("failed") >= 3
     cluster = extract_videos(inputs, str(tmp_path / "dask.zarr"), CPU, client=client, progress=False, report_failures=False)
     assert "failed: " not in capsys.readouterr().out  # the caller reports them
     store, reference = open_store(str(tmp_path / "dask.zarr")), open_store(str(tmp_path / "local.zarr"))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from astar.extract import ExtractionConfig, collect_inputs, extract_videos
+from astar.extract import ExtractionConfig, claim_folder, collect_inputs, extract_videos
 from astar.pipelines.ablate import AblationConfig, main
 from astar.pipelines.paper_tables import table_row
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
@@ -96,6 +96,7 @@ def test_a_half_trained_row_resumes_from_its_last_checkpoint(store, tmp_path):
     config = TrainConfig(store=str(store[0]), dataset="csv", annotations=str(store[1]), out=str(out / "pool4"),
                          preset="small", variant="single", layers=("pool4",), epochs=1, batch_size=8, max_steps=1, lr=5e-3, max_caption_len=12,
                          device="cpu", loader_workers=0, progress=False)
+    claim_folder(str(out), "ablation")  # as the interrupted astar-ablate made it
     train(config)
     result = ablate(store, out, "pool4")
     assert result.exit_code == 0, result.output
@@ -116,3 +117,29 @@ def test_the_small_preset_brings_its_recipe_and_flags_override_it() -> None:
     config = paper.train_config(table_row("astar-hard"))
     assert (config.lr, config.batch_size, config.word2vec, config.samples, config.attention) == (
         1e-4, 32, "vectors.bin", 6, "hard")
+
+
+@pytest.mark.parametrize("occupant", ["a folder of notes", "a file"])
+def test_a_rows_folder_astar_did_not_make_is_never_deleted(store, tmp_path, occupant):
+    out = tmp_path / "ablation"
+    claim_folder(str(out), "ablation")
+    row = out / "fc7"
+    if occupant == "a file":
+        row.write_text("notes")
+    else:
+        row.mkdir()
+        (row / "notes.txt").write_text("notes")
+    result = ablate(store, out, "fc7")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{row}: is a file" in result.output if occupant == "a file" else "not made by astar" in result.output
+    assert (row if occupant == "a file" else row / "notes.txt").read_text() == "notes"
+
+
+def test_a_non_empty_out_folder_astar_did_not_make_is_refused(store, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "paper.tex").write_text("draft")
+    result = ablate(store, out, "fc7")
+    assert result.exit_code == 1 and f"{out}: is not empty and was not made by astar" in result.output
+    assert sorted(path.name for path in out.iterdir()) == ["paper.tex"]

@@ -85,7 +85,7 @@ def test_attention_writes_one_png_per_video_with_one_panel_per_word(trained_run,
     result = run_cli(trained_run, *videos, "--attention", tmp_path / "figures", "--json", "--max-len", "6")
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
-    assert sorted(path.name for path in (tmp_path / "figures").iterdir()) == sorted(video.stem + ".png" for video in videos)
+    assert sorted(path.name for path in (tmp_path / "figures").glob("*.png")) == sorted(video.stem + ".png" for video in videos)
     for record in records:
         words = record["caption"].split()
         assert 0 < len(words) <= MAX_COLUMNS

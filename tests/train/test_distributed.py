@@ -10,8 +10,8 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 
-from astar.train.video_batch import POOL5_RATIO, VideoBatch, random_batch
-from astar.train.model_config import ModelConfig
+from astar.train.model_config import C3D_GEOMETRY, ModelConfig
+from astar.train.video_batch import VideoBatch, random_batch
 from astar.train.distributed import Objective, Processes, word_mean
 from astar.train.loader import BucketBatchSampler, pad_tokens
 from astar.train.model import ASTAR
@@ -21,6 +21,8 @@ VIDEOS = 6
 ITEMS = [(index % VIDEOS, [2 + (index * 7 + k) % 18 for k in range(1 + index % 5)] + [1]) for index in range(20)]
 """(video, caption tokens ending in <eos>) pairs: 20 captions of 6 videos, 2 to 6 words."""
 STEPS = 3
+TOP_RATIO = {layer.name: C3D_GEOMETRY[-1].time_stride // layer.time_stride for layer in C3D_GEOMETRY}
+"""Time steps of each C3D layer per pool5 step."""
 
 
 def features() -> VideoBatch:
@@ -34,7 +36,7 @@ def batch_of(items: list[int], videos: VideoBatch) -> tuple[VideoBatch, torch.Te
     steps = videos.pool5_steps[index]
     longest = int(steps.max())
     chosen = VideoBatch(
-        {name: value[index][:, : longest * POOL5_RATIO[name]] for name, value in videos.features.items()},
+        {name: value[index][:, : longest * TOP_RATIO[name]] for name, value in videos.features.items()},
         steps, videos.fc7[index],
     )
     caption_videos = torch.tensor([rows.index(ITEMS[item][0]) for item in items])

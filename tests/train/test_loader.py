@@ -238,3 +238,20 @@ def test_a_last_batch_too_small_to_share_is_left_out():
     assert len(batches) == len(sampler) == 2 and all(len(batch) == 2 for batch in batches)
     with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
         BucketBatchSampler([1] * 9, batch_size=4, captions_per_video=2, videos=list(range(9)), world_size=3)
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_damaged_chunk_stops_the_loader_with_one_line_naming_video_and_array(synthetic_store, tmp_path, workers):
+    import shutil
+
+    from astar.extract.store import DamagedVideoError
+
+    copy = shutil.copytree(synthetic_store.store, tmp_path / "feats.zarr")
+    store = open_store(str(copy))
+    video_id = store.video_ids[0]
+    chunk = next(path for path in (copy / "videos" / video_key(video_id) / "pool4" / "c").rglob("*") if path.is_file())
+    chunk.write_bytes(chunk.read_bytes()[:-7])
+    videos = CaptionBatches(FeatureReader(store, SMALL), [video_id])
+    loader = make_loader(videos, BucketBatchSampler(videos.lengths, batch_size=1, seed=0), workers)
+    with pytest.raises(DamagedVideoError) as raised:
+        list(loader)
+    assert str(raised.value).startswith(f"{copy}: video {video_id!r}, pool4: damaged (a chunk is corrupt")
+    assert "\n" not in str(raised.value)

@@ -13,7 +13,7 @@ from astar.train.cider import CiderD, DocumentFrequencies
 from astar.train.model_config import ModelConfig
 from astar.train.model import ASTAR
 from astar.train.scst import (
-    CaptionReward, leave_one_out_mean, sample_captions, self_critical_loss, self_critical_step,
+    CaptionReward, leave_one_out_mean, sample_captions, self_critical_step,
 )
 from astar.train.text import EOS_ID, PAD_ID, build_vocabulary
 

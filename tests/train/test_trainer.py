@@ -210,8 +210,8 @@ def test_resume_refuses_to_change_the_model_through_overrides(finished_run):
         resume_config(finished_run.run_dir, variant="fc7")
 
 
-def test_a_new_run_refuses_a_non_empty_run_directory(finished_run, quick_config):
-    with pytest.raises(TrainingError, match="exists and is not empty; pass --resume"):
+def test_a_new_run_refuses_a_run_directory_that_holds_a_checkpoint(finished_run, quick_config):
+    with pytest.raises(TrainingError, match="holds a run; pass --resume"):
         train(quick_config(out=str(finished_run.run_dir)))
 
 

@@ -1,0 +1,155 @@
+"""The one rule for every folder astar writes into or deletes: only its own, or an empty one.
+
+Every command that writes a folder (``astar-extract --out``, ``astar-train --out``,
+``astar-eval --out``, ``astar-ablate --out`` and its rows, the demo's ``--out``,
+``astar-caption --attention``) claims it first with ``claim_folder``:
+
+- a folder that is absent is created, and one that is empty is taken;
+- a folder astar made for the same purpose (its *kind*) is used again;
+- anything else is refused in one line naming it: a file, a non-empty folder astar
+  did not make, or one astar made for another purpose;
+- ``overwrite=True`` empties the folder first, and only a folder astar made for this
+  purpose (or an empty one) is ever emptied: user data cannot be deleted.
+
+A folder is recognised as astar's by what astar writes into it first: a feature store
+by its root ``zarr.json`` with an ``astar_schema_version`` attribute
+(storage_schema.md §1 and §3), every other kind by the marker file ``.astar-folder.json``
+(``{"kind": …, "astar_version": …, "created": …}``). Paths may be local or fsspec URLs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import fsspec
+
+from .errors import AstarError
+
+MARKER = ".astar-folder.json"
+"""File that marks a folder (other than a store) as astar's, with the kind it was made for."""
+
+STORE = "store"
+KINDS = {
+    STORE: "feature store",
+    "run": "training run directory",
+    "eval": "evaluation output folder",
+    "ablation": "ablation output folder",
+    "demo": "demo output folder",
+    "figures": "attention figure folder",
+}
+"""Kinds of folder astar writes, with the words its messages use for them."""
+
+
+class FolderError(AstarError):
+    """A folder astar may not write into or delete; the message names it and says why, in one line."""
+
+
+def _a(kind: str) -> str:
+    """``a feature store``, ``an evaluation output folder``: the kind's words with their article."""
+    words = KINDS[kind]
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def astar_version() -> str:
+    try:
+        return version("astar")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _filesystem(url: str, storage_options: dict | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(str(url), **{"use_listings_cache": False, **(storage_options or {})})
+
+
+def _read_json(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | None:
+    """A JSON object stored at ``path``, or None when absent or unreadable."""
+    try:
+        with fs.open(path, "rb") as stream:
+            document = json.loads(stream.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def folder_kind(url: str, storage_options: dict | None = None) -> str | None:
+    """The kind of astar folder at ``url`` (a key of ``KINDS``), or None when astar did not make it."""
+    fs, path = _filesystem(url, storage_options)
+    root = _read_json(fs, f"{path}/zarr.json")
+    if root is not None and "astar_schema_version" in root.get("attributes", {}):
+        return STORE
+    marker = _read_json(fs, f"{path}/{MARKER}")
+    return marker.get("kind") if marker is not None and marker.get("kind") in KINDS else None
+
+
+def _entries(fs: fsspec.AbstractFileSystem, path: str) -> list[str] | None:
+    """Names in the folder at ``path``; None when nothing is there."""
+    try:
+        return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
+    except FileNotFoundError:
+        return None
+
+
+def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None) -> bool:
+    """Whether ``claim_folder`` may take ``url`` for ``kind``, without writing anything; True when it holds something.
+
+    Raises:
+        FolderError: ``url`` is a file, a non-empty folder astar did not make, or one
+            it made for another kind (whether or not ``overwrite`` is given).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown folder kind {kind!r}; choose from {', '.join(KINDS)}")
+    fs, path = _filesystem(url, storage_options)
+    try:
+        if fs.isfile(path):
+            raise FolderError(f"{url}: is a file, not {_a(kind)}; choose another path")
+        entries = _entries(fs, path)
+    except OSError as error:
+        raise FolderError(f"{url}: cannot read ({error.strerror or error})") from None
+    found = folder_kind(url, storage_options) if entries else None
+    if entries and found != kind:
+        made = f"is astar's {KINDS[found]}" if found else "is not empty and was not made by astar"
+        deleting = " (--overwrite deletes only what astar made for this)" if overwrite else ""
+        raise FolderError(f"{url}: {made}, not {_a(kind)}; choose another path{deleting}")
+    return bool(entries)
+
+
+def claim_folder(url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None) -> bool:
+    """Make ``url`` a folder of ``kind`` to write into, by the module's rule; True when it was new or emptied.
+
+    Raises:
+        FolderError: as ``check_folder``, or the folder cannot be written.
+    """
+    held = check_folder(url, kind, overwrite, storage_options)
+    fs, path = _filesystem(url, storage_options)
+    try:
+        if held and overwrite:
+            fs.rm(path, recursive=True)
+            held = False
+        fs.makedirs(path, exist_ok=True)
+        if kind != STORE and not held:
+            _write_marker(fs, path, kind)
+    except OSError as error:
+        raise FolderError(f"{url}: cannot write here ({error.strerror or error})") from None
+    return not held
+
+
+def _write_marker(fs: fsspec.AbstractFileSystem, path: str, kind: str) -> None:
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    document = {"kind": kind, "astar_version": astar_version(), "created": created}
+    with fs.open(f"{path}/{MARKER}", "wb") as stream:
+        stream.write((json.dumps(document) + "\n").encode("utf-8"))
+
+
+def remove_own_folder(url: str, kind: str, storage_options: dict | None = None) -> None:
+    """Delete the folder at ``url`` if astar made it as ``kind`` (absent: nothing to do).
+
+    Raises:
+        FolderError: it is a file, or a folder astar did not make as ``kind``; nothing is deleted.
+    """
+    fs, path = _filesystem(url, storage_options)
+    if not fs.exists(path):
+        return
+    claim_folder(url, kind, overwrite=True, storage_options=storage_options)
+    fs.rm(path, recursive=True)

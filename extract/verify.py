@@ -1,0 +1,57 @@
+"""``astar-verify``: read a whole feature store, find damaged videos, mark them for re-extraction."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .clitools import CONTEXT_SETTINGS, EXIT_SOME_FAILED, say, storage_option
+from .errors import AstarError
+from .progress import progress
+from .store import open_store, verify_store
+
+EPILOG = f"""\b
+Examples:
+  astar-verify feats.zarr
+  astar-verify feats.zarr --dry-run
+  astar-verify s3://bucket/feats.zarr --storage-option endpoint_url=http://127.0.0.1:9000
+
+\b
+Every complete video is read in full: its group and status, each array's shape against
+its completion marker, and every chunk (checksum, decoding, none missing). A damaged
+video loses its completion marker and gets a failure record, so readers no longer list
+it and the next astar-extract over its source writes it again. Prints one line per
+damaged video on stderr and a summary on stdout. Exit codes: 0 nothing damaged;
+{EXIT_SOME_FAILED} damaged videos found (and marked, unless --dry-run); 1 the store
+cannot be read or marked; 2 usage error.
+"""
+
+
+@click.command(epilog=EPILOG, context_settings=CONTEXT_SETTINGS)
+@click.argument("store")
+@click.option("--dry-run", is_flag=True, help="Only report damaged videos; leave them marked complete.")
+@storage_option()
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...], quiet: bool) -> None:
+    """Check every complete video of a feature store and mark damaged ones for re-extraction.
+
+    STORE is a feature store written by astar-extract (path or fsspec URL).
+    """
+    options = dict(storage_options)
+    try:
+        total = len(open_store(store, options))
+        with progress(total=total, desc="verify", unit="video", enabled=not quiet) as bar:
+            damaged = verify_store(store, options, mark=not dry_run, progress=bar.update)
+    except AstarError as error:
+        raise click.ClickException(str(error)) from None
+    for damage in damaged:
+        say(f"damaged: {damage.reason}")
+    action = "found" if dry_run else "marked for re-extraction"
+    click.echo(f"{total} complete videos checked; {len(damaged)} damaged {action}")
+    if damaged and not dry_run:
+        say(f"re-run astar-extract with the same inputs and --out {store} to rewrite them")
+    sys.exit(EXIT_SOME_FAILED if damaged else 0)
+
+
+if __name__ == "__main__":
+    main()
