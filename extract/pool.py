@@ -100,14 +100,20 @@ class _Decoder:
         self.conn.send(source)
 
     def _start(self) -> None:
+        """Start a child; one that cannot start is a one-line ``DecodeError``, and nothing half-made is kept."""
         parent, child = self._context.Pipe()
-        self.process = self._context.Process(
+        process = self._context.Process(
             target=_serve, args=(child, self._preprocessing, self._fps, dict(os.environ)), daemon=True,
             name="astar-decoder",
         )
-        self.process.start()
-        child.close()
-        self.conn = parent
+        try:
+            process.start()
+        except OSError as error:
+            parent.close()
+            raise DecodeError(f"cannot start a decoder process ({error.strerror or error})") from None
+        finally:
+            child.close()
+        self.process, self.conn = process, parent
 
     def receive(self) -> DecodedVideo | DecodeError:
         """The reply to the request in flight, once ``conn`` is readable; a dead child's exit as the error."""

@@ -135,14 +135,34 @@ def _no_file_writes() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-@pytest.mark.xfail(strict=True, reason="since the decoder pool (extract/pool.py) was merged, a process that cannot "
-                   "write files crashes in DecoderPool.kill (self._popen is None) before any failure is recorded")
-def test_a_failure_that_cannot_be_recorded_is_one_line_and_leaves_no_empty_record(store, tmp_path):
+RECORD_A_FAILURE = """
+import sys
+from astar.extract import StoreError, StoreWriter, open_store
+store = sys.argv[1]
+writer = StoreWriter(store, open_store(store).attrs)
+try:
+    writer.record_failure("bad", "bad.mp4", "FFmpeg cannot decode it")
+except StoreError as error:
+    sys.exit(f"Error: {error}")
+"""
+
+
+def test_a_failure_that_cannot_be_recorded_is_one_line_and_leaves_no_empty_record(store):
+    # The recorder itself on a full disk: a whole command cannot get that far, since its
+    # decoder processes need a writable temporary folder and stop it first, in one line.
+    command = [sys.executable, "-c", RECORD_A_FAILURE, str(store)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=_no_file_writes)
+    assert result.returncode == 1, result.stderr
+    assert "cannot record the failure of 'bad'" in result.stderr and "Traceback" not in result.stderr
+    assert not (store / "failures" / "bad").exists()
+    assert open_store(str(store)).video_ids == ["a", "b"]
+
+
+def test_decoders_that_cannot_start_stop_the_command_in_one_line(store, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     command = [sys.executable, "-m", "astar.extract.cli", str(bad), "--out", str(store), "--device", "cpu", "-q"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=_no_file_writes)
     assert result.returncode == 1, result.stderr
-    assert "cannot record the failure of 'bad'" in result.stderr and "Traceback" not in result.stderr
-    assert not (store / "failures" / "bad").exists()
+    assert "cannot start a decoder process" in result.stderr and "Traceback" not in result.stderr
     assert open_store(str(store)).video_ids == ["a", "b"]
