@@ -118,20 +118,23 @@ def private_mib(pid: int) -> float:
 
 
 def pool_rate(videos: list[VideoInput], decoders: int) -> tuple[float, float]:
-    """Sampled frames/s of a ``DecoderPool`` of ``decoders`` over ``videos`` (children started beforehand), and MiB per child."""
-    with DecoderPool(PAPER, decoders=decoders) as pool:
-        for _ in pool.map(videos[:decoders]):  # start every child: a spawn imports astar afresh
-            pass
-        memory = sum(private_mib(pid) for pid in pool.worker_pids) / decoders
-        start = time.perf_counter()
+    """Sampled frames/s of a ``DecoderPool`` of ``decoders`` over ``videos`` (best of two passes after a warm-up
+    that starts every child), and MiB per child."""
+    frames = 0
+
+    def decode_all() -> None:
+        nonlocal frames
         frames = sum(len(decoded.frames) for _, decoded in pool.map(videos))
-        return frames / (time.perf_counter() - start), memory
+
+    with DecoderPool(PAPER, decoders=decoders) as pool:
+        seconds = best_seconds(decode_all, repeats=2)
+        return frames / seconds, sum(private_mib(pid) for pid in pool.worker_pids) / decoders
 
 
 def pool_scaling(folder: Path, quick: bool) -> float:
     """Print the pool's decode-only throughput at N = 1, 2, … and return the one-decoder (one-core) rate."""
     cores = machine_cores()
-    count, seconds = (4, 10) if quick else (4 * cores, 20)
+    count, seconds = (4, 10) if quick else (8 * cores, 20)
     videos = [VideoInput(f"p{i}", str(write_clip(folder / f"p{i}.mp4", seconds=seconds))) for i in range(count)]
     rates = {}
     for decoders in range(1, (2 if quick else 2 * cores) + 1):

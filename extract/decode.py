@@ -106,8 +106,11 @@ def open_container(source: str) -> av.container.InputContainer:
     return av.open(source.removeprefix("file://"))
 
 
-def decode_video(source: str | Path, preprocessing: Preprocessing, fps: int = FPS) -> DecodedVideo:
+def decode_video(source: str | Path, preprocessing: Preprocessing, fps: int = FPS, threads: int | None = None) -> DecodedVideo:
     """Decode ``source`` and return its frames sampled at ``fps``, rotated for display, resized and cropped.
+
+    ``threads``: FFmpeg decoding threads; None lets FFmpeg use every core (frame and slice
+    threads), 1 decodes on one core, as a ``DecoderPool`` child does.
 
     Timestamps that break the rule of the module docstring are ignored: the file is
     decoded a second time and sampled by frame count at the nominal rate.
@@ -121,7 +124,7 @@ def decode_video(source: str | Path, preprocessing: Preprocessing, fps: int = FP
     try:
         _refuse_special_file(source)
         with open_container(source) as container:
-            stream = _video_stream(container)
+            stream = _video_stream(container, threads)
             try:
                 video = _sample(_timestamped(container.decode(stream), stream), stream, preprocessing, fps)
             except _UntrustedTimestamps as reason:
@@ -130,7 +133,7 @@ def decode_video(source: str | Path, preprocessing: Preprocessing, fps: int = FP
                 _check_complete(video.duration, container, stream)
                 return video
         with open_container(source) as container:
-            stream = _video_stream(container)
+            stream = _video_stream(container, threads)
             rate = _nominal_rate(stream)
             if rate is None:
                 raise DecodeError(f"unusable timestamps ({untrusted}) and no frame rate to sample by")
@@ -167,14 +170,17 @@ def _refuse_special_file(source: str) -> None:
         raise DecodeError("not a regular file (FIFO, socket or device); refused without reading")
 
 
-def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    """The first video stream; still images are not videos."""
+def _video_stream(container: av.container.InputContainer, threads: int | None) -> av.video.stream.VideoStream:
+    """The first video stream, set to decode on ``threads`` threads (None: FFmpeg's choice); still images are not videos."""
     if not container.streams.video:
         raise DecodeError("no video stream (audio-only or not a video)")
     if container.format.name.endswith("_pipe") or container.format.name == "image2":
         raise DecodeError(f"a still image ({container.format.name.removesuffix('_pipe')}), not a video")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    if threads is None:
+        stream.thread_type = "AUTO"
+    else:
+        stream.codec_context.thread_count = threads
     return stream
 
 

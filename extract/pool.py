@@ -16,7 +16,9 @@ decoder holds per video:
   hour at 2 fps); the full-resolution frames never leave the child, which keeps at
   most one of them (``decode.py``).
 
-How many decoders: one PyAV decoder delivers a few hundred sampled frames/s per core
+How many decoders: each child decodes on one thread, so N decoders use N cores (FFmpeg's
+own frame threads would take ~1.3 cores per child and 10 % more CPU per frame, and N of
+them would fight over the cores). One PyAV decoder delivers a few hundred sampled frames/s per core
 from 640×360 H.264, C3D on a GPU tens of thousands, so a GPU machine gives every core
 but the one that feeds the GPU and writes the store to decoding (``default_decoders``).
 On a CPU C3D is ~20× slower than one decoder and wants every core: one decoder runs
@@ -79,7 +81,7 @@ def _serve(conn: Connection, preprocessing: Preprocessing, fps: int, environment
     os.environ.update(environment)
     while (source := conn.recv()) is not None:
         try:
-            conn.send(decode_video(source, preprocessing, fps))
+            conn.send(decode_video(source, preprocessing, fps, threads=1))
         except DecodeError as error:
             conn.send(str(error))
         except Exception as error:  # an unexpected failure is still only this video's

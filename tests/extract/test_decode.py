@@ -241,3 +241,13 @@ def test_a_still_image_renamed_mp4_is_not_a_video(tmp_path):
     (tmp_path / "photo.png").rename(tmp_path / "photo.mp4")
     with pytest.raises(DecodeError, match=r"a still image \(png\), not a video"):
         decode_video(tmp_path / "photo.mp4", PAPER)
+
+
+def test_one_decoding_thread_gives_the_frames_of_ffmpegs_own_threading(tmp_path):
+    # A DecoderPool child decodes on one thread; its frames must be those every other path decodes.
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (30, 96, 128, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "noise.mp4", frames, fps=10)
+    threaded, single = decode_video(path, PAPER), decode_video(path, PAPER, threads=1)
+    assert len(single.frames) == 6
+    np.testing.assert_array_equal(single.frames, threaded.frames)
