@@ -30,6 +30,7 @@ from astar.pipelines.synthetic import generate_dataset
 from astar.train.model_config import ModelConfig
 from astar.train.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader, padding_fraction
 from astar.train.model import ASTAR
+from astar.train.distributed import Objective
 from astar.train.trainer import optimizer_step
 
 VOCAB = 1_000
@@ -68,7 +69,7 @@ def loader_rate(dataset: CaptionBatches, batch_size: int, workers: int, batches:
 def trainer_rate(dataset: CaptionBatches, config: ModelConfig, batch_size: int, steps: int) -> float:
     """Training steps per second of ``config`` on the CPU, batches preloaded."""
     torch.manual_seed(0)
-    model = ASTAR(config)
+    model = Objective(ASTAR(config))
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     sampler = BucketBatchSampler(dataset.lengths, batch_size)

@@ -8,17 +8,17 @@ scores a run, ``caption_videos`` captions new files, and ``ModelConfig`` / ``AST
 (``astar.train.loader``, ``astar.train.search``, …).
 """
 from .caption import VideoCaption, caption_videos, prepare_extraction
-from .cli import RECIPE_FIELDS, recipe_options
 from .datasets import DATASETS, SPLITS
 from .evaluate import TABLE_METRICS, EvalConfig, EvalResult, evaluate, format_scores
 from .model import ASTAR
 from .model_config import ModelConfig
+from .recipe_options import RECIPE_FIELDS, recipe_options
 from .rundir import LoadedRun, load_run, read_run_config, saved_run_differences
 from .scoring import SCORES_FILE
 from .search import DEFAULT_BEAM_SIZE
 from .train_config import PRESETS, TrainConfig
 from .trainer import TrainResult, train, train_resumably
-from .variants import VARIANTS, NamedModel, named_models
+from .variants import NAMED_MODELS, VARIANTS, NamedModel, named_models
 
 __all__ = [
     "ASTAR", "DATASETS", "DEFAULT_BEAM_SIZE", "EvalConfig", "EvalResult", "LoadedRun", "ModelConfig", "NAMED_MODELS",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_args
 
@@ -12,26 +11,22 @@ import torch
 from click.core import ParameterSource
 
 from astar.extract import (
-    AUTOCAST_PRECISIONS, CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option, open_store,
+    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option, open_store,
     random_init_warning, resolve_device, storage_option,
 )
 
 from .caption import caption_videos, prepare_extraction
 from .datasets import DATASETS, SPLITS
+from .distributed import Processes
 from .evaluate import EvalConfig, evaluate, format_scores
 from .loader import DEFAULT_LOADER_WORKERS
 from .model_config import Attention
 from .rundir import CHECKPOINTS, load_run, read_run_config, resume_config
+from .recipe_options import DEFAULTS, RECIPE_HELP, recipe_options
 from .search import DEFAULT_BEAM_SIZE
-from .train_config import (
-    MODEL_FIELDS, OBJECTIVES, PRESETS, RECIPES, SCST_BASELINES, STOPPING_METRICS, VOCABULARY_SPLITS, TrainConfig,
-)
+from .train_config import MODEL_FIELDS, OBJECTIVES, PRESETS, SCST_BASELINES, TrainConfig
 from .trainer import train
 from .variants import VARIANTS
-
-DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
-RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(recipe, name):g}" for preset, recipe in RECIPES.items())
-               for name in ("lr", "batch_size", "scst_lr")}
 
 TRAIN_EPILOG = f"""\b
 Examples:
@@ -42,6 +37,7 @@ Examples:
   astar-train feats.zarr --dataset msvd --attention hard --samples 10 --device cuda
   astar-train --resume runs/msvd-astar-20250101-120000 --epochs 80
   astar-train feats.zarr --dataset msvd --init-from runs/msvd-astar-20250101-120000 --objective scst --lr 5e-5
+  torchrun --standalone --nproc_per_node 8 -m astar.train.cli feats.zarr --dataset msr-vtt   # 8 GPUs, one run
 
 \b
 Writes RUN_DIR/config.toml, vocab.json, store_attrs.json, metrics.csv, tensorboard/
@@ -50,32 +46,6 @@ annotations/<dataset>/ beside the store, then in $ASTAR_DATA/<dataset>/.
 Exit codes: 0 finished; 1 an error stopped the run; 2 usage error;
 {EXIT_INTERRUPTED} stopped by Ctrl-C/SIGTERM (checkpoint saved; --resume continues).
 """
-
-
-RECIPE_OPTIONS = [
-    click.option("--samples", type=click.IntRange(min=2), help="K of the multi-sample bound for hard attention. Default: 10 (paper), 4 (small)."),
-    click.option("--patience", type=click.IntRange(min=1), default=DEFAULTS["patience"], show_default=True, help="Validations without improvement before early stopping."),
-    click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss."),
-    click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate. Default: the preset's recipe, " + RECIPE_HELP["lr"] + " (for --objective scst: " + RECIPE_HELP["scst_lr"] + ")."),
-    click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5)."),
-    click.option("--min-count", type=click.IntRange(min=1), default=DEFAULTS["min_count"], show_default=True, help="Vocabulary keeps words seen at least this often; rarer ones become <unk>."),
-    click.option("--vocabulary-from", type=click.Choice(VOCABULARY_SPLITS), default=DEFAULTS["vocabulary_from"], show_default=True, help="Count the vocabulary on the train split, or on all splits (with --min-count 1 the rule the paper's YouTube2Text size implies; see the README)."),
-    click.option("--max-caption-len", type=click.IntRange(min=1), default=DEFAULTS["max_caption_len"], show_default=True, help="Training captions are cut to this many words; validation captions stop there."),
-    click.option("--word2vec", type=click.Path(dir_okay=False), help="word2vec vectors (binary or text) to initialise word embeddings (paper: GoogleNews 300-d)."),
-    click.option("--precision", type=click.Choice(AUTOCAST_PRECISIONS), default=DEFAULTS["precision"], show_default=True, help="CUDA autocast: auto = bf16 where supported, else fp16. CPU always runs fp32."),
-]
-"""The flags of a run's recipe and text that do not pick the model's variant: ``astar-train`` and
-``astar-ablate`` (which applies them to every row) share these definitions."""
-RECIPE_FIELDS: tuple[str, ...] = tuple(option(lambda: None).__click_params__[0].name for option in RECIPE_OPTIONS)
-"""``TrainConfig`` fields of ``RECIPE_OPTIONS``."""
-
-
-def recipe_options(command: Any) -> Any:
-    """Decorate ``command`` with ``RECIPE_OPTIONS``, in their order."""
-    for option in reversed(RECIPE_OPTIONS):
-        command = option(command)
-    return command
 
 
 def split_layers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -144,21 +114,29 @@ def train_command(ctx: click.Context, **values: Any) -> None:
         raise click.UsageError(str(error)) from None
     except AstarError as error:
         raise click.ClickException(str(error)) from None
+    main = Processes.from_environment().is_main
     try:
         result = train(config)
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise _failure(str(error), main) from None
     except torch.OutOfMemoryError:
-        raise click.ClickException(
-            f"out of memory at batch size {config.batch_size}; try a smaller --batch-size "
-            f"(e.g. {max(config.batch_size // 2, 1)}) or the small --preset"
-        ) from None
+        raise _failure(f"out of memory at batch size {config.batch_size}; try a smaller --batch-size "
+                       f"(e.g. {max(config.batch_size // 2, 1)}) or the small --preset", main) from None
     except OSError as error:
-        raise click.ClickException(f"{error.filename or 'run directory'}: {error.strerror or error}") from None
-    click.echo(f"run directory: {result.run_dir}", err=True)
+        raise _failure(f"{error.filename or 'run directory'}: {error.strerror or error}", main) from None
+    if main:
+        click.echo(f"run directory: {result.run_dir}", err=True)
     if result.stopped == "interrupted":
-        click.echo(f"stopped; continue with: astar-train --resume {result.run_dir}", err=True)
+        if main:
+            click.echo(f"stopped; continue with: astar-train --resume {result.run_dir}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _failure(message: str, main: bool) -> Exception:
+    """The one-line error of a failed run; under torchrun only rank 0 prints it, the others just exit 1."""
+    if main:
+        return click.ClickException(message)
+    return click.exceptions.Exit(1)
 
 
 def _fresh_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:

@@ -8,26 +8,37 @@ the same global batch:
 - Batches: ``BucketBatchSampler(rank=…, world_size=…)`` gives each process its share of
   every global batch, whole groups of a video's captions (``loader.py``).
 - Loss: DDP averages the processes' gradients, while one process averages over the
-  global batch's words; ``word_mean`` rescales each process's per-word mean by its
-  share of the global word count, so the average is the global per-word mean (eq. 3).
-- Model: ``Objective`` is the module DDP wraps; its ``forward`` is ``ASTAR.loss``, so
-  DDP's gradient hooks see the step (a DDP model must be called through ``forward``).
+  global batch; ``global_mean`` rescales each process's mean by its share of the global
+  count (words for eq. 3, sampled captions for SCST), so the average is the global mean.
+- Model: ``Objective`` and ``SelfCritical`` are the modules DDP wraps; their ``forward``
+  is the step's loss, so DDP's gradient hooks see it (a DDP model must be called
+  through ``forward``).
 
-Everything else (clipping, Adam, checkpoints) then sees the gradients one process would.
-Only rank 0 writes checkpoints and logs; evaluation shares its batches the same way
-and sums across processes (``sum_over_processes``).
+Everything else (clipping, Adam) then sees the gradients one process would. The trainer
+keeps the processes in step (``astar.train.trainer``): rank 0 alone prepares the run
+directory and hands its decisions to the others (``from_main``), writes checkpoints,
+logs and TensorBoard, and scores validation captions the other processes decoded
+their share of (``gather_to_main``); every process stops at the same step
+(``any_process``), and ``last.pt`` holds every process's RNG state (``gather_to_main``).
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .video_batch import VideoBatch
+from astar.extract import say
+
 from .model import ASTAR
+from .scst import CaptionReward, ScstStep, self_critical_step
+from .video_batch import VideoBatch
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -67,9 +78,20 @@ class Processes:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
 
+    def say(self, message: str) -> None:
+        """``say`` on rank 0 only: one line per run, however many processes train it."""
+        if self.is_main:
+            say(message)
+
+    def wrap(self, objective: nn.Module, device: torch.device) -> nn.Module:
+        """``objective`` under DistributedDataParallel (on this process's GPU on CUDA); itself for one process."""
+        if not self.distributed:
+            return objective
+        return nn.parallel.DistributedDataParallel(objective, device_ids=[device] if device.type == "cuda" else None)
+
 
 class Objective(nn.Module):
-    """``ASTAR.loss`` as a module's ``forward``, the form DistributedDataParallel wraps."""
+    """``ASTAR.loss`` (eq. 3, or −L^K with VIMCO for hard attention) as a module's ``forward``, the form DDP wraps."""
 
     def __init__(self, model: ASTAR) -> None:
         super().__init__()
@@ -79,18 +101,100 @@ class Objective(nn.Module):
         return self.model.loss(videos, tokens, caption_videos)
 
 
+@dataclass(frozen=True)
+class ScstSettings:
+    """How ``SelfCritical`` samples and rewards (``astar.train.scst``): K samples, baseline, τ, most tokens."""
+
+    samples: int
+    baseline: str
+    max_len: int
+    temperature: float
+
+
+class SelfCritical(nn.Module):
+    """``self_critical_step`` as a module's ``forward``: the SCST loss of a batch of videos, the form DDP wraps."""
+
+    def __init__(self, model: ASTAR, reward: CaptionReward, settings: ScstSettings) -> None:
+        super().__init__()
+        self.model, self.reward, self.settings = model, reward, settings
+
+    def forward(self, videos: VideoBatch, video_ids: Sequence[str]) -> ScstStep:
+        settings = self.settings
+        return self_critical_step(self.model, videos, video_ids, self.reward, settings.samples, settings.baseline,
+                                  settings.max_len, settings.temperature)
+
+
+def _joined() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def sum_over_processes(values: Tensor) -> Tensor:
     """``values`` summed over every process (itself without a process group)."""
-    if dist.is_available() and dist.is_initialized():
+    if _joined():
         values = values.clone()
         dist.all_reduce(values)
     return values
 
 
+def global_mean(local_mean: Tensor, count: int | Tensor) -> Tensor:
+    """This process's mean over its ``count`` terms, weighted so that DDP's average over
+    processes is the mean over every process's terms (module note); itself for one process."""
+    if not _joined():
+        return local_mean
+    count = torch.as_tensor(count, dtype=local_mean.dtype, device=local_mean.device)
+    return local_mean * count * dist.get_world_size() / sum_over_processes(count)
+
+
 def word_mean(loss: Tensor, tokens: Tensor, pad_id: int) -> Tensor:
-    """This process's per-word mean ``loss`` of (B, T) ``tokens``, weighted so that DDP's
-    average over processes is the per-word mean of the global batch (module note)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return loss
-    words = (tokens != pad_id).sum().to(loss.dtype)
-    return loss * words * dist.get_world_size() / sum_over_processes(words)
+    """``global_mean`` of a per-word mean ``loss`` of (B, T) ``tokens``: the global batch's per-word mean (eq. 3)."""
+    return global_mean(loss, (tokens != pad_id).sum())
+
+
+def mean_and_any(value: float, flag: bool) -> tuple[float, bool]:
+    """``value`` averaged over the processes, and whether ``flag`` is set on any: one all-reduce a step,
+    so every process logs the same loss and stops at the same step."""
+    if not _joined():
+        return value, flag
+    totals = sum_over_processes(torch.tensor([value, float(flag)], dtype=torch.float64))
+    return float(totals[0]) / dist.get_world_size(), bool(totals[1] > 0)
+
+
+def gather_to_main(value: Any) -> list[Any] | None:
+    """Every process's ``value`` (picklable) on rank 0, in rank order; None on the others. ``[value]`` alone."""
+    if not _joined():
+        return [value]
+    values = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(value, values, dst=0)
+    return values
+
+
+def from_main(work: Callable[[], Result], error_type: type[Exception]) -> Result:
+    """``work()`` run on rank 0 alone, its result handed to every process.
+
+    An ``error_type`` raised on rank 0 is re-raised there and raised on the others as a
+    quiet ``error_type`` of the same message, so no process waits forever; one process
+    just runs ``work()``.
+    """
+    if not _joined():
+        return work()
+    message: list[Any] = [None, None]
+    if dist.get_rank() == 0:
+        try:
+            message[0] = work()
+        except error_type as error:
+            message[1] = str(error)
+            dist.broadcast_object_list(message, src=0)
+            raise
+    dist.broadcast_object_list(message, src=0)
+    if message[1] is not None:
+        raise error_type(message[1])
+    return message[0]
+
+
+def broadcast_from_main(value: Result) -> Result:
+    """Rank 0's ``value`` on every process (``value`` itself for one process)."""
+    if not _joined():
+        return value
+    message = [value]
+    dist.broadcast_object_list(message, src=0)
+    return message[0]

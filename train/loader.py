@@ -254,8 +254,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     Distributed training (``world_size`` processes, this one ``rank``): every process
     draws the same global batches and takes groups ``rank``, ``rank + world_size``, … of
     each, so the processes together see what one process would, a video's captions stay
-    on one process, and ``batch_size`` stays the global batch. A last batch with fewer
-    groups than processes is left out (every process must take part in every step).
+    on one process, and ``batch_size`` stays the global batch. In training a last batch
+    with fewer groups than processes is left out (every process must take part in every
+    step); in evaluation (no ``shuffle``) every item is kept, and a process with no share
+    of the last batch skips it.
 
     ``set_epoch(e, skip=k)`` selects epoch e and skips its first k batches (resuming).
     """
@@ -322,16 +324,21 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = [order[start : start + per] for start in range(0, len(order), per)]
         if self.shuffle:
             batches = [batches[index] for index in rng.permutation(len(batches))]
-        # Every process draws the same batches, then keeps its share of those all can share.
+        # Every process draws the same batches, then keeps its share of those it takes part in.
         return [np.concatenate([groups[index] for index in batch[self.rank :: self.world_size]]).tolist()
-                for batch in batches if len(batch) >= self.world_size]
+                for batch in batches if len(batch) >= self._least_share]
 
     def __iter__(self):
         return iter(self.batches(self.epoch)[self.skip :])
 
+    @property
+    def _least_share(self) -> int:
+        """Groups a batch needs for this process to take it: one each for every process in training, a share in evaluation."""
+        return self.world_size if self.shuffle else self.rank + 1
+
     def __len__(self) -> int:
-        last = self._group_count % self.groups_per_batch  # groups in the short last batch, kept if all can share it
-        return self._group_count // self.groups_per_batch + (last >= self.world_size) - self.skip
+        last = self._group_count % self.groups_per_batch  # groups in the short last batch
+        return self._group_count // self.groups_per_batch + (last >= self._least_share) - self.skip
 
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:

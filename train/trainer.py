@@ -36,15 +36,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.utils import clip_grad_norm_
 from torch.utils.tensorboard import SummaryWriter
 
-from astar.extract import StoreError, autocast_dtype, open_store, progress as progress_display, random_init_warning, resolve_device, say
+from astar.extract import AstarError, StoreError, autocast_dtype, open_store, progress as progress_display, random_init_warning, resolve_device
 
 from .captions import CaptionData, caption_data
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .cider import CiderD, DocumentFrequencies
-from .distributed import Processes
+from .distributed import (
+    Objective, Processes, ScstSettings, SelfCritical, from_main, gather_to_main, global_mean, mean_and_any, sum_over_processes,
+    word_mean,
+)
 from .errors import TrainingError
 from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader, model_layers
 from .model import ASTAR
@@ -54,7 +58,7 @@ from .rundir import (
     write_run_config, write_text,
 )
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
-from .scst import CaptionReward, self_critical_step
+from .scst import CaptionReward
 from .search import decode_captions
 from .signals import stop_requests
 from .text import PAD_ID
@@ -79,39 +83,40 @@ def seed_everything(seed: int) -> None:
 
 
 def optimizer_step(
-    model: ASTAR, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: CaptionBatch,
+    objective: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: CaptionBatch,
     clip_norm: float, autocast: torch.dtype | None = None,
 ) -> float:
-    """One optimizer step on a batch: ``model.loss`` (eq. 3, or −L^K for hard attention),
-    gradients unscaled and clipped to norm ``clip_norm``; returns the loss."""
+    """One optimizer step on a batch: ``objective`` (``Objective``: eq. 3, or −L^K for hard
+    attention; or that under DDP), gradients unscaled and clipped to norm ``clip_norm``;
+    returns the loss (this process's share of the global batch's, ``word_mean``)."""
     assert batch.tokens is not None
-    device = next(model.parameters()).device
+    device = next(objective.parameters()).device
     videos, tokens = batch.videos.to(device), batch.tokens.to(device)
     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-        loss = model.loss(videos, tokens, batch.caption_videos.to(device))
-    return apply_gradients(model, optimizer, scaler, loss, clip_norm)
+        loss = word_mean(objective(videos, tokens, batch.caption_videos.to(device)), tokens, PAD_ID)
+    return apply_gradients(objective, optimizer, scaler, loss, clip_norm)
 
 
 def self_critical_optimizer_step(
-    model: ASTAR, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: CaptionBatch,
-    reward: CaptionReward, config: TrainConfig, autocast: torch.dtype | None = None,
+    objective: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: CaptionBatch,
+    clip_norm: float, autocast: torch.dtype | None = None,
 ) -> tuple[float, float]:
-    """One SCST step on a batch of videos (``astar.train.scst``); returns the loss and the mean sampled reward."""
-    device = next(model.parameters()).device
+    """One SCST step on a batch of videos (``SelfCritical``, or that under DDP); returns the loss and the mean sampled reward."""
+    device = next(objective.parameters()).device
     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-        step = self_critical_step(model, batch.videos.to(device), batch.video_ids, reward, config.scst_samples,
-                                  config.scst_baseline, config.max_caption_len + 1, config.temperature)
-    return apply_gradients(model, optimizer, scaler, step.loss, config.clip_norm), step.sample_reward
+        step = objective(batch.videos.to(device), batch.video_ids)
+        loss = global_mean(step.loss, len(batch.video_ids))
+    return apply_gradients(objective, optimizer, scaler, loss, clip_norm), step.sample_reward
 
 
 def apply_gradients(
-    model: ASTAR, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor, clip_norm: float,
+    objective: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor, clip_norm: float,
 ) -> float:
     """Backpropagate ``loss`` (scaled for fp16), clip the gradient norm to ``clip_norm``, step; the loss."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
-    clip_grad_norm_(model.parameters(), clip_norm)
+    clip_grad_norm_(objective.parameters(), clip_norm)
     scaler.step(optimizer)
     scaler.update()
     return float(loss.detach())
@@ -120,7 +125,8 @@ def apply_gradients(
 
 @torch.no_grad()
 def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch.device, autocast: torch.dtype | None) -> float:
-    """Mean negative log-likelihood per word (``<eos>`` included) over every validation pair."""
+    """Mean negative log-likelihood per word (``<eos>`` included) over every validation pair
+    (each process takes its share of the ``batches``; the sums meet, ``sum_over_processes``)."""
     total, words = 0.0, 0
     for batch in batches:
         assert batch.tokens is not None
@@ -129,6 +135,7 @@ def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch
             loss = model.loss(batch.videos.to(device), tokens, batch.caption_videos.to(device))
         count = int((tokens != PAD_ID).sum())
         total, words = total + float(loss) * count, words + count
+    total, words = sum_over_processes(torch.tensor([total, words], dtype=torch.float64)).tolist()
     return total / words
 
 
@@ -194,13 +201,19 @@ def improved(metric: str, value: float, best: float | None) -> bool:
 
 
 class Trainer:
-    """The state of one training process: model, optimizer, loaders, run directory, progress."""
+    """The state of one training process: model, optimizer, loaders, run directory, progress.
+
+    Under torchrun (``processes.distributed``) every process holds one, all in step:
+    each trains and validates on its share of every batch, and rank 0 alone writes
+    (``astar.train.distributed``).
+    """
 
     def __init__(self, config: TrainConfig, paths: RunPaths, data: CaptionData, reader: FeatureReader,
-                 model_config: ModelConfig, reward: CaptionReward | None = None) -> None:
+                 model_config: ModelConfig, reward: CaptionReward | None = None,
+                 processes: Processes = Processes()) -> None:
         self.config, self.paths, self.data, self.model_config = config, paths, data, model_config
-        self.reward = reward
-        self.device = resolve_device(config.device)
+        self.reward, self.processes = reward, processes
+        self.device = processes.device(resolve_device(config.device))
         self.autocast = autocast_dtype(self.device, config.precision)
         self.progress = Progress()
         seed_everything(config.seed)
@@ -213,24 +226,37 @@ class Trainer:
             except (OSError, ValueError) as error:
                 raise TrainingError(f"--word2vec: {error}") from None
         self.model = ASTAR(model_config, word_vectors=vectors).to(self.device)
+        if processes.distributed:  # the same initial weights (DDP copies rank 0's), then each its own dropout and samples
+            seed_everything(config.seed + processes.rank)
+        objective = (Objective(self.model) if reward is None else
+                     SelfCritical(self.model, reward, ScstSettings(config.scst_samples, config.scst_baseline,
+                                                                   config.max_caption_len + 1, config.temperature)))
+        self.objective = processes.wrap(objective, self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
 
         workers = config.loader_workers
+        share = {"rank": processes.rank, "world_size": processes.world_size}
         if reward is not None:
             train_set = CaptionBatches(reader, list(data.train_references))
-            self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed)
+            self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed, **share)
         else:
             train_set = CaptionBatches(reader, data.train_ids, data.train_captions)
             self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed,
-                                              captions_per_video=config.captions_per_video, videos=data.train_ids)
+                                              captions_per_video=config.captions_per_video, videos=data.train_ids, **share)
         self.train_loader = make_loader(train_set, self.sampler, workers, persistent=True)
         val_pairs = CaptionBatches(reader, data.val_ids, data.val_captions)
         val_sampler = BucketBatchSampler(val_pairs.lengths, config.batch_size, shuffle=False,
-                                         captions_per_video=config.captions_per_video, videos=data.val_ids)
+                                         captions_per_video=config.captions_per_video, videos=data.val_ids, **share)
         self.val_pairs = make_loader(val_pairs, val_sampler, workers)
         val_videos = CaptionBatches(reader, list(data.references))
-        self.val_videos = make_loader(val_videos, BucketBatchSampler(val_videos.lengths, config.batch_size, shuffle=False), workers)
+        self.val_videos = make_loader(
+            val_videos, BucketBatchSampler(val_videos.lengths, config.batch_size, shuffle=False, **share), workers)
+
+    def scalar(self, writer: SummaryWriter | None, name: str, value: float) -> None:
+        """One TensorBoard point at the current step (rank 0 holds the only writer)."""
+        if writer is not None:
+            writer.add_scalar(name, value, self.progress.step)
 
     # -- checkpoints -------------------------------------------------------
 
@@ -244,10 +270,14 @@ class Trainer:
                 f"{self.paths.root}: the captions or the stored videos changed since the run started; "
                 "resume needs the same data (start a new run instead)"
             )
+        states = document["rng"] if isinstance(document["rng"], list) else [document["rng"]]  # one per process
+        if len(states) != self.processes.world_size:
+            raise TrainingError(f"{self.paths.checkpoint('last')}: written by {len(states)} training process(es); "
+                                f"resume it with {len(states)} (torchrun --nproc_per_node …) to continue exactly")
         self.model.load_state_dict(document["model"])
         self.optimizer.load_state_dict(document["optimizer"])
         self.scaler.load_state_dict(document["scaler"])
-        restore_rng(document["rng"])
+        restore_rng(states[self.processes.rank])
         self.progress = Progress(**document["progress"])
 
     def _model_document(self) -> dict[str, Any]:
@@ -255,21 +285,26 @@ class Trainer:
                 "progress": asdict(self.progress)}
 
     def save_last(self) -> None:
+        """Write ``last.pt`` (rank 0), with every process's RNG state; every process must call it together."""
+        states = gather_to_main(capture_rng())
+        if states is None:
+            return
         save_checkpoint(
             {
                 **self._model_document(),
                 "kind": "last",
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(),
-                "rng": capture_rng(),
+                "rng": states if self.processes.distributed else states[0],
                 "data_fingerprint": self.data.fingerprint,
             },
             self.paths.checkpoint("last"),
         )
 
     def save_best(self) -> None:
-        save_checkpoint({**self._model_document(), "kind": "best", "metric": self.config.metric},
-                        self.paths.checkpoint("best"))
+        if self.processes.is_main:
+            save_checkpoint({**self._model_document(), "kind": "best", "metric": self.config.metric},
+                            self.paths.checkpoint("best"))
 
     # -- the loop ----------------------------------------------------------
 
@@ -283,7 +318,7 @@ class Trainer:
             return "max steps"
         return None
 
-    def run(self, writer: SummaryWriter, stop: threading.Event) -> str:
+    def run(self, writer: SummaryWriter | None, stop: threading.Event) -> str:
         """Train until finished or asked to stop; return why it ended (``TrainResult.stopped``).
 
         ``last.pt`` is saved at the end of every epoch *before* its validation, so a
@@ -292,6 +327,9 @@ class Trainer:
         training batch saves ``last.pt`` at the step before it (``stop_for``), so after the
         store is repaired ``--resume`` continues exactly; skipping the video would change
         the data unnoticed.
+
+        Several processes take every decision together: stop requests are shared at each
+        step (``mean_and_any``), and validation scores are rank 0's, handed to all.
         """
         while True:
             if self.validation_due():
@@ -300,8 +338,9 @@ class Trainer:
                 except StoreError as damage:  # last.pt already holds the epoch, its validation due
                     raise self.stop_for(damage, save=False) from None
                 self.save_last()
-                write_metrics(self.paths, self.progress.history)
-            if stop.is_set():
+                if self.processes.is_main:
+                    write_metrics(self.paths, self.progress.history)
+            if mean_and_any(0.0, stop.is_set())[1]:
                 return "interrupted"
             if (reason := self.finished()) is not None:
                 return reason
@@ -317,33 +356,35 @@ class Trainer:
         scheduled = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
         return epoch > 0 and scheduled and (not history or history[-1]["epoch"] != epoch)
 
-    def train_epoch(self, writer: SummaryWriter, stop: threading.Event) -> bool:
+    def train_epoch(self, writer: SummaryWriter | None, stop: threading.Event) -> bool:
         """Train on the rest of the current epoch; False if stopped before its end."""
         progress, config = self.progress, self.config
         self.model.train()
         self.sampler.set_epoch(progress.epoch, skip=progress.batches_done)
         started, pairs = time.perf_counter(), 0
         bar = progress_display(total=progress.batches_done + len(self.sampler), initial=progress.batches_done,
-                               unit="batch", desc=f"epoch {progress.epoch + 1}/{config.epochs}", enabled=config.progress)
+                               unit="batch", desc=f"epoch {progress.epoch + 1}/{config.epochs}",
+                               enabled=config.progress and self.processes.is_main)
         with bar:
             for batch in self._batches():
                 if self.reward is None:
-                    loss = optimizer_step(self.model, self.optimizer, self.scaler, batch, config.clip_norm, self.autocast)
+                    loss = optimizer_step(self.objective, self.optimizer, self.scaler, batch, config.clip_norm, self.autocast)
                 else:
-                    loss, reward = self_critical_optimizer_step(self.model, self.optimizer, self.scaler, batch,
-                                                                self.reward, config, self.autocast)
-                    writer.add_scalar("train/reward", reward, progress.step + 1)
+                    loss, reward = self_critical_optimizer_step(self.objective, self.optimizer, self.scaler, batch,
+                                                                config.clip_norm, self.autocast)
+                    self.scalar(writer, "train/reward", mean_and_any(reward, False)[0])
+                loss, stopping = mean_and_any(loss, stop.is_set())
                 progress.batches_done += 1
                 progress.step += 1
                 progress.loss_sum += loss
                 progress.loss_batches += 1
-                pairs += len(batch.video_ids)
-                writer.add_scalar("train/loss", loss, progress.step)
+                pairs += len(batch.video_ids) * self.processes.world_size
+                self.scalar(writer, "train/loss", loss)
                 bar.update()
                 bar.set_postfix(loss=f"{progress.loss_sum / progress.loss_batches:.3f}",
                                 captions_per_s=f"{pairs / (time.perf_counter() - started):.1f}")
                 at_max_steps = config.max_steps is not None and progress.step >= config.max_steps
-                if at_max_steps or stop.is_set():
+                if at_max_steps or stopping:
                     self.save_last()
                     return False
                 if config.checkpoint_every and progress.step % config.checkpoint_every == 0:
@@ -358,14 +399,25 @@ class Trainer:
             raise self.stop_for(damage) from None
 
     def stop_for(self, damage: StoreError, save: bool = True) -> TrainingError:
-        """Save ``last.pt`` (unless it is current) and say, in one line, what stopped training and how to go on."""
-        if save:
+        """Save ``last.pt`` (unless it is current) and say, in one line, what stopped training and how to go on.
+
+        Under torchrun only the process that met the damage knows of it, so nothing is
+        saved (saving needs all of them); ``last.pt`` then holds the last checkpoint.
+        """
+        saved = "training so far is saved in"
+        if self.processes.distributed:
+            saved = "training up to the last checkpoint is in"
+        elif save:
             self.save_last()
-        return TrainingError(f"{damage}; training so far is saved in {self.paths.checkpoint('last')}, and "
+        return TrainingError(f"{damage}; {saved} {self.paths.checkpoint('last')}, and "
                              f"astar-train --resume {self.paths.root} continues exactly once the store is repaired")
 
-    def validate(self, writer: SummaryWriter) -> None:
-        """Validation loss and scores, one history row, early-stopping bookkeeping, ``best.pt``."""
+    def validate(self, writer: SummaryWriter | None) -> None:
+        """Validation loss and scores, one history row, early-stopping bookkeeping, ``best.pt``.
+
+        Each process takes its share of the validation batches; the loss sums meet, and
+        rank 0 scores every process's captions and hands the scores to all.
+        """
         progress, config = self.progress, self.config
         self.model.eval()
         row: dict[str, Any] = {
@@ -376,18 +428,14 @@ class Trainer:
         }
         progress.loss_sum, progress.loss_batches = 0.0, 0
         if config.metric != "loss":
-            predictions = decode_captions(self.model, iter(self.val_videos), self.data.vocabulary,
-                                          config.max_caption_len + 1, self.device, self.autocast)
-            scores = score_captions(predictions, self.data.references,
-                                    metrics=METRICS if config.metric == "METEOR" else TEXT_METRICS)
-            if config.metric in scores.missing:
-                raise TrainingError(f"{config.metric} could not be computed for early stopping: "
-                                    f"{'; '.join(scores.warnings)}; use --metric CIDEr or --metric loss")
-            row.update(scores.corpus)
+            predictions = gather_to_main(decode_captions(self.model, iter(self.val_videos), self.data.vocabulary,
+                                                         config.max_caption_len + 1, self.device, self.autocast))
+            row.update(from_main(lambda: self.scores({key: value for share in predictions for key, value in share.items()}),
+                                 TrainingError))
         progress.history.append(row)
         for key, value in row.items():
             if key not in ("epoch", "step"):
-                writer.add_scalar(f"val/{key}" if key != "train_loss" else "train/epoch_loss", value, progress.step)
+                self.scalar(writer, f"val/{key}" if key != "train_loss" else "train/epoch_loss", value)
         value = row["val_loss" if config.metric == "loss" else config.metric]
         if improved(config.metric, value, progress.best):
             progress.best, progress.best_epoch, progress.bad_evaluations = value, progress.epoch, 0
@@ -396,8 +444,17 @@ class Trainer:
             progress.bad_evaluations += 1
             progress.stopped_early = progress.bad_evaluations >= config.patience
         shown = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("epoch", "step"))
-        say(f"epoch {progress.epoch}: {shown}" + (" (best)" if progress.best_epoch == progress.epoch else ""))
+        self.processes.say(f"epoch {progress.epoch}: {shown}" + (" (best)" if progress.best_epoch == progress.epoch else ""))
         self.model.train()
+
+    def scores(self, predictions: dict[str, str]) -> dict[str, float]:
+        """Corpus scores of val ``predictions`` (video id → caption) for the history row."""
+        metric = self.config.metric
+        scores = score_captions(predictions, self.data.references, metrics=METRICS if metric == "METEOR" else TEXT_METRICS)
+        if metric in scores.missing:
+            raise TrainingError(f"{metric} could not be computed for early stopping: "
+                                f"{'; '.join(scores.warnings)}; use --metric CIDEr or --metric loss")
+        return scores.corpus
 
 
 # ---------------------------------------------------------------------------
@@ -430,6 +487,11 @@ def train(config: TrainConfig) -> TrainResult:
     Prints the store's provenance (loudly if its C3D weights were random-init), how
     the annotations matched the store, and one line per validation on stderr.
 
+    Under torchrun every process calls this and they train one run together
+    (``astar.train.distributed``): rank 0 prepares the run directory, writes it and
+    prints; the run directory and ``--init-from`` run must be on a filesystem every
+    process reads (a resumed run reads ``last.pt`` on each).
+
     Raises:
         StoreError: the store is missing or of another schema version.
         AnnotationError: the annotations are unreadable or share no video with the store.
@@ -437,18 +499,25 @@ def train(config: TrainConfig) -> TrainResult:
             ``RunError`` and ``CheckpointError`` for unusable run directories and checkpoints.
         torch.OutOfMemoryError: the device ran out of memory.
     """
-    if Processes.from_environment().distributed:
-        raise TrainingError("astar-train does not run as several torchrun processes yet: each would train its own "
-                            "copy into one run directory (README, Multi-GPU training); start one process")
+    processes = Processes.from_environment()
+    processes.start(processes.device(resolve_device(config.device)))
+    try:
+        return _train(config, processes)
+    finally:
+        processes.stop()
+
+
+def _train(config: TrainConfig, processes: Processes) -> TrainResult:
+    """``train`` in this process, one of ``processes``."""
     if config.metric == "METEOR" and shutil.which("java") is None:
         raise TrainingError(f"--metric METEOR needs Java: {JAVA_INSTALL_HINT}; or use --metric CIDEr or loss")
     store = open_store(config.store, config.storage_options)
-    config, paths, vocabulary = prepare_run(config, store)
+    config, paths, vocabulary = from_main(lambda: prepare_run(config, store), AstarError)
     data = caption_data(config, store, vocabulary)
     warning = random_init_warning(store.attrs.get("model", {}))
     if warning:
-        say(warning)
-    say(data.report.summary())
+        processes.say(warning)
+    processes.say(data.report.summary())
     try:  # --layers are checked against the store's layers here, where they are known
         model_config = config.model_config(len(data.vocabulary), store.layers, store.top_channels)
         reader = FeatureReader(store, model_config, config.storage_options)
@@ -460,37 +529,42 @@ def train(config: TrainConfig) -> TrainResult:
         frequencies = (DocumentFrequencies.load(paths.cider_frequencies) if config.resume
                        else DocumentFrequencies.from_references(data.train_references))
         reward = CaptionReward(CiderD(frequencies, data.train_references), data.vocabulary, config.bleu_weight)
-    trainer = Trainer(config, paths, data, reader, model_config, reward)
+    trainer = Trainer(config, paths, data, reader, model_config, reward, processes)
     if config.resume:
         trainer.restore()
-        say(f"resuming {paths.root} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
+        processes.say(f"resuming {paths.root} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
     else:
         origin = None
         if config.init_from:
             origin, scales = start_from(trainer.model, config.init_from, model_config)
-            say(f"starting from {config.init_from} (best checkpoint, epoch {origin['epoch']}, step {origin['step']})")
+            processes.say(f"starting from {config.init_from} (best checkpoint, epoch {origin['epoch']}, step {origin['step']})")
         else:
             scales = feature_rms(reader, data.train_ids)
             trainer.model.set_feature_scale(scales)
-            say("input scale (RMS over training videos, divided out): " + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
-        create_run_folder(paths)
-        if reward is not None:
-            reward.cider.frequencies.save(paths.cider_frequencies)
-        write_run_config(paths, config, model_config, scales, origin)
-        data.vocabulary.save(paths.vocabulary)
-        write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")
-    say(f"{len(data.train_ids):,} training pairs, {len(data.references):,} val videos, vocabulary "
-        f"{len(data.vocabulary):,} words; {config.preset} {config.variant} ({config.attention} attention) on "
-        f"{trainer.device.type}{'' if trainer.autocast is None else f' ({trainer.autocast})'} → {paths.root}")
-    writer = SummaryWriter(log_dir=str(paths.tensorboard), purge_step=trainer.progress.step if config.resume else None)
+            processes.say("input scale (RMS over training videos, divided out): "
+                          + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
+        if processes.is_main:
+            create_run_folder(paths)
+            if reward is not None:
+                reward.cider.frequencies.save(paths.cider_frequencies)
+            write_run_config(paths, config, model_config, scales, origin)
+            data.vocabulary.save(paths.vocabulary)
+            write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")
+    on = f"{processes.world_size} × {trainer.device.type}" if processes.distributed else trainer.device.type
+    processes.say(f"{len(data.train_ids):,} training pairs, {len(data.references):,} val videos, vocabulary "
+                  f"{len(data.vocabulary):,} words; {config.preset} {config.variant} ({config.attention} attention) on "
+                  f"{on}{'' if trainer.autocast is None else f' ({trainer.autocast})'} → {paths.root}")
+    writer = (SummaryWriter(log_dir=str(paths.tensorboard), purge_step=trainer.progress.step if config.resume else None)
+              if processes.is_main else None)
     try:
         with stop_requests() as stop:
             stopped = trainer.run(writer, stop)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     progress = trainer.progress
-    say(f"{stopped} after {progress.epoch} epochs, {progress.step} steps; best {config.metric} "
-        f"{'none yet' if progress.best is None else f'{progress.best:.4g} at epoch {progress.best_epoch}'}")
+    processes.say(f"{stopped} after {progress.epoch} epochs, {progress.step} steps; best {config.metric} "
+                  f"{'none yet' if progress.best is None else f'{progress.best:.4g} at epoch {progress.best_epoch}'}")
     return TrainResult(paths.root, stopped, progress.epoch, progress.step, config.metric, progress.best,
                        progress.best_epoch, progress.history)
 

@@ -1,9 +1,15 @@
-"""Two gloo processes under DistributedDataParallel train the parameters one process trains on the same global batches."""
+"""Two gloo processes under DistributedDataParallel train the parameters one process trains on the same global batches:
+the building blocks, then ``astar-train`` itself under torchrun (rank-0 writing, sharded validation, exact resume)."""
 from __future__ import annotations
 
+import csv
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -15,6 +21,9 @@ from astar.train.video_batch import VideoBatch, random_batch
 from astar.train.distributed import Objective, Processes, word_mean
 from astar.train.loader import BucketBatchSampler, pad_tokens
 from astar.train.model import ASTAR
+from astar.train.rundir import RunPaths
+from astar.train.train_config import TrainConfig
+from astar.train.trainer import train
 
 CONFIG = ModelConfig.small(20, pad_id=0, eos_id=1, layers=("pool4", "pool5"))
 VIDEOS = 6
@@ -43,7 +52,7 @@ def batch_of(items: list[int], videos: VideoBatch) -> tuple[VideoBatch, torch.Te
     return chosen, pad_tokens([ITEMS[item][1] for item in items]), caption_videos
 
 
-def train(processes: Processes) -> dict[str, torch.Tensor]:
+def train_steps(processes: Processes) -> dict[str, torch.Tensor]:
     """STEPS optimizer steps of this process's shares of the global batches of 8 captions, 2 per video."""
     torch.manual_seed(0)
     model = ASTAR(CONFIG)
@@ -69,7 +78,7 @@ def run_rank(rank: int, world_size: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     torch.set_num_threads(1)
     try:
-        torch.save(train(Processes(rank, world_size)), Path(out) / f"rank{rank}.pt")
+        torch.save(train_steps(Processes(rank, world_size)), Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -82,7 +91,7 @@ def free_port() -> int:
 
 def test_two_processes_train_the_parameters_of_one_with_the_same_global_batch(tmp_path):
     mp.spawn(run_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    alone = train(Processes())
+    alone = train_steps(Processes())
     torch.manual_seed(0)
     initial = ASTAR(CONFIG).state_dict()
     for rank in (0, 1):
@@ -90,3 +99,78 @@ def test_two_processes_train_the_parameters_of_one_with_the_same_global_batch(tm
         for name, value in alone.items():
             torch.testing.assert_close(trained[name], value, rtol=1e-4, atol=1e-5, msg=name)  # Adam magnifies float sums
     assert any(not torch.equal(alone[name], initial[name]) for name in alone)  # training moved them
+
+
+# ---------------------------------------------------------------------------
+# astar-train itself under torchrun: 2 gloo processes on the CPU
+
+
+def torchrun(config: TrainConfig, *flags: str) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m astar.train.cli`` on ``config``'s store and recipe, plus ``flags``."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        "-m", "astar.train.cli", config.store, "--dataset", "csv", "--annotations", config.annotations, "--preset", "small",
+        "--layers", ",".join(config.layers), "--batch-size", str(config.batch_size), "--metric", config.metric,
+        "--min-count", "1", "--device", "cpu", "--loader-workers", "0", "--quiet", "--attention", config.attention,
+        "--samples", str(config.samples), "--epochs", str(config.epochs), *flags,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def checkpoint(run_dir: Path, kind: str = "last") -> dict:
+    return torch.load(RunPaths(run_dir).checkpoint(kind), weights_only=True)
+
+
+def test_astar_train_under_torchrun_trains_the_run_one_process_trains(quick_config, tmp_path):
+    # Validation on CIDEr: each process decodes its share of the val videos, rank 0 scores them all.
+    config = quick_config("one", metric="CIDEr", samples=2)
+    alone = train(config)
+    together = torchrun(config, "--out", str(tmp_path / "two"))
+    assert together.returncode == 0, together.stderr
+    run = tmp_path / "two"
+    for kind in ("last", "best"):
+        one, two = checkpoint(alone.run_dir, kind)["model"], checkpoint(run, kind)["model"]
+        for name, value in one.items():
+            torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    with open(RunPaths(run).metrics) as rows:
+        history = list(csv.DictReader(rows))
+    assert [int(row["epoch"]) for row in history] == [row["epoch"] for row in alone.history] == [1, 2]
+    for row, expected in zip(history, alone.history):
+        assert float(row["val_loss"]) == pytest.approx(expected["val_loss"], rel=1e-4)
+        assert float(row["CIDEr"]) == pytest.approx(expected["CIDEr"], abs=1e-6)  # the same captions, scored once
+    # Rank 0 alone prints and writes: one line per validation, one RNG state per process in last.pt.
+    assert together.stderr.count("epoch 2: train_loss") == 1
+    assert together.stderr.count("run directory:") == 1
+    assert len(checkpoint(run)["rng"]) == 2
+
+
+def test_a_run_stopped_under_torchrun_resumes_exactly(quick_config, tmp_path):
+    # Hard attention draws samples on every process, so this needs each process's RNG state back.
+    config = quick_config("unused", attention="hard", samples=2, epochs=2)
+    uninterrupted = torchrun(config, "--out", str(tmp_path / "whole"), "--max-steps", "5")
+    stopped = torchrun(config, "--out", str(tmp_path / "parts"), "--max-steps", "2")
+    assert uninterrupted.returncode == stopped.returncode == 0, uninterrupted.stderr + stopped.stderr
+    resumed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+         "-m", "astar.train.cli", "--resume", str(tmp_path / "parts"), "--max-steps", "5", "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    whole, parts = checkpoint(tmp_path / "whole"), checkpoint(tmp_path / "parts")
+    assert parts["progress"] == whole["progress"]
+    for name, value in whole["model"].items():
+        assert torch.equal(parts["model"][name], value), name
+
+
+def test_resuming_with_another_process_count_is_refused_in_one_line(quick_config, tmp_path):
+    config = quick_config("one", max_steps=1)
+    train(config)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+         "-m", "astar.train.cli", "--resume", config.out, "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert resumed.returncode != 0
+    errors = [line for line in resumed.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: {RunPaths(Path(config.out)).checkpoint('last')}: written by 1 training process(es); "
+                      "resume it with 1 (torchrun --nproc_per_node …) to continue exactly"]

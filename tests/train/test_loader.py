@@ -238,6 +238,16 @@ def test_a_last_batch_too_small_to_share_is_left_out():
     assert len(batches) == len(sampler) == 2 and all(len(batch) == 2 for batch in batches)
     with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
         BucketBatchSampler([1] * 9, batch_size=4, captions_per_video=2, videos=list(range(9)), world_size=3)
+
+
+def test_evaluation_shares_every_item_among_the_processes_even_a_last_batch_of_one():
+    lengths = [index % 4 + 1 for index in range(9)]  # batches of 4: the last holds one item
+    shards = [BucketBatchSampler(lengths, batch_size=4, shuffle=False, rank=rank, world_size=2) for rank in (0, 1)]
+    batches = [shard.batches(0) for shard in shards]
+    assert [len(shard) for shard in shards] == [len(rank_batches) for rank_batches in batches] == [3, 2]
+    assert sorted(item for rank_batches in batches for batch in rank_batches for item in batch) == list(range(9))
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_damaged_chunk_stops_the_loader_with_one_line_naming_video_and_array(synthetic_store, tmp_path, workers):
     import shutil

@@ -257,12 +257,6 @@ def test_cuda_autocast_trains_with_finite_losses(quick_config, precision):
     assert all(torch.isfinite(torch.tensor(row["val_loss"])) for row in result.history)
 
 
-def test_several_torchrun_processes_are_refused_until_the_trainer_shares_their_work(quick_config, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(TrainingError, match="several torchrun processes"):
-        train(quick_config("ddp"))
-
-
 def test_a_validation_that_fails_never_loses_the_epochs_training(quick_config, monkeypatch, tmp_path):
     # A Java that starts for the check before training but dies when METEOR runs: validation fails after epoch 1.
     broken_java = tmp_path / "bin" / "java"
