@@ -351,10 +351,16 @@ class Trainer:
             self.save_last()
 
     def validation_due(self) -> bool:
-        """True when the last finished epoch is one to validate and has no validation row yet."""
+        """True when the last finished epoch is one to validate and has no validation row yet.
+
+        A run started from another (``init_from``) also validates its starting point, as
+        epoch 0: the best checkpoint then starts as the starting model, and fine-tuning
+        that never beats it ends with it (SCST's best is never worse on val than its start).
+        """
         epoch, history = self.progress.epoch, self.progress.history
         scheduled = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
-        return epoch > 0 and scheduled and (not history or history[-1]["epoch"] != epoch)
+        starting = epoch == 0 and self.config.init_from is not None
+        return (epoch > 0 and scheduled or starting) and (not history or history[-1]["epoch"] != epoch)
 
     def train_epoch(self, writer: SummaryWriter | None, stop: threading.Event) -> bool:
         """Train on the rest of the current epoch; False if stopped before its end."""
@@ -423,7 +429,7 @@ class Trainer:
         row: dict[str, Any] = {
             "epoch": progress.epoch,
             "step": progress.step,
-            "train_loss": progress.loss_sum / max(progress.loss_batches, 1),
+            "train_loss": progress.loss_sum / progress.loss_batches if progress.loss_batches else None,  # None: epoch 0
             "val_loss": validation_loss(self.model, iter(self.val_pairs), self.device, self.autocast),
         }
         progress.loss_sum, progress.loss_batches = 0.0, 0
@@ -433,9 +439,9 @@ class Trainer:
             row.update(from_main(lambda: self.scores({key: value for share in predictions for key, value in share.items()}),
                                  TrainingError))
         progress.history.append(row)
-        for key, value in row.items():
-            if key not in ("epoch", "step"):
-                self.scalar(writer, f"val/{key}" if key != "train_loss" else "train/epoch_loss", value)
+        measured = {key: value for key, value in row.items() if key not in ("epoch", "step") and value is not None}
+        for key, value in measured.items():
+            self.scalar(writer, f"val/{key}" if key != "train_loss" else "train/epoch_loss", value)
         value = row["val_loss" if config.metric == "loss" else config.metric]
         if improved(config.metric, value, progress.best):
             progress.best, progress.best_epoch, progress.bad_evaluations = value, progress.epoch, 0
@@ -443,7 +449,7 @@ class Trainer:
         else:
             progress.bad_evaluations += 1
             progress.stopped_early = progress.bad_evaluations >= config.patience
-        shown = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("epoch", "step"))
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in measured.items())
         self.processes.say(f"epoch {progress.epoch}: {shown}" + (" (best)" if progress.best_epoch == progress.epoch else ""))
         self.model.train()
 

@@ -27,8 +27,8 @@ def scst_config(synthetic_store, trained, out, **overrides):
                                         **overrides)
 
 
-def parameters(run_dir) -> dict[str, torch.Tensor]:
-    return torch.load(RunPaths(run_dir).checkpoint("last"), weights_only=True)["model"]
+def parameters(run_dir, checkpoint: str = "last") -> dict[str, torch.Tensor]:
+    return torch.load(RunPaths(run_dir).checkpoint(checkpoint), weights_only=True)["model"]
 
 
 def test_a_self_critical_run_records_where_it_started_and_caches_its_frequencies(synthetic_store, trained, tmp_path):
@@ -45,7 +45,18 @@ def test_a_self_critical_run_records_where_it_started_and_caches_its_frequencies
     with open(synthetic_store.captions, newline="") as handle:
         train_videos = {row["video_id"] for row in csv.DictReader(handle) if row["split"] == "train"}
     assert frequencies.videos == len(train_videos)
-    assert len(result.history) == 1 and result.steps >= 1
+    assert [row["epoch"] for row in result.history] == [0, 1] and result.steps >= 1
+    # Epoch 0 validates the starting model: the origin's best score, and the best checkpoint to beat.
+    assert result.history[0]["val_loss"] == pytest.approx(trained.best, rel=1e-6)
+    assert result.history[0]["train_loss"] is None
+
+
+def test_fine_tuning_that_never_beats_its_start_ends_with_the_start(synthetic_store, trained, tmp_path):
+    # An lr this large wrecks the model in one step; the best checkpoint must stay the starting weights.
+    result = train(scst_config(synthetic_store, trained, tmp_path / "wrecked", epochs=1, lr=10.0))
+    assert result.best_epoch == 0
+    best, origin = parameters(result.run_dir, "best"), load_run(trained.run_dir).model.state_dict()
+    assert all(torch.equal(best[name], origin[name]) for name in origin)
 
 
 def test_a_resumed_self_critical_run_gives_the_parameters_of_an_uninterrupted_one(synthetic_store, trained, tmp_path):
