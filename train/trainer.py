@@ -344,8 +344,8 @@ class Trainer:
                 return "interrupted"
             if (reason := self.finished()) is not None:
                 return reason
-            if not self.train_epoch(writer, stop):
-                return "interrupted" if stop.is_set() else "max steps"
+            if (stopped := self.train_epoch(writer, stop)) is not None:
+                return stopped
             self.progress.epoch += 1
             self.progress.batches_done = 0
             self.save_last()
@@ -362,8 +362,9 @@ class Trainer:
         starting = epoch == 0 and self.config.init_from is not None
         return (epoch > 0 and scheduled or starting) and (not history or history[-1]["epoch"] != epoch)
 
-    def train_epoch(self, writer: SummaryWriter | None, stop: threading.Event) -> bool:
-        """Train on the rest of the current epoch; False if stopped before its end."""
+    def train_epoch(self, writer: SummaryWriter | None, stop: threading.Event) -> str | None:
+        """Train on the rest of the current epoch; None at its end, else why it stopped before
+        (``interrupted`` on any process, or ``max steps``)."""
         progress, config = self.progress, self.config
         self.model.train()
         self.sampler.set_epoch(progress.epoch, skip=progress.batches_done)
@@ -392,10 +393,10 @@ class Trainer:
                 at_max_steps = config.max_steps is not None and progress.step >= config.max_steps
                 if at_max_steps or stopping:
                     self.save_last()
-                    return False
+                    return "interrupted" if stopping else "max steps"
                 if config.checkpoint_every and progress.step % config.checkpoint_every == 0:
                     self.save_last()
-        return True
+        return None
 
     def _batches(self) -> Iterator[CaptionBatch]:
         """The rest of the epoch's training batches; a damaged video stops training after saving (``run``)."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import torch.distributed as dist
@@ -174,3 +177,31 @@ def test_resuming_with_another_process_count_is_refused_in_one_line(quick_config
     errors = [line for line in resumed.stderr.splitlines() if line.startswith("Error:")]
     assert errors == [f"Error: {RunPaths(Path(config.out)).checkpoint('last')}: written by 1 training process(es); "
                       "resume it with 1 (torchrun --nproc_per_node …) to continue exactly"]
+
+
+def test_sigterm_to_one_process_stops_every_process_at_one_step_with_a_checkpoint(quick_config, tmp_path):
+    # SIGTERM reaches only rank 1; rank 0 must stop at the same step (not crash on a vanished peer).
+    config = quick_config("unused", epochs=500)
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        "-m", "astar.train.cli", config.store, "--dataset", "csv", "--annotations", config.annotations, "--preset", "small",
+        "--layers", "pool4,pool5", "--batch-size", "8", "--metric", "loss", "--min-count", "1", "--device", "cpu",
+        "--loader-workers", "0", "--quiet", "--epochs", "500", "--out", str(out),
+    ]
+    launcher = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not RunPaths(out).metrics.is_file() and time.monotonic() < deadline:  # epoch 1 validated
+            time.sleep(0.2)
+        rank1 = [child for child in psutil.Process(launcher.pid).children(recursive=True)
+                 if child.environ().get("RANK") == "1"]
+        assert len(rank1) == 1
+        rank1[0].send_signal(signal.SIGTERM)
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+    assert f"stopped; continue with: astar-train --resume {out}" in stderr, stderr
+    assert "Traceback" not in stderr.split("stopped; continue with")[0]
+    saved = checkpoint(out)
+    assert len(saved["rng"]) == 2 and 0 < saved["progress"]["epoch"] < 500
