@@ -32,7 +32,7 @@ from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
 )
 from astar.train import (
-    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig,
+    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, RECIPES, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig,
     evaluate, read_run_config, recipe_options, saved_run_differences, train_resumably,
 )
 
@@ -216,7 +216,7 @@ half-trained row continues from its last checkpoint.
 @click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set (Table 2).")
 @click.option("--rows", callback=split_rows, help="Comma-separated rows to run. Default: all, in the paper's order.")
 @click.option("--out", help="Folder for the runs and results. Default: ablation-<dataset>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=TRAIN_DEFAULTS.preset, show_default=True, help="Model sizes and recipe for every row (paper: lr 2e-4, batches of 32; small: a CPU-sized model, lr 1e-2, batches of 16).")
+@click.option("--preset", type=click.Choice(PRESETS), default=TRAIN_DEFAULTS.preset, show_default=True, help=f"Model sizes and recipe for every row (paper: {RECIPES['paper'].summary}; small: a CPU-sized model, {RECIPES['small'].summary}).")
 @click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.epochs, show_default=True, help="Most epochs per row (early stopping on val may end a row sooner).")
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True, help="The same seed for every row.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step. Default: the preset's recipe (paper 32, small 16).")

@@ -16,13 +16,13 @@ from .recipe_options import RECIPE_FIELDS, recipe_options
 from .rundir import LoadedRun, load_run, read_run_config, saved_run_differences
 from .scoring import SCORES_FILE
 from .search import DEFAULT_BEAM_SIZE
-from .train_config import PRESETS, TrainConfig
+from .train_config import PRESETS, RECIPES, TrainConfig
 from .trainer import TrainResult, train, train_resumably
 from .variants import NAMED_MODELS, VARIANTS, NamedModel, named_models
 
 __all__ = [
     "ASTAR", "DATASETS", "DEFAULT_BEAM_SIZE", "EvalConfig", "EvalResult", "LoadedRun", "ModelConfig", "NAMED_MODELS",
-    "NamedModel", "PRESETS", "RECIPE_FIELDS", "SCORES_FILE", "SPLITS", "TABLE_METRICS", "TrainConfig", "TrainResult", "VARIANTS",
+    "NamedModel", "PRESETS", "RECIPES", "RECIPE_FIELDS", "SCORES_FILE", "SPLITS", "TABLE_METRICS", "TrainConfig", "TrainResult", "VARIANTS",
     "caption_videos", "evaluate", "format_scores", "load_run", "prepare_extraction", "named_models", "read_run_config", "recipe_options",
     "saved_run_differences", "train", "train_resumably", "VideoCaption",
 ]

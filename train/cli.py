@@ -24,7 +24,7 @@ from .model_config import Attention
 from .rundir import CHECKPOINTS, load_run, read_run_config, resume_config
 from .recipe_options import DEFAULTS, RECIPE_HELP, recipe_options
 from .search import DEFAULT_BEAM_SIZE
-from .train_config import MODEL_FIELDS, OBJECTIVES, PRESETS, SCST_BASELINES, TrainConfig
+from .train_config import MODEL_FIELDS, OBJECTIVES, PRESETS, RECIPES, SCST_BASELINES, TrainConfig
 from .trainer import train
 from .variants import VARIANTS
 
@@ -72,7 +72,7 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format: msvd (YouTube2Text), msr-vtt, m-vad (LSMDC form) or csv (video_id,caption,split).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store, then $ASTAR_DATA/<dataset>/.")
 @click.option("--out", metavar="RUN_DIR", help="Run directory to create. Default: runs/<dataset>-<variant>-<timestamp>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help="paper: the paper's sizes and recipe (lr 2e-4, batches of 32). small: a tiny CPU model reading the first 8/16/16/32 channels of the stored layers (C3D: pool2-pool5) and 64 of fc7, with the recipe that trains it (lr 1e-2, batches of 16).")
+@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help=f"paper: the paper's sizes and recipe ({RECIPES['paper'].summary}). small: a tiny CPU model reading the first 8/16/16/32 channels of the stored layers (C3D: pool2-pool5) and 64 of fc7, with the recipe that trains it ({RECIPES['small'].summary}).")
 @click.option("--variant", type=click.Choice(tuple(VARIANTS)), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1). " + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()) + ".")
 @click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, named as the store names them (C3D: pool2-pool5; video ResNets: layer1-layer4), e.g. --layers pool4,pool5 (repeatable). Default: every stored layer; exactly one for --variant single.")
 @click.option("--attention", type=click.Choice(get_args(Attention)), default=DEFAULTS["attention"], show_default=True, help="soft (eq. 7); hard, the paper's hard attention (Section 3.2): a position i ~ Mult(alpha_t) and a layer l ~ Mult(beta_t) per word, trained by the K-sample VIMCO bound (eqs. 8-14), the most probable pair at test time; hard_layer: only the layer is sampled, positions stay soft (lower-variance).")

@@ -16,11 +16,11 @@ from .train_config import RECIPES, STOPPING_METRICS, VOCABULARY_SPLITS, TrainCon
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
 RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(recipe, name):g}" for preset, recipe in RECIPES.items())
-               for name in ("lr", "batch_size", "scst_lr")}
+               for name in ("lr", "batch_size", "scst_lr", "patience")}
 
 RECIPE_OPTIONS = [
     click.option("--samples", type=click.IntRange(min=2), help="K of the multi-sample bound for hard attention. Default: 10 (paper), 4 (small)."),
-    click.option("--patience", type=click.IntRange(min=1), default=DEFAULTS["patience"], show_default=True, help="Validations without improvement before early stopping."),
+    click.option("--patience", type=click.IntRange(min=1), help="Validations without improvement before early stopping. Default: the preset's recipe, " + RECIPE_HELP["patience"] + "."),
     click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss."),
     click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations."),
     click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate. Default: the preset's recipe, " + RECIPE_HELP["lr"] + " (for --objective scst: " + RECIPE_HELP["scst_lr"] + ")."),

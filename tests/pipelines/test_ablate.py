@@ -111,12 +111,14 @@ def test_recipe_flags_reach_every_row(first):
 
 
 def test_the_small_preset_brings_its_recipe_and_flags_override_it() -> None:
-    small = AblationConfig(store="s.zarr", dataset="csv", preset="small")
-    assert (small.train_config(table_row("fc7")).lr, small.train_config(table_row("fc7")).batch_size) == (1e-2, 16)
+    small = AblationConfig(store="s.zarr", dataset="csv", preset="small").train_config(table_row("fc7"))
+    assert (small.lr, small.batch_size, small.patience) == (1e-2, 16, 10)
     paper = AblationConfig(store="s.zarr", dataset="csv", recipe={"lr": 1e-4, "word2vec": "vectors.bin", "samples": 6})
     config = paper.train_config(table_row("astar-hard"))
-    assert (config.lr, config.batch_size, config.word2vec, config.samples, config.attention) == (
-        1e-4, 32, "vectors.bin", 6, "hard")
+    assert (config.lr, config.batch_size, config.patience, config.word2vec, config.samples, config.attention) == (
+        1e-4, 32, 5, "vectors.bin", 6, "hard")
+    patient = AblationConfig(store="s.zarr", dataset="csv", preset="small", recipe={"patience": 3})
+    assert patient.train_config(table_row("fc7")).patience == 3
 
 
 @pytest.mark.parametrize("occupant", ["a folder of notes", "a file"])
