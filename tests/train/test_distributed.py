@@ -108,16 +108,27 @@ def test_two_processes_train_the_parameters_of_one_with_the_same_global_batch(tm
 # astar-train itself under torchrun: 2 gloo processes on the CPU
 
 
-def torchrun(config: TrainConfig, *flags: str) -> subprocess.CompletedProcess:
-    """``torchrun --nproc_per_node 2 -m astar.train.cli`` on ``config``'s store and recipe, plus ``flags``."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        "-m", "astar.train.cli", config.store, "--dataset", "csv", "--annotations", config.annotations, "--preset", "small",
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def astar_train_on_two(*arguments: str) -> list[str]:
+    """The command line ``torchrun --nproc_per_node 2 -m astar.train.cli ARGUMENTS``."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+            "-m", "astar.train.cli", *arguments]
+
+
+def recipe_flags(config: TrainConfig) -> list[str]:
+    """``astar-train`` flags for ``config``'s store and recipe."""
+    return [
+        config.store, "--dataset", "csv", "--annotations", config.annotations, "--preset", "small",
         "--layers", ",".join(config.layers), "--batch-size", str(config.batch_size), "--metric", config.metric,
         "--min-count", "1", "--device", "cpu", "--loader-workers", "0", "--quiet", "--attention", config.attention,
-        "--samples", str(config.samples), "--epochs", str(config.epochs), *flags,
+        "--epochs", str(config.epochs), *(["--samples", str(config.samples)] if config.samples else []),
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def torchrun(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(astar_train_on_two(*arguments), capture_output=True, text=True, timeout=300, env=ONE_THREAD)
 
 
 def checkpoint(run_dir: Path, kind: str = "last") -> dict:
@@ -128,7 +139,7 @@ def test_astar_train_under_torchrun_trains_the_run_one_process_trains(quick_conf
     # Validation on CIDEr: each process decodes its share of the val videos, rank 0 scores them all.
     config = quick_config("one", metric="CIDEr", samples=2)
     alone = train(config)
-    together = torchrun(config, "--out", str(tmp_path / "two"))
+    together = torchrun(*recipe_flags(config), "--out", str(tmp_path / "two"))
     assert together.returncode == 0, together.stderr
     run = tmp_path / "two"
     for kind in ("last", "best"):
@@ -150,14 +161,10 @@ def test_astar_train_under_torchrun_trains_the_run_one_process_trains(quick_conf
 def test_a_run_stopped_under_torchrun_resumes_exactly(quick_config, tmp_path):
     # Hard attention draws samples on every process, so this needs each process's RNG state back.
     config = quick_config("unused", attention="hard", samples=2, epochs=2)
-    uninterrupted = torchrun(config, "--out", str(tmp_path / "whole"), "--max-steps", "5")
-    stopped = torchrun(config, "--out", str(tmp_path / "parts"), "--max-steps", "2")
+    uninterrupted = torchrun(*recipe_flags(config), "--out", str(tmp_path / "whole"), "--max-steps", "5")
+    stopped = torchrun(*recipe_flags(config), "--out", str(tmp_path / "parts"), "--max-steps", "2")
     assert uninterrupted.returncode == stopped.returncode == 0, uninterrupted.stderr + stopped.stderr
-    resumed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-         "-m", "astar.train.cli", "--resume", str(tmp_path / "parts"), "--max-steps", "5", "--quiet"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    resumed = torchrun("--resume", str(tmp_path / "parts"), "--max-steps", "5", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     whole, parts = checkpoint(tmp_path / "whole"), checkpoint(tmp_path / "parts")
     assert parts["progress"] == whole["progress"]
@@ -168,11 +175,7 @@ def test_a_run_stopped_under_torchrun_resumes_exactly(quick_config, tmp_path):
 def test_resuming_with_another_process_count_is_refused_in_one_line(quick_config, tmp_path):
     config = quick_config("one", max_steps=1)
     train(config)
-    resumed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-         "-m", "astar.train.cli", "--resume", config.out, "--quiet"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    resumed = torchrun("--resume", config.out, "--quiet")
     assert resumed.returncode != 0
     errors = [line for line in resumed.stderr.splitlines() if line.startswith("Error:")]
     assert errors == [f"Error: {RunPaths(Path(config.out)).checkpoint('last')}: written by 1 training process(es); "
@@ -183,20 +186,15 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_with_a_checkpoin
     # SIGTERM reaches only rank 1; rank 0 must stop at the same step (not crash on a vanished peer).
     config = quick_config("unused", epochs=500)
     out = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        "-m", "astar.train.cli", config.store, "--dataset", "csv", "--annotations", config.annotations, "--preset", "small",
-        "--layers", "pool4,pool5", "--batch-size", "8", "--metric", "loss", "--min-count", "1", "--device", "cpu",
-        "--loader-workers", "0", "--quiet", "--epochs", "500", "--out", str(out),
-    ]
-    launcher = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    launcher = subprocess.Popen(astar_train_on_two(*recipe_flags(config), "--out", str(out)), stderr=subprocess.PIPE,
+                                text=True, env=ONE_THREAD)
     try:
         deadline = time.monotonic() + 120
         while not RunPaths(out).metrics.is_file() and time.monotonic() < deadline:  # epoch 1 validated
             time.sleep(0.2)
         rank1 = [child for child in psutil.Process(launcher.pid).children(recursive=True)
                  if child.environ().get("RANK") == "1"]
-        assert len(rank1) == 1
+        assert len(rank1) == 1, launcher.stderr.read() if launcher.poll() is not None else "no rank 1 process"
         rank1[0].send_signal(signal.SIGTERM)
         _, stderr = launcher.communicate(timeout=120)
     finally:
