@@ -22,6 +22,11 @@ cleanly at a step boundary on Ctrl-C or SIGTERM (a second Ctrl-C aborts), writes
 ``last.pt`` and continues with ``resume`` / ``--resume`` exactly where it stopped:
 same parameters, optimizer moments, RNG states, batch order and early-stopping state
 as an uninterrupted run. The run directory layout is ``astar.train.rundir``'s.
+
+Under ``torchrun`` N processes train one run with DistributedDataParallel: the same
+global batches shared by whole videos, validation shared and scored once by rank 0,
+checkpoints and logs from rank 0, a stop on any process obeyed by all at the same step
+(``astar.train.distributed``).
 """
 from __future__ import annotations
 
