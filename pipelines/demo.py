@@ -197,13 +197,24 @@ def evaluate_test(settings: DemoConfig, run_dir: Path | None = None) -> EvalResu
 
 
 def self_critical(settings: DemoConfig, before: EvalResult) -> str:
-    """Fine-tune by SCST (or keep a finished fine-tuning), score the test split; one line comparing CIDEr."""
+    """Fine-tune by SCST (or keep a finished fine-tuning), score the test split; lines comparing CIDEr-D
+    on the test split and, greedily, on the training split whose references SCST's reward uses."""
     say(f"[+] self-critical fine-tuning on CIDEr-D for up to {settings.scst_epochs} epochs → {settings.scst_dir}")
     train_resumably(settings.scst_config())
     after = evaluate_test(settings, settings.scst_dir)
+    greedy_train = [evaluate(run_dir, EvalConfig(split="train", beam_size=1, device="cpu", loader_workers=0,
+                                                 progress=settings.progress))
+                    for run_dir in (settings.run_dir, settings.scst_dir)]
+    return "\n".join([
+        change(f"test CIDEr-D (beam {settings.beam_size})", before, after),
+        change("training-split CIDEr-D (greedy; SCST's reward)", *greedy_train),
+    ])
+
+
+def change(what: str, before: EvalResult, after: EvalResult) -> str:
+    """One line: ``what`` of the cross-entropy run, after SCST, and the relative change."""
     old, new = before.scores.corpus["CIDEr"], after.scores.corpus["CIDEr"]
-    return (f"test CIDEr-D (beam {settings.beam_size}): cross-entropy best {100 * old:.2f} → after SCST "
-            f"{100 * new:.2f} ({100 * (new - old) / old:+.1f} %)")
+    return f"{what}: cross-entropy best {100 * old:.2f} → after SCST {100 * new:.2f} ({100 * (new - old) / old:+.1f} %)"
 
 
 @cache
