@@ -88,7 +88,7 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--init-from", metavar="RUN_DIR", help="Start from this run's best checkpoint (weights, vocabulary, input scales); its model flags are taken unless given. Recorded in the new run's config.toml.")
 @click.option("--scst-samples", type=click.IntRange(min=1), default=DEFAULTS["scst_samples"], show_default=True, help="Captions sampled per video by --objective scst.")
 @click.option("--scst-baseline", type=click.Choice(SCST_BASELINES), default=DEFAULTS["scst_baseline"], show_default=True, help="Reward baseline: mean (mean reward of the video's other samples; measured better on the demo data) or greedy (the greedy caption's reward, Rennie et al.).")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["temperature"], show_default=True, help="--objective scst samples words from softmax(logits / temperature).")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), help="--objective scst samples words from softmax(logits / temperature). Default: the preset's recipe, " + RECIPE_HELP["scst_temperature"] + ".")
 @click.option("--bleu-weight", type=click.FloatRange(min=0), default=DEFAULTS["bleu_weight"], show_default=True, help="--objective scst rewards CIDEr-D + this weight x BLEU-4.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULTS["loader_workers"], show_default=True, help="Processes reading features from the store (0: in the training process).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=DEFAULTS["checkpoint_every"], show_default=True, help="Also save last.pt every this many steps (0: only at epoch ends).")

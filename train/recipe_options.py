@@ -16,7 +16,7 @@ from .train_config import RECIPES, STOPPING_METRICS, VOCABULARY_SPLITS, TrainCon
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
 RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(recipe, name):g}" for preset, recipe in RECIPES.items())
-               for name in ("lr", "batch_size", "scst_lr", "patience")}
+               for name in ("lr", "batch_size", "scst_lr", "scst_temperature", "patience")}
 
 RECIPE_OPTIONS = [
     click.option("--samples", type=click.IntRange(min=2), help="K of the multi-sample bound for hard attention. Default: 10 (paper), 4 (small)."),

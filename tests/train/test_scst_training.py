@@ -87,3 +87,11 @@ def test_the_command_takes_the_model_flags_of_the_run_it_starts_from(synthetic_s
     config, model = read_run_config(out)
     assert (config.preset, config.layers, config.min_count) == ("small", ("pool4", "pool5"), 1)
     assert model == load_run(trained.run_dir).model_config
+
+
+def test_each_preset_brings_its_self_critical_recipe(synthetic_store, trained, tmp_path):
+    small = scst_config(synthetic_store, trained, tmp_path / "small")
+    assert (small.lr, small.temperature) == (1e-3, 0.3)
+    paper = scst_config(synthetic_store, trained, tmp_path / "paper", preset="paper")
+    assert (paper.lr, paper.temperature) == (2e-5, 1.0)
+    assert scst_config(synthetic_store, trained, tmp_path / "given", temperature=0.7).temperature == 0.7
