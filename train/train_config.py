@@ -76,6 +76,9 @@ RECIPES: dict[str, Recipe] = {
 }
 """The recipe each preset brings; ``--lr``, ``--batch-size``, ``--temperature`` and ``--patience`` override it."""
 
+SCST_FIELDS = frozenset({"scst_samples", "scst_baseline", "temperature", "bleu_weight"})
+"""Fields only ``objective="scst"`` reads: a cross-entropy run is the same run whatever they say."""
+
 MODEL_FIELDS = ("preset", "variant", "layers", "attention", "order", "samples", "min_count", "vocabulary_from")
 """Fields that fix a run's model and vocabulary: a run started ``init_from`` another takes them from it."""
 
@@ -272,7 +275,10 @@ class TrainConfig:
         return cls(**values)
 
     def differences(self, other: TrainConfig, ignore: frozenset[str] = frozenset()) -> list[str]:
-        """Names of the fields (outside ``ignore``) whose values differ from ``other``'s."""
+        """Names of the fields (outside ``ignore``) whose values differ from ``other``'s; between two
+        cross-entropy runs, the fields only self-critical training reads (``SCST_FIELDS``) do not count."""
+        if self.objective == other.objective == "xent":
+            ignore = ignore | SCST_FIELDS
         return [
             item.name for item in fields(self)
             if item.name not in ignore and getattr(self, item.name) != getattr(other, item.name)

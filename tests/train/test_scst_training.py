@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import tomllib
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 from astar.train.cider import DocumentFrequencies
 from astar.train.cli import train_command
 from astar.train.errors import TrainingError
-from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config
+from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
 from astar.train.text import Vocabulary
 from astar.train.trainer import train
 
@@ -95,3 +96,10 @@ def test_each_preset_brings_its_self_critical_recipe(synthetic_store, trained, t
     paper = scst_config(synthetic_store, trained, tmp_path / "paper", preset="paper")
     assert (paper.lr, paper.temperature) == (2e-5, 1.0)
     assert scst_config(synthetic_store, trained, tmp_path / "given", temperature=0.7).temperature == 0.7
+
+
+def test_a_cross_entropy_run_is_not_told_apart_by_settings_only_scst_reads(synthetic_store, trained):
+    # Runs saved before the small recipe's temperature changed hold temperature 1.0; they must still resume.
+    config = replace(read_run_config(trained.run_dir)[0], temperature=0.9, scst_samples=5)
+    assert saved_run_differences(config) == []
+    assert saved_run_differences(replace(config, lr=0.5)) == ["lr"]
