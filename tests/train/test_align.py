@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from astar.extract import BACKBONES, get_backbone
-from astar.train.align import axis_alignments, top_field
+from astar.train.align import ConvAlignment, axis_alignments, top_field
 from astar.train.model_config import ModelConfig
 from astar.train.model import ASTAR
 
@@ -151,3 +151,16 @@ def test_every_variant_aligns_every_backbone_onto_the_top_grid(backbone: str, va
     assert aligned.shape == (2, layers, 2 * top.height * top.width, config.context_dim)
     if variant == "astar":  # â_L = a_L, positions row-major over (t, y, x).
         torch.testing.assert_close(aligned[:, -1], features[top.name].flatten(1, 3))
+
+
+def test_alignment_kernels_stay_channels_last_through_training_and_loading():
+    # The stored maps reach eq. (4)'s convolutions channels-last; a weight in the other layout is copied every pass.
+    torch.manual_seed(0)
+    model = ASTAR(ModelConfig.small(20, pad_id=0, eos_id=1))
+    kernels = [module.conv.weight for module in model.modules() if isinstance(module, ConvAlignment)]
+    assert kernels and all(kernel.is_contiguous(memory_format=torch.channels_last_3d) for kernel in kernels)
+    optimizer = torch.optim.Adam(model.parameters())
+    sum(kernel.square().sum() for kernel in kernels).backward()
+    optimizer.step()
+    model.load_state_dict({name: value.contiguous() for name, value in model.state_dict().items()})
+    assert all(kernel.is_contiguous(memory_format=torch.channels_last_3d) for kernel in kernels)
