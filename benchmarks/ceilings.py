@@ -137,6 +137,10 @@ class Ceilings:
         else:
             lines.append("theoretical peak: " + ", ".join(f"{d} {v:.0f} GFLOP/s" for d, v in self.theoretical.items())
                          + f" = {self.theoretical_how}")
+            above = max(self.conv3d[dtype] / self.theoretical[dtype] for dtype in self.conv3d)
+            if above > 1:
+                lines.append(f"  the Conv3d ceiling runs at {above:.2f}× that peak: the cores run faster than the clock "
+                             "the system reports (boost), so read the theoretical figure as a lower bound")
         return lines
 
     def efficiency(self, gflops: float, dtype: str) -> str:
