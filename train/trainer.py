@@ -563,7 +563,9 @@ def _train(config: TrainConfig, processes: Processes) -> TrainResult:
             data.vocabulary.save(paths.vocabulary)
             write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")
     on = f"{processes.world_size} × {trainer.device.type}" if processes.distributed else trainer.device.type
-    processes.say(f"{len(data.train_ids):,} training pairs, {len(data.references):,} val videos, vocabulary "
+    trained_on = (f"{len(data.train_references):,} training videos" if reward is not None  # SCST passes over videos
+                  else f"{len(data.train_ids):,} training pairs")
+    processes.say(f"{trained_on}, {len(data.references):,} val videos, vocabulary "
                   f"{len(data.vocabulary):,} words; {config.preset} {config.variant} ({config.attention} attention) on "
                   f"{on}{'' if trainer.autocast is None else f' ({trainer.autocast})'} → {paths.root}")
     writer = (SummaryWriter(log_dir=str(paths.tensorboard), purge_step=trainer.progress.step if config.resume else None)
