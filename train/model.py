@@ -106,7 +106,8 @@ def initialise(model: nn.Module) -> None:
             nn.init.zeros_(module.bias_ih)
             nn.init.zeros_(module.bias_hh)
         elif isinstance(module, (nn.Linear, nn.Conv3d, nn.Embedding)):
-            nn.init.uniform_(module.weight, -INIT_RANGE, INIT_RANGE)
+            with torch.no_grad():  # drawn in logical order: a channels-last kernel gets a contiguous one's values
+                module.weight.copy_(torch.empty(module.weight.shape).uniform_(-INIT_RANGE, INIT_RANGE))
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 

@@ -23,8 +23,8 @@ def spread_model(vocab: int, seed: int = 0, **overrides: object) -> ASTAR:
     torch.manual_seed(seed)
     model = ASTAR(ModelConfig.small(vocab, pad_id=PAD, eos_id=EOS, **overrides)).eval()
     with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.5)
+        for parameter in model.parameters():  # drawn in logical order, whatever the memory layout (channels-last kernels)
+            parameter.copy_(torch.empty(parameter.shape).normal_(0.0, 0.5))
     return model
 
 
