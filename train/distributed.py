@@ -19,7 +19,7 @@ keeps the processes in step (``astar.train.trainer``): rank 0 alone prepares the
 directory and hands its decisions to the others (``from_main``), writes checkpoints,
 logs and TensorBoard, and scores validation captions the other processes decoded
 their share of (``gather_to_main``); every process stops at the same step
-(``any_process``), and ``last.pt`` holds every process's RNG state (``gather_to_main``).
+(``mean_and_any``), and ``last.pt`` holds every process's RNG state (``gather_to_main``).
 """
 from __future__ import annotations
 
@@ -150,13 +150,13 @@ def word_mean(loss: Tensor, tokens: Tensor, pad_id: int) -> Tensor:
     return global_mean(loss, (tokens != pad_id).sum())
 
 
-def mean_and_any(value: float, flag: bool) -> tuple[float, bool]:
-    """``value`` averaged over the processes, and whether ``flag`` is set on any: one all-reduce a step,
-    so every process logs the same loss and stops at the same step."""
+def mean_and_any(values: tuple[float, ...], flag: bool) -> tuple[tuple[float, ...], bool]:
+    """Each of ``values`` averaged over the processes, and whether ``flag`` is set on any: one
+    all-reduce a step, so every process logs the same figures and stops at the same step."""
     if not _joined():
-        return value, flag
-    totals = sum_over_processes(torch.tensor([value, float(flag)], dtype=torch.float64))
-    return float(totals[0]) / dist.get_world_size(), bool(totals[1] > 0)
+        return values, flag
+    totals = sum_over_processes(torch.tensor([*values, float(flag)], dtype=torch.float64)).tolist()
+    return tuple(total / dist.get_world_size() for total in totals[:-1]), totals[-1] > 0
 
 
 def gather_to_main(value: Any) -> list[Any] | None:
@@ -188,13 +188,4 @@ def from_main(work: Callable[[], Result], error_type: type[Exception]) -> Result
     dist.broadcast_object_list(message, src=0)
     if message[1] is not None:
         raise error_type(message[1])
-    return message[0]
-
-
-def broadcast_from_main(value: Result) -> Result:
-    """Rank 0's ``value`` on every process (``value`` itself for one process)."""
-    if not _joined():
-        return value
-    message = [value]
-    dist.broadcast_object_list(message, src=0)
     return message[0]

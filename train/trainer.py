@@ -345,7 +345,7 @@ class Trainer:
                 self.save_last()
                 if self.processes.is_main:
                     write_metrics(self.paths, self.progress.history)
-            if mean_and_any(0.0, stop.is_set())[1]:
+            if mean_and_any((), stop.is_set())[1]:
                 return "interrupted"
             if (reason := self.finished()) is not None:
                 return reason
@@ -380,18 +380,21 @@ class Trainer:
         with bar:
             for batch in self._batches():
                 if self.reward is None:
-                    loss = optimizer_step(self.objective, self.optimizer, self.scaler, batch, config.clip_norm, self.autocast)
-                else:
-                    loss, reward = self_critical_optimizer_step(self.objective, self.optimizer, self.scaler, batch,
-                                                                config.clip_norm, self.autocast)
-                    self.scalar(writer, "train/reward", mean_and_any(reward, False)[0])
-                loss, stopping = mean_and_any(loss, stop.is_set())
+                    measured = (optimizer_step(self.objective, self.optimizer, self.scaler, batch, config.clip_norm,
+                                               self.autocast),)
+                else:  # (loss, mean sampled reward)
+                    measured = self_critical_optimizer_step(self.objective, self.optimizer, self.scaler, batch,
+                                                            config.clip_norm, self.autocast)
+                measured, stopping = mean_and_any(measured, stop.is_set())
+                loss = measured[0]
                 progress.batches_done += 1
                 progress.step += 1
                 progress.loss_sum += loss
                 progress.loss_batches += 1
                 pairs += len(batch.video_ids) * self.processes.world_size
                 self.scalar(writer, "train/loss", loss)
+                if self.reward is not None:
+                    self.scalar(writer, "train/reward", measured[1])
                 bar.update()
                 bar.set_postfix(loss=f"{progress.loss_sum / progress.loss_batches:.3f}",
                                 captions_per_s=f"{pairs / (time.perf_counter() - started):.1f}")

@@ -103,3 +103,14 @@ def test_a_cross_entropy_run_is_not_told_apart_by_settings_only_scst_reads(synth
     config = replace(read_run_config(trained.run_dir)[0], temperature=0.9, scst_samples=5)
     assert saved_run_differences(config) == []
     assert saved_run_differences(replace(config, lr=0.5)) == ["lr"]
+
+
+def test_each_steps_reward_is_logged_at_that_step_beside_its_loss(synthetic_store, trained, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train(scst_config(synthetic_store, trained, tmp_path / "logged", batch_size=4))
+    events = EventAccumulator(str(RunPaths(result.run_dir).tensorboard))
+    events.Reload()
+    steps = {tag: [event.step for event in events.Scalars(tag)] for tag in ("train/loss", "train/reward")}
+    assert result.steps > 1
+    assert steps["train/reward"] == steps["train/loss"] == list(range(1, result.steps + 1))
