@@ -194,14 +194,11 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         recipe = RECIPES[self.preset]
-        if self.lr is None:
-            object.__setattr__(self, "lr", recipe.scst_lr if self.objective == "scst" else recipe.lr)
-        if self.batch_size is None:
-            object.__setattr__(self, "batch_size", recipe.batch_size)
-        if self.patience is None:
-            object.__setattr__(self, "patience", recipe.patience)
-        if self.temperature is None:
-            object.__setattr__(self, "temperature", recipe.scst_temperature)
+        from_recipe = {"lr": recipe.scst_lr if self.objective == "scst" else recipe.lr, "batch_size": recipe.batch_size,
+                       "patience": recipe.patience, "temperature": recipe.scst_temperature}
+        for name, value in from_recipe.items():  # a field left None takes the preset's recipe
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         positive = ("epochs", "patience", "eval_every", "batch_size", "max_caption_len", "min_count", "scst_samples",
                     "captions_per_video")
         for name in positive:
