@@ -107,14 +107,14 @@ def train_command(ctx: click.Context, **values: Any) -> None:
     with a checkpoint; --resume continues exactly.
     """
     values, explicit = _config_values(ctx, values)
+    main = Processes.from_environment().is_main
     try:
         config = (resume_config(values["resume"], **{name: values[name] for name in explicit - {"resume"}})
                   if values["resume"] else _fresh_config(values, explicit))
     except ValueError as error:
-        raise click.UsageError(str(error)) from None
+        raise click.UsageError(str(error)) if main else click.exceptions.Exit(2) from None
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
-    main = Processes.from_environment().is_main
+        raise _failure(str(error), main) from None
     try:
         result = train(config)
     except AstarError as error:
@@ -133,7 +133,7 @@ def train_command(ctx: click.Context, **values: Any) -> None:
 
 
 def _failure(message: str, main: bool) -> Exception:
-    """The one-line error of a failed run; under torchrun only rank 0 prints it, the others just exit 1."""
+    """The one-line error of a run that cannot start or go on; under torchrun only rank 0 prints it, the others just exit 1."""
     if main:
         return click.ClickException(message)
     return click.exceptions.Exit(1)

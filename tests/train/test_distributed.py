@@ -203,3 +203,11 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_with_a_checkpoin
     assert "Traceback" not in stderr.split("stopped; continue with")[0]
     saved = checkpoint(out)
     assert len(saved["rng"]) == 2 and 0 < saved["progress"]["epoch"] < 500
+
+
+def test_a_run_that_cannot_start_says_so_once_under_torchrun(tmp_path):
+    # The error comes before training starts (no run directory): one line, from rank 0 alone.
+    failed = torchrun("--resume", str(tmp_path / "missing"), "--quiet")
+    assert failed.returncode != 0
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: {tmp_path / 'missing'}: not an astar-train run directory (no config.toml)"]
