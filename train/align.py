@@ -266,6 +266,10 @@ class HypercolumnSample(nn.Module):
         return flatten_positions(sampled[:, :, :steps, : self.top_shape[0], : self.top_shape[1]])
 
 
+LEARNT_ALIGNMENTS = (ConvAlignment, TileMLPAlignment, FieldPoolAlignment)
+"""Transforms that learn â_l and end in a ReLU, so their channels can die (``astar.train.health``)."""
+
+
 def layer_transform(config: ModelConfig, name: str) -> nn.Module:
     """The module that brings layer ``name`` onto the attention grid for ``config.variant``."""
     variant, channels, width = config.variant, config.channels(name), config.context_dim

@@ -21,6 +21,7 @@ from .distributed import Processes
 from .evaluate import EvalConfig, evaluate, format_scores
 from .loader import DEFAULT_LOADER_WORKERS
 from .model_config import Attention
+from .normalise import ALIGNED_NORMS, INPUT_NORMS
 from .rundir import CHECKPOINTS, load_run, read_run_config, resume_config
 from .recipe_options import DEFAULTS, RECIPE_HELP, recipe_options
 from .search import DEFAULT_BEAM_SIZE
@@ -78,6 +79,8 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--attention", type=click.Choice(get_args(Attention)), default=DEFAULTS["attention"], show_default=True, help="soft (eq. 7); hard, the paper's hard attention (Section 3.2): a position i ~ Mult(alpha_t) and a layer l ~ Mult(beta_t) per word, trained by the K-sample VIMCO bound (eqs. 8-14), the most probable pair at test time; hard_layer: only the layer is sampled, positions stay soft (lower-variance).")
 @click.option("--order", type=click.Choice(["position_first", "layer_first"]), default=DEFAULTS["order"], show_default=True, help="Which attention comes first (Section 3.2).")
 @recipe_options
+@click.option("--input-norm", type=click.Choice(INPUT_NORMS), default=DEFAULTS["input_norm"], show_default=True, help="How stored maps are scaled before the eq. 4 alignment: channel (centred and scaled per channel by training-video statistics) or rms (one divisor per layer, not centred: most alignment channels die in training). See README, 'Input and aligned-map normalisation'.")
+@click.option("--aligned-norm", type=click.Choice(ALIGNED_NORMS), default=DEFAULTS["aligned_norm"], show_default=True, help="layer: every aligned map is normalised over its channels before attention (eqs. 5-6), so no layer saturates the scores; none: as aligned.")
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS["epochs"], show_default=True, help="Most epochs (passes over every training video-caption pair).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step (videos for --objective scst). Default: the preset's recipe, " + RECIPE_HELP["batch_size"] + ".")
 @click.option("--captions-per-video", type=click.IntRange(min=1), default=DEFAULTS["captions_per_video"], show_default=True, help="Captions of one video per batch, sharing its alignment (eq. 4 runs once per video): a batch holds batch-size / C videos. 1 = the paper's independent pairs.")

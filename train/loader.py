@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from astar.extract import FeatureStore, open_store
 
 from .model_config import ModelConfig
+from .normalise import ChannelStatistics
 from .video_batch import VideoBatch
 from .text import PAD_ID
 
@@ -131,24 +132,25 @@ class FeatureReader:
         return features
 
 
-def feature_rms(reader: FeatureReader, video_ids: Sequence[str], limit: int = 64) -> dict[str, float]:
-    """Root mean square of every input ``reader`` gives (its layers and ``fc7``) over some videos.
+def feature_statistics(reader: FeatureReader, video_ids: Sequence[str], limit: int = 64) -> dict[str, ChannelStatistics]:
+    """Per-channel statistics of every input ``reader`` gives (its layers and ``fc7``) over some videos.
 
     Uses up to ``limit`` of ``video_ids`` spread evenly over the sorted list, every element
-    of each (narrowed, unpadded) array, in float64. This is the constant ``ASTAR`` divides
-    its inputs by (``ASTAR.set_feature_scale``); an all-zero input gets 1.
+    of each (narrowed, unpadded) array, summed in float64: what ``ASTAR`` normalises its
+    inputs by (``ASTAR.set_feature_statistics``, ``astar.train.normalise``).
     """
     chosen = sorted(set(video_ids))
     chosen = [chosen[index] for index in np.linspace(0, len(chosen) - 1, min(limit, len(chosen))).round().astype(int)]
-    squares: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    sums: dict[str, list] = {}
     for video_id in chosen:
         layers, fc7 = reader.read(video_id)
         for name, values in {**layers, "fc7": fc7}.items():
-            values = np.asarray(values, dtype=np.float64)
-            squares[name] = squares.get(name, 0.0) + float(np.square(values).sum())
-            counts[name] = counts.get(name, 0) + values.size
-    return {name: float(np.sqrt(squares[name] / counts[name])) or 1.0 for name in squares}
+            values = np.asarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+            total = sums.setdefault(name, [0.0, 0.0, 0])
+            total[0] = total[0] + values.sum(0)
+            total[1] = total[1] + np.square(values).sum(0)
+            total[2] += len(values)
+    return {name: ChannelStatistics.from_sums(*total) for name, total in sums.items()}
 
 
 def collate_videos(videos: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], steps: Sequence[int]) -> VideoBatch:

@@ -13,12 +13,15 @@ its aligned memory, keys and h_1 are indexed out to the B captions; gradients fr
 of a video's captions add up in its one alignment. Without ``caption_videos`` caption
 i belongs to video i.
 
-Input scale: C3D activations are large (tens to hundreds after ReLU, more with random
-weights), which saturates tanh(C a_{L+1}) and the attention's tanh before training
-starts. The paper does not say how it scaled them; here every input layer (and fc7) is
-divided by a constant, ``feature_scale``, that the trainer sets once from the training
-videos (their root mean square, ``set_feature_scale``). It is a buffer, saved with the
-weights, so evaluation and captioning apply the same scale; 1 leaves features as stored.
+Input and aligned-map scale: the paper does not say how it scaled C3D's maps. Every
+input (each stored layer and fc7) is normalised per channel by statistics the trainer
+measures once on training videos (``set_feature_statistics``), and every aligned map â_l
+is normalised before eqs. (5)–(6); ``astar.train.normalise`` says why and how. The
+statistics are buffers saved with the weights, so evaluation and captioning apply them too.
+
+Decoding never emits ``<pad>`` or ``config.never_emitted`` (``<bos>``, ``<unk>``), and
+never ``<eos>`` as the first word: ``start`` and ``step`` give those words probability 0,
+so greedy, beam search and sampling all produce captions of at least one real word.
 """
 from __future__ import annotations
 
@@ -33,14 +36,24 @@ from .attention import AttentionMemory, AttentionStep, TwoLevelAttention
 from .model_config import HARD_ATTENTION, ModelConfig
 from .video_batch import VideoBatch
 from .hard import vimco_surrogate
+from .normalise import ChannelStatistics, InputNormaliser, normalise_aligned
 
 INIT_RANGE = 0.01
 """Non-recurrent weights start uniform in [−0.01, 0.01] (Section 4.2)."""
 
 
-def scaled_inputs(config: ModelConfig) -> tuple[str, ...]:
-    """Inputs with an entry in ``ASTAR.feature_scale``, in its order: every stored layer, then ``fc7``."""
-    return (*config.layer_names, "fc7")
+def input_widths(config: ModelConfig) -> dict[str, int]:
+    """Channels of every input ``ASTAR`` normalises, in order: each stored layer, then ``fc7``."""
+    return {**{name: config.channels(name) for name in config.layer_names}, "fc7": config.fc7_dim}
+
+
+def banned_words(config: ModelConfig) -> tuple[Tensor, Tensor]:
+    """(V,) bool masks of the words decoding never chooses: at any step, and as word 1 (``<eos>`` too)."""
+    anywhere = torch.zeros(config.vocab_size, dtype=torch.bool)
+    anywhere[[token for token in (config.pad_id, *config.never_emitted) if token < config.vocab_size]] = True
+    first = anywhere.clone()
+    first[config.eos_id] = True
+    return anywhere, first
 
 
 @dataclass
@@ -137,53 +150,57 @@ class ASTAR(nn.Module):
         self.lstm = nn.LSTMCell(config.embedding_dim + config.context_dim, config.hidden_dim)  # H, eq. (2)
         self.word_scores = nn.Linear(config.hidden_dim, config.vocab_size)  # V
         self.dropout = nn.Dropout(config.dropout)
-        self.scaled_inputs = scaled_inputs(config)
-        self.register_buffer("feature_scale", torch.ones(len(self.scaled_inputs)))  # see the module docstring
+        self.normaliser = InputNormaliser(input_widths(config), config.input_norm)  # see the module docstring
+        banned, banned_first = banned_words(config)
+        self.register_buffer("banned_words", banned, persistent=False)
+        self.register_buffer("banned_first_words", banned_first, persistent=False)
         initialise(self)
         if word_vectors is not None:
             with torch.no_grad():
                 self.embedding.weight.copy_(word_vectors)
 
-    def set_feature_scale(self, scales: dict[str, float]) -> None:
-        """Divide input ``name`` by ``scales[name]`` from now on (names of ``scaled_inputs``; others keep theirs)."""
-        for name, scale in scales.items():
-            if not scale > 0:
-                raise ValueError(f"the scale of {name} must be positive, got {scale}")
-            self.feature_scale[self.scaled_inputs.index(name)] = scale
+    def set_feature_statistics(self, statistics: dict[str, ChannelStatistics]) -> None:
+        """Normalise input ``name`` (a stored layer or ``fc7``) by ``statistics[name]`` from now on."""
+        self.normaliser.set_statistics(statistics)
 
     def scaled(self, name: str, features: Tensor) -> Tensor:
-        """Input ``name`` (a layer or ``fc7``) in the model's dtype, divided by its ``feature_scale``."""
-        dtype = self.initial_hidden.weight.dtype
-        return features.to(dtype) / self.feature_scale[self.scaled_inputs.index(name)].to(dtype)
+        """Input ``name`` (a layer or ``fc7``), (…, C), in the model's dtype and normalised (module docstring)."""
+        return self.normaliser(name, features, self.initial_hidden.weight.dtype)
 
     def align(self, features: dict[str, Tensor], pool5_steps: Tensor | None = None) -> Tensor:
-        """Eq. (4) (or the variant's alternative): stored layers → (B, L, P, D).
+        """Eq. (4) (or the variant's alternative): stored layers → (B, L, P, D), before aligned-map normalisation.
 
         Args:
-            features: per layer (B, T_l, H_l, W_l, C_l), as in ``VideoBatch`` (scaled here).
+            features: per layer (B, T_l, H_l, W_l, C_l), as in ``VideoBatch`` (normalised here).
             pool5_steps: (B,) valid top-layer steps (C3D: pool5); None means no padding.
         """
-        if self.aligner is None:
-            raise ValueError("variant 'fc7' has no feature maps to align")
         if pool5_steps is None:
             name = self.config.layers[0]
             layer_map = features[name]
             steps = layer_map.shape[1] // self.config.time_ratio(name)
             pool5_steps = torch.full((layer_map.shape[0],), steps, device=layer_map.device)
-        return self.aligner({name: self.scaled(name, value) for name, value in features.items()}, pool5_steps)[0]
+        return self._align(features, pool5_steps)[0]
+
+    def aligned_maps(self, batch: VideoBatch) -> tuple[Tensor, Tensor]:
+        """Eq. (4) on a batch before aligned-map normalisation: (B, L, P, D) â and the (B, P) mask."""
+        return self._align({name: batch.features[name] for name in self.config.layers}, batch.pool5_steps)
 
     def encode(self, batch: VideoBatch) -> AttentionMemory | None:
-        """Align a batch once and precompute attention keys (None for the fc7 baseline)."""
+        """Align a batch once, normalise the maps and precompute attention keys (None for the fc7 baseline)."""
         if self.aligner is None or self.attention is None:
             return None
-        features = {name: self.scaled(name, batch.features[name]) for name in self.config.layers}
-        aligned, mask = self.aligner(features, batch.pool5_steps)
-        return self.attention.prepare(aligned, mask)
+        aligned, mask = self.aligned_maps(batch)
+        return self.attention.prepare(normalise_aligned(aligned, mask, self.config.aligned_norm), mask)
 
     def start(self, batch: VideoBatch) -> tuple[Tensor, DecoderState]:
         """Encode the videos and predict word 1: (B, V) log p(y_1 | A) and the state after it."""
         state = self._begin(batch)
-        return self._word_logits(state.hidden).log_softmax(-1), state
+        return self._word_logits(state.hidden).masked_fill(self.banned_first_words, float("-inf")).log_softmax(-1), state
+
+    def decoding_log_probs(self, logits: Tensor) -> Tensor:
+        """Teacher-forced (B, T, V) logits → the log-probabilities ``start`` and ``step`` give (module note)."""
+        first = logits[:, :1].masked_fill(self.banned_first_words, float("-inf"))
+        return torch.cat([first, logits[:, 1:].masked_fill(self.banned_words, float("-inf"))], dim=1).log_softmax(-1)
 
     def step(self, state: DecoderState, previous_words: Tensor) -> tuple[Tensor, DecoderState, AttentionStep | None]:
         """One word: (B,) y_{t−1} → (B, V) log p(y_t | y_<t, A), the new state, its attention.
@@ -192,7 +209,7 @@ class ASTAR(nn.Module):
         most probable ones (``astar.train.attention``). Attention is None for fc7.
         """
         state, attention = self._advance(state, self._embed(previous_words))
-        return self._word_logits(state.hidden).log_softmax(-1), state, attention
+        return self._word_logits(state.hidden).masked_fill(self.banned_words, float("-inf")).log_softmax(-1), state, attention
 
     def forward(self, batch: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
         """Teacher-forced (B, T, V) logits of B captions; row t predicts tokens[:, t].
@@ -253,6 +270,11 @@ class ASTAR(nn.Module):
         if self.attention is None or not steps:
             return tokens, None
         return tokens, stack_attention(steps)
+
+    def _align(self, features: dict[str, Tensor], pool5_steps: Tensor) -> tuple[Tensor, Tensor]:
+        if self.aligner is None:
+            raise ValueError("variant 'fc7' has no feature maps to align")
+        return self.aligner({name: self.scaled(name, value) for name, value in features.items()}, pool5_steps)
 
     def _begin(self, batch: VideoBatch) -> DecoderState:
         """The state that predicts y_1: h_1 = tanh(C a_{L+1}), c_1 = 0, and the aligned memory, one row per video."""

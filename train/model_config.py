@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from astar.extract import DEFAULT_BACKBONE, LayerGeometry, get_backbone
 
+from .normalise import check_modes
+from .text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .variants import VARIANTS
 
 Attention = Literal["soft", "hard", "hard_layer"]
@@ -47,7 +49,14 @@ class ModelConfig:
     Attributes:
         vocab_size: V, words including ``<pad>`` and ``<eos>``.
         pad_id: token id of ``<pad>``; ignored by the loss.
-        eos_id: token id of ``<eos>``; ends greedy decoding.
+        eos_id: token id of ``<eos>``; ends greedy decoding; never a caption's first word.
+        never_emitted: ids decoding never chooses besides ``<pad>`` (the vocabulary's ``<bos>``
+            and ``<unk>``): captions hold words, so no search or sample joins n-grams across a gap.
+        input_norm: how each stored input is scaled before eq. (4): ``channel`` (centred
+            and scaled per channel, the default) or ``rms`` (one divisor per input); see
+            ``astar.train.normalise``.
+        aligned_norm: ``layer`` (each â_{i,l} normalised over its channels before
+            eqs. 5–6, the default) or ``none``; see ``astar.train.normalise``.
         variant: one of ``variants.VARIANTS``.
         layers: layers attended to, a subset of the stored layers (``geometry``) in
             their order; exactly one for ``single``. Empty (the default) means all.
@@ -68,8 +77,9 @@ class ModelConfig:
     """
 
     vocab_size: int
-    pad_id: int = 0
-    eos_id: int = 1
+    pad_id: int = PAD_ID
+    eos_id: int = EOS_ID
+    never_emitted: tuple[int, ...] = (BOS_ID, UNK_ID)
     variant: str = "astar"
     layers: tuple[str, ...] = ()
     attention: Attention = "soft"
@@ -82,8 +92,16 @@ class ModelConfig:
     attention_dim: int = 512
     dropout: float = 0.5
     geometry: tuple[LayerGeometry, ...] = C3D_GEOMETRY
+    input_norm: str = "channel"
+    aligned_norm: str = "rms"
 
     def __post_init__(self) -> None:
+        check_modes(self.input_norm, self.aligned_norm)
+        object.__setattr__(self, "never_emitted", tuple(self.never_emitted))
+        if {self.pad_id, self.eos_id} & set(self.never_emitted) or self.pad_id == self.eos_id:
+            raise ValueError(f"pad_id {self.pad_id}, eos_id {self.eos_id} and never_emitted {self.never_emitted} must differ")
+        if len({self.pad_id, self.eos_id, *self.never_emitted} & set(range(self.vocab_size))) >= self.vocab_size:
+            raise ValueError(f"a vocabulary of {self.vocab_size} tokens holds no word to caption with")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {self.variant!r}")
         # Configs read back from TOML or a checkpoint hold records and lists; a config holds geometry and tuples.

@@ -5,7 +5,8 @@ Layout of ``RUN_DIR`` (written by ``astar-train``)::
 
     config.toml          [train]: every astar-train flag (TrainConfig, storage options left out);
                          [model]: the resolved ModelConfig; [features]: store vs model widths
-                         and the RMS each input is divided by (ASTAR.feature_scale);
+                         and the mean shift and scale each input is normalised by (the
+                         checkpoints hold the per-channel values; astar.train.normalise);
                          [init]: for a run started from another (--init-from), that run,
                          its checkpoint and the epoch and step the weights came from
     vocab.json           the Vocabulary (text.Vocabulary.save)
@@ -47,7 +48,9 @@ from .text import Vocabulary
 RUN_FOLDER = "run"
 """The ``folders`` kind of a run directory."""
 RUN_FORMAT = "astar-run"
-RUN_VERSION = 1
+RUN_VERSION = 2
+"""2: inputs normalised per channel and aligned maps normalised (``astar.train.normalise``);
+a version-1 run's weights expect other inputs, so it is refused rather than misread."""
 CHECKPOINTS = ("best", "last")
 
 IDENTITY_KEYS = ("astar_schema_version", "fps", "frame_size", "preprocessing", "model")
@@ -116,11 +119,12 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_run_config(
-    paths: RunPaths, config: TrainConfig, model_config: ModelConfig, scales: dict[str, float],
+    paths: RunPaths, config: TrainConfig, model_config: ModelConfig, normalisation: dict[str, dict[str, float]],
     origin: dict[str, Any] | None = None,
 ) -> None:
     """``config.toml``: the flags, the resolved model, how its feature widths relate to the store's,
-    and the input scales (``ASTAR.feature_scale``; the checkpoints hold the same values) and, for
+    and each input's mean normalisation shift and scale (``InputNormaliser.summary``; the checkpoints
+    hold the per-channel values) and, for
     a run started from another, where its weights came from (``origin``, the [init] table)."""
     model = model_config.to_dict()
     read = {name: model_config.channels(name) for name in model_layers(model_config)} | {"fc7": model_config.fc7_dim}
@@ -133,7 +137,7 @@ def write_run_config(
             "note": "the loader reads the first N channels of each stored array (N = read); see astar.train.loader",
             "read": read,
             "store": {name: model_config.layer(name).channels for name in read if name != "fc7"},
-            "scale": scales,
+            "normalisation": normalisation,
         },
     }
     if origin is not None:
@@ -153,7 +157,8 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, ModelConfig]:
     try:
         document = tomllib.loads(paths.config.read_text(encoding="utf-8"))
         if document.get("format") != RUN_FORMAT or document.get("version") != RUN_VERSION:
-            raise ValueError(f"not an {RUN_FORMAT} version {RUN_VERSION} config")
+            raise ValueError(f"not an {RUN_FORMAT} version {RUN_VERSION} config; runs of another astar version "
+                             "must be trained again")
         config = TrainConfig.from_dict(document["train"])
         model_config = ModelConfig.from_dict(document["model"])
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:

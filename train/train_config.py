@@ -79,7 +79,8 @@ RECIPES: dict[str, Recipe] = {
 SCST_FIELDS = frozenset({"scst_samples", "scst_baseline", "temperature", "bleu_weight"})
 """Fields only ``objective="scst"`` reads: a cross-entropy run is the same run whatever they say."""
 
-MODEL_FIELDS = ("preset", "variant", "layers", "attention", "order", "samples", "min_count", "vocabulary_from")
+MODEL_FIELDS = ("preset", "variant", "layers", "attention", "order", "input_norm", "aligned_norm", "samples", "min_count",
+                "vocabulary_from")
 """Fields that fix a run's model and vocabulary: a run started ``init_from`` another takes them from it."""
 
 UNSAVED = frozenset({"storage_options", "resume"})
@@ -154,6 +155,8 @@ class TrainConfig:
     layers: tuple[str, ...] | None = None
     attention: Attention = "soft"
     order: Literal["position_first", "layer_first"] = "position_first"
+    input_norm: str = "channel"
+    aligned_norm: str = "rms"
     samples: int | None = None
     epochs: int = 50
     patience: int | None = None
@@ -223,7 +226,7 @@ class TrainConfig:
             raise ValueError("paper_split applies to --dataset msr-vtt only")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
-        self.model_config(len(SPECIALS), self._stand_in_geometry())  # a ValueError here names the impossible combination
+        self.model_config(len(SPECIALS) + 1, self._stand_in_geometry())  # a ValueError here names the impossible combination
 
     def _stand_in_geometry(self) -> tuple[LayerGeometry, ...]:
         """C3D's layers, renamed to ``layers`` when those are another backbone's: the names are
@@ -242,6 +245,7 @@ class TrainConfig:
         chosen: dict[str, Any] = dict(
             vocab_size=vocab_size, pad_id=PAD_ID, eos_id=EOS_ID,
             variant=self.variant, attention=self.attention, order=self.order, geometry=geometry,
+            input_norm=self.input_norm, aligned_norm=self.aligned_norm,
         )
         if self.layers is not None:
             chosen["layers"] = self.layers

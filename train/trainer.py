@@ -55,7 +55,8 @@ from .distributed import (
     word_mean,
 )
 from .errors import TrainingError
-from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_rms, make_loader, model_layers
+from .health import combined_figures, health_line, tally_videos
+from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_statistics, make_loader, model_layers
 from .model import ASTAR
 from .model_config import ModelConfig
 from .rundir import (
@@ -447,10 +448,17 @@ class Trainer:
                                                          config.max_caption_len + 1, self.device, self.autocast))
             row.update(from_main(lambda: self.scores({key: value for share in predictions for key, value in share.items()}),
                                  TrainingError))
-        progress.history.append(row)
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            tally = tally_videos(self.model, (batch.videos.to(self.device) for batch in self.val_videos),
+                                 config.max_caption_len + 1)
+        tallies = gather_to_main(tally)
+        health = from_main(lambda: combined_figures(tallies or ()), TrainingError)
+        progress.history.append({**row, **health})
         measured = {key: value for key, value in row.items() if key not in ("epoch", "step") and value is not None}
         for key, value in measured.items():
             self.scalar(writer, f"val/{key}" if key != "train_loss" else "train/epoch_loss", value)
+        for key, value in health.items():
+            self.scalar(writer, f"health/{key}", value)
         value = row["val_loss" if config.metric == "loss" else config.metric]
         if improved(config.metric, value, progress.best):
             progress.best, progress.best_epoch, progress.bad_evaluations = value, progress.epoch, 0
@@ -459,7 +467,8 @@ class Trainer:
             progress.bad_evaluations += 1
             progress.stopped_early = progress.bad_evaluations >= config.patience
         shown = ", ".join(f"{key} {value:.4g}" for key, value in measured.items())
-        self.processes.say(f"epoch {progress.epoch}: {shown}" + (" (best)" if progress.best_epoch == progress.epoch else ""))
+        self.processes.say(f"epoch {progress.epoch}: {shown}" + (" (best)" if progress.best_epoch == progress.epoch else "")
+                           + health_line(health))
         self.model.train()
 
     def scores(self, predictions: dict[str, str]) -> dict[str, float]:
@@ -476,11 +485,11 @@ class Trainer:
 # Entry point
 
 
-def start_from(model: ASTAR, run_dir: str, model_config: ModelConfig) -> tuple[dict[str, Any], dict[str, float]]:
-    """Load ``run_dir``'s best weights (input scales included) into ``model``.
+def start_from(model: ASTAR, run_dir: str, model_config: ModelConfig) -> dict[str, Any]:
+    """Load ``run_dir``'s best weights (input statistics included) into ``model``.
 
     Returns:
-        the [init] record of ``config.toml`` (run, checkpoint, epoch, step) and the input scales.
+        the [init] record of ``config.toml`` (run, checkpoint, epoch, step).
 
     Raises:
         TrainingError: the run's model differs from ``model_config``.
@@ -491,9 +500,7 @@ def start_from(model: ASTAR, run_dir: str, model_config: ModelConfig) -> tuple[d
         raise TrainingError(f"--init-from {run_dir}: its model differs in {', '.join(changed)}; "
                             "start from a run of the same preset and model flags")
     model.load_state_dict(origin.model.state_dict())
-    scales = {name: float(model.feature_scale[model.scaled_inputs.index(name)]) for name in (*model_layers(model_config), "fc7")}
-    record = {"run": str(origin.run_dir), "checkpoint": origin.checkpoint, "epoch": origin.epoch, "step": origin.step}
-    return record, scales
+    return {"run": str(origin.run_dir), "checkpoint": origin.checkpoint, "epoch": origin.epoch, "step": origin.step}
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -551,18 +558,18 @@ def _train(config: TrainConfig, processes: Processes) -> TrainResult:
     else:
         origin = None
         if config.init_from:
-            origin, scales = start_from(trainer.model, config.init_from, model_config)
+            origin = start_from(trainer.model, config.init_from, model_config)
             processes.say(f"starting from {config.init_from} (best checkpoint, epoch {origin['epoch']}, step {origin['step']})")
         else:
-            scales = feature_rms(reader, data.train_ids)
-            trainer.model.set_feature_scale(scales)
-            processes.say("input scale (RMS over training videos, divided out): "
-                          + ", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
+            trainer.model.set_feature_statistics(feature_statistics(reader, data.train_ids))
+            processes.say(f"inputs normalised ({model_config.input_norm}) by statistics of training videos: "
+                          + ", ".join(f"{name} ÷{value['scale']:.3g}" for name, value in trainer.model.normaliser.summary().items()
+                                      if name in (*model_layers(model_config), "fc7")))
         if processes.is_main:
             create_run_folder(paths)
             if reward is not None:
                 reward.cider.frequencies.save(paths.cider_frequencies)
-            write_run_config(paths, config, model_config, scales, origin)
+            write_run_config(paths, config, model_config, trainer.model.normaliser.summary(), origin)
             data.vocabulary.save(paths.vocabulary)
             write_text(paths.store_attrs, json.dumps(store.attrs, indent=1) + "\n")
     on = f"{processes.world_size} × {trainer.device.type}" if processes.distributed else trainer.device.type

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 
 import pytest
+import numpy as np
 import torch
 from torch import nn
 
 from astar.train.video_batch import VideoBatch, random_batch
 from astar.train.model_config import ModelConfig
+from astar.train.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from astar.train.variants import NAMED_MODELS
+from astar.train.normalise import ChannelStatistics
 from astar.train.model import ASTAR
 
 VOCAB = 12
-PAD, EOS = 0, 1
+PAD, EOS = PAD_ID, EOS_ID
 VARIANTS = {name: model.model_fields() for name, model in NAMED_MODELS.items()}
 """Every registered configuration (``astar.train.variants``): the model tests cover them all."""
 
@@ -74,7 +77,7 @@ def test_incremental_decoding_matches_teacher_forcing_and_expands_along_the_batc
     config = small()
     model = ASTAR(config).eval()
     batch = videos(config, [2, 1])
-    expected = model(batch, CAPTIONS).log_softmax(-1)
+    expected = model.decoding_log_probs(model(batch, CAPTIONS))
     log_probs, state = model.start(batch)
     torch.testing.assert_close(log_probs, expected[:, 0])
     beams = torch.tensor([0, 0, 0, 1, 1, 1])  # B = 2 videos → 2 · 3 hypotheses
@@ -85,21 +88,53 @@ def test_incremental_decoding_matches_teacher_forcing_and_expands_along_the_batc
         assert attention.positions.shape == (6, 32) and attention.layers.shape == (6, 4)
 
 
-def test_feature_scale_divides_every_input_and_is_saved_with_the_weights() -> None:
+def test_inputs_are_normalised_per_channel_and_the_statistics_are_saved_with_the_weights() -> None:
     config = small()
+    plain, normalised = ASTAR(config).eval(), ASTAR(config).eval()
+    normalised.load_state_dict(plain.state_dict())
+    widths = {**{name: config.channels(name) for name in config.layer_names}, "fc7": config.fc7_dim}
+    generator = np.random.default_rng(0)
+    statistics = {name: ChannelStatistics(generator.normal(5.0, 2.0, width), generator.uniform(0.5, 9.0, width), 1.0)
+                  for name, width in widths.items()}
+    normalised.set_feature_statistics(statistics)
+    batch = videos(config, [2, 1])
+
+    def moved(name: str, value: torch.Tensor) -> torch.Tensor:
+        return value * torch.from_numpy(statistics[name].std).float() + torch.from_numpy(statistics[name].mean).float()
+
+    shifted = VideoBatch({name: moved(name, value) for name, value in batch.features.items()}, batch.pool5_steps,
+                         moved("fc7", batch.fc7))
+    torch.testing.assert_close(normalised(shifted, CAPTIONS), plain(batch, CAPTIONS), atol=1e-4, rtol=1e-4)
+    restored = ASTAR(config)
+    restored.load_state_dict(normalised.state_dict())
+    torch.testing.assert_close(restored(shifted, CAPTIONS), normalised(shifted, CAPTIONS))
+
+
+def test_rms_inputs_divide_each_input_by_one_constant_and_do_not_centre() -> None:
+    config = small(input_norm="rms")
     plain, scaled = ASTAR(config).eval(), ASTAR(config).eval()
     scaled.load_state_dict(plain.state_dict())
     factors = {"pool2": 3.0, "pool3": 5.0, "pool4": 7.0, "pool5": 11.0, "fc7": 13.0}
-    scaled.set_feature_scale(factors)
+    widths = {**{name: config.channels(name) for name in config.layer_names}, "fc7": config.fc7_dim}
+    scaled.set_feature_statistics({name: ChannelStatistics(np.full(widths[name], 4.0), np.ones(widths[name]), factor)
+                                   for name, factor in factors.items()})
     batch = videos(config, [2, 1])
     enlarged = VideoBatch({name: value * factors[name] for name, value in batch.features.items()}, batch.pool5_steps,
                           batch.fc7 * factors["fc7"])
     torch.testing.assert_close(scaled(enlarged, CAPTIONS), plain(batch, CAPTIONS))
-    restored = ASTAR(config)
-    restored.load_state_dict(scaled.state_dict())
-    assert restored.feature_scale.tolist() == list(factors.values())
-    with pytest.raises(ValueError, match="positive"):
-        scaled.set_feature_scale({"fc7": 0.0})
+
+
+def test_decoding_never_emits_specials_and_never_ends_before_the_first_word() -> None:
+    config = small()
+    model = ASTAR(config).eval()
+    with torch.no_grad():  # a model that would rather say <eos>, <unk>, <bos> or <pad> than any word
+        model.word_scores.bias[[PAD_ID, BOS_ID, EOS_ID, UNK_ID]] = 30.0
+    log_probs, state = model.start(videos(config, [2, 1]))
+    assert torch.isinf(log_probs[:, [PAD_ID, BOS_ID, EOS_ID, UNK_ID]]).all()
+    log_probs, _, _ = model.step(state, log_probs.argmax(-1))
+    assert torch.isinf(log_probs[:, [PAD_ID, BOS_ID, UNK_ID]]).all() and (log_probs.argmax(-1) == EOS_ID).all()
+    tokens, _ = model.greedy(videos(config, [2, 1]), max_len=5)
+    assert tokens[:, 0].ge(4).all() and (tokens[:, 1] == EOS_ID).all()
 
 
 def test_initialisation_follows_section_4_2() -> None:

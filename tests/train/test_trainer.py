@@ -12,13 +12,14 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from astar.extract import open_store
 from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from astar.train.loader import CaptionBatches, feature_rms
+from astar.train.loader import CaptionBatches, feature_statistics
 from astar.train.captions import caption_data
 from astar.train.errors import TrainingError
 from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
@@ -49,16 +50,20 @@ def test_training_loss_goes_down(finished_run):
     assert losses[-1] < losses[0] - 0.1
 
 
-def test_inputs_are_divided_by_their_rms_over_the_training_videos(finished_run, synthetic_store):
+def test_inputs_are_normalised_by_per_channel_statistics_of_the_training_videos(finished_run, synthetic_store):
     loaded = load_run(finished_run.run_dir)
     store = open_store(str(synthetic_store.store))
     train_ids = caption_data(loaded.config, store, loaded.vocabulary).train_ids
-    expected = feature_rms(loaded.reader(store), train_ids)
-    assert set(expected) == {"pool4", "pool5", "fc7"} and all(value > 1 for value in expected.values())
-    recorded = tomllib.loads(RunPaths(finished_run.run_dir).config.read_text())["features"]["scale"]
-    assert recorded == pytest.approx(expected)
-    scales = dict(zip(("pool2", "pool3", "pool4", "pool5", "fc7"), loaded.model.feature_scale.tolist()))
-    assert scales == pytest.approx({"pool2": 1.0, "pool3": 1.0, **expected})
+    expected = feature_statistics(loaded.reader(store), train_ids)
+    assert set(expected) == {"pool4", "pool5", "fc7"}
+    normaliser = loaded.model.normaliser
+    for name, stats in expected.items():
+        assert (stats.mean > 0).all()  # post-ReLU maps: centring is not a no-op
+        np.testing.assert_allclose(getattr(normaliser, f"{name}_shift").numpy(), stats.mean, rtol=1e-5)
+        np.testing.assert_allclose(getattr(normaliser, f"{name}_scale").numpy(), stats.std, rtol=1e-5)
+    recorded = tomllib.loads(RunPaths(finished_run.run_dir).config.read_text())["features"]["normalisation"]
+    assert recorded["pool4"]["shift"] == pytest.approx(float(expected["pool4"].mean.mean()), rel=1e-5)
+    assert getattr(normaliser, "pool2_shift").abs().sum() == 0  # a layer the model does not read keeps shift 0
 
 
 @pytest.fixture(scope="module")
