@@ -1,8 +1,9 @@
 """Beam search over captions, batched; greedy decoding is its beam size 1.
 
 The hypothesis space is the one ``ASTAR.greedy`` explores: captions y_1 … y_n ``<eos>``
-with n + 1 ≤ ``max_len`` tokens, plus captions cut at ``max_len`` words without
-``<eos>``. Every token of the vocabulary may be chosen at every step, as in greedy.
+with 1 ≤ n and n + 1 ≤ ``max_len`` tokens, plus captions cut at ``max_len`` words without
+``<eos>``. Every word may be chosen at every step, as in greedy; ``<pad>``, ``<bos>`` and
+``<unk>`` never are, and ``<eos>`` never first (``ASTAR.start``/``step`` give them probability 0).
 
 Hypotheses are ranked by their length-normalised log-probability (GNMT, Wu et al. 2016)
 

@@ -156,7 +156,7 @@ def test_every_variant_aligns_every_backbone_onto_the_top_grid(backbone: str, va
 def test_alignment_kernels_stay_channels_last_through_training_and_loading():
     # The stored maps reach eq. (4)'s convolutions channels-last; a weight in the other layout is copied every pass.
     torch.manual_seed(0)
-    model = ASTAR(ModelConfig.small(20, pad_id=0, eos_id=1))
+    model = ASTAR(ModelConfig.small(20))
     kernels = [module.conv.weight for module in model.modules() if isinstance(module, ConvAlignment)]
     assert kernels and all(kernel.is_contiguous(memory_format=torch.channels_last_3d) for kernel in kernels)
     optimizer = torch.optim.Adam(model.parameters())

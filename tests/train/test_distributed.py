@@ -28,7 +28,7 @@ from astar.train.rundir import RunPaths
 from astar.train.train_config import TrainConfig
 from astar.train.trainer import train
 
-CONFIG = ModelConfig.small(20, pad_id=0, eos_id=1, layers=("pool4", "pool5"))
+CONFIG = ModelConfig.small(20, layers=("pool4", "pool5"))
 VIDEOS = 6
 ITEMS = [(index % VIDEOS, [2 + (index * 7 + k) % 18 for k in range(1 + index % 5)] + [1]) for index in range(20)]
 """(video, caption tokens ending in <eos>) pairs: 20 captions of 6 videos, 2 to 6 words."""

@@ -129,8 +129,8 @@ def test_sampled_log_probabilities_are_the_teacher_forced_ones_at_temperature_on
     sampled = sample_captions(model, batch, samples=3, max_len=5)
     assert sampled.tokens.shape[0] == 6 and sampled.tokens.shape[1] <= 5
     tokens, videos = sampled.tokens, rows_of(batch, 3)
-    word_log_probs = model(videos, tokens).log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
-    torch.testing.assert_close(sampled.log_probs, (word_log_probs * before_end(tokens)).sum(1))
+    word_log_probs = model.decoding_log_probs(model(videos, tokens)).gather(-1, tokens[..., None]).squeeze(-1)
+    torch.testing.assert_close(sampled.log_probs, word_log_probs.masked_fill(~before_end(tokens), 0.0).sum(1))  # <pad>: −inf
 
 
 @pytest.mark.parametrize("attention", ["hard", "hard_layer"])
@@ -140,7 +140,7 @@ def test_hard_attention_choices_join_the_sampled_trajectory(attention: str) -> N
     sampled = sample_captions(model, batch, samples=2, max_len=4)
     tokens, chosen = sampled.tokens, sampled.attention
     logits, forced = model.teacher_forced(rows_of(batch, 2), tokens, chosen.choices, chosen.position_choices)
-    word_log_probs = logits.log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
-    expected = ((word_log_probs + forced.choice_log_probs) * before_end(tokens)).sum(1)
+    word_log_probs = model.decoding_log_probs(logits).gather(-1, tokens[..., None]).squeeze(-1)
+    expected = (word_log_probs + forced.choice_log_probs).masked_fill(~before_end(tokens), 0.0).sum(1)  # <pad>: −inf
     torch.testing.assert_close(sampled.log_probs, expected)
     assert torch.all(forced.choice_log_probs[:, 1:][before_end(tokens)[:, 1:]] < 0)  # the choices do count
