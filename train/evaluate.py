@@ -13,13 +13,16 @@ captions are scored against the split's references, normalised as in training
 the others still report and a warning says what to install), ROUGE-L and CIDEr-D,
 PTB-tokenised. ``OUT`` (default ``RUN_DIR/eval-<split>``) receives ``scores.json``
 (corpus scores, warnings and an ``evaluation`` block saying what was decoded how) and
-``per_video.csv`` (video id, generated caption, references, per-video scores).
+``per_video.csv`` (video id, generated caption, references, per-video scores) and
+``health.json`` (``astar.train.health``: dead alignment channels, α's entropy against
+uniform, β per layer, on the split's videos and greedy captions).
 
 The store must have been extracted like the run's training store (same schema,
 frame rate and size, preprocessing and C3D weights); another one is refused.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,8 @@ from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, 
 
 from .datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
 from .loader import DEFAULT_LOADER_WORKERS, BucketBatchSampler, CaptionBatches, make_loader
-from .rundir import LoadedRun, load_run
+from .health import HEALTH_FILE, combined_figures, tally_videos
+from .rundir import LoadedRun, load_run, write_text
 from .scoring import METRICS, CaptionScores, score_captions, write_scores
 from .search import DEFAULT_BEAM_SIZE, decode_captions
 
@@ -99,6 +103,7 @@ class EvalResult:
         report: how the split's captions matched the store.
         store_attrs: the evaluated store's root attributes (its extraction identity).
         settings: the ``evaluation`` block of ``scores.json``.
+        health: the mechanism's health on the split (``astar.train.health``; ``health.json``).
     """
 
     scores: CaptionScores
@@ -106,6 +111,7 @@ class EvalResult:
     report: MatchReport
     store_attrs: dict[str, Any]
     settings: dict[str, Any]
+    health: dict[str, float] = field(default_factory=dict)
 
     @property
     def random_init(self) -> bool:
@@ -169,9 +175,11 @@ def evaluate(run_dir: str | Path, options: EvalConfig = EvalConfig()) -> EvalRes
     captions = decode_captions(run.model, iter(bar), run.vocabulary, max_len, device, None,
                                beam_size=options.beam_size, length_penalty=options.length_penalty)
     scores = score_captions({video_id: captions[video_id] for video_id in references}, references, METRICS)
+    health = combined_figures([tally_videos(run.model, (batch.videos.to(device) for batch in batches), max_len)])
     claim_folder(str(out_dir), EVAL_FOLDER)
     write_scores(scores, out_dir, {"evaluation": settings})
-    return EvalResult(scores, out_dir, report, store.attrs, settings)
+    write_text(out_dir / HEALTH_FILE, json.dumps({"evaluation": settings, "health": health}, indent=1) + "\n")
+    return EvalResult(scores, out_dir, report, store.attrs, settings, health)
 
 
 def format_scores(scores: CaptionScores) -> str:
