@@ -22,12 +22,10 @@ APIs of ``astar.extract``, ``astar.train`` and ``astar.pipelines``.
 from __future__ import annotations
 
 import csv
-import itertools
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 
 import click
@@ -46,7 +44,7 @@ from astar.extract import (
     say,
     weights_line,
 )
-from astar.pipelines.synthetic import COLOURS, COUNTS, DIRECTIONS, SHAPES, SIZES, CAPTIONS_FILE, clip_captions, generate_dataset
+from astar.pipelines.synthetic import ATTRIBUTES, CAPTIONS_FILE, attribute_accuracy, generate_dataset
 from astar.train import (
     DEFAULT_BEAM_SIZE, EvalConfig, EvalResult, TrainConfig, VideoCaption, caption_videos, evaluate, format_scores,
     load_run, prepare_extraction, train_resumably,
@@ -59,10 +57,6 @@ SHOWN_CAPTIONS = 6
 FIGURE_VIDEOS = 2
 """Test videos that get an attention figure."""
 HELDOUT_VIDEO = "heldout.mp4"
-ATTRIBUTES: dict[str, tuple] = {
-    "colour": tuple(COLOURS), "shape": SHAPES, "size": tuple(SIZES), "direction": tuple(DIRECTIONS), "count": COUNTS,
-}
-"""What a synthetic caption says (``synthetic.clip_captions``'s arguments) and the values each can take."""
 
 
 @dataclass(frozen=True)
@@ -215,38 +209,6 @@ def change(what: str, before: EvalResult, after: EvalResult) -> str:
     """One line: ``what`` of the cross-entropy run, after SCST, and the relative change."""
     old, new = before.scores.corpus["CIDEr"], after.scores.corpus["CIDEr"]
     return f"{what}: cross-entropy best {100 * old:.2f} → after SCST {100 * new:.2f} ({100 * (new - old) / old:+.1f} %)"
-
-
-@cache
-def value_words(attribute: str) -> dict[object, frozenset[str]]:
-    """Per value of ``attribute``, the words of ``clip_captions`` that name it and no other value.
-
-    E.g. size: small → {small, little}; direction: up → {up, upwards}; count: 2 → {two, are, …}.
-    """
-    words: dict[object, set[str]] = {value: set() for value in ATTRIBUTES[attribute]}
-    for combination in itertools.product(*ATTRIBUTES.values()):
-        chosen = dict(zip(ATTRIBUTES, combination))
-        for caption in clip_captions(**chosen):
-            words[chosen[attribute]].update(caption.split())
-    return {value: frozenset(named - set().union(*(words[other] for other in words if other != value)))
-            for value, named in words.items()}
-
-
-def stated_value(caption: str, attribute: str) -> object | None:
-    """The one value of ``attribute`` that ``caption`` names, or None if it names none or several."""
-    said = set(caption.split())
-    named = [value for value, words in value_words(attribute).items() if said & words]
-    return named[0] if len(named) == 1 else None
-
-
-def attribute_accuracy(pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[int, int]]:
-    """Per attribute, (generated captions naming the true value, videos) over (generated, canonical) pairs."""
-    pairs = list(pairs)
-    return {
-        attribute: (sum(stated_value(generated, attribute) == stated_value(truth, attribute) for generated, truth in pairs),
-                    len(pairs))
-        for attribute in ATTRIBUTES
-    }
 
 
 def describe_accuracy(result: EvalResult) -> str:

@@ -20,8 +20,10 @@ The same seed gives the same parameters and byte-identical clips and captions CS
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
@@ -126,6 +128,44 @@ def clip_captions(shape: str, colour: str, size: str, direction: str, count: int
         f"{det} {size} {colour} {noun} {verb('slides')} {bare}",
         f"{det} {_SIZE_SYNONYMS[size]} {colour} {noun} {verb('travels')} {bare} across the screen",
     ]
+
+
+ATTRIBUTES: dict[str, tuple] = {
+    "colour": tuple(COLOURS), "shape": SHAPES, "size": tuple(SIZES), "direction": tuple(DIRECTIONS), "count": COUNTS,
+}
+"""What a synthetic caption says (``clip_captions``'s arguments) and the values each can take."""
+
+
+@cache
+def value_words(attribute: str) -> dict[object, frozenset[str]]:
+    """Per value of ``attribute``, the words of ``clip_captions`` that name it and no other value.
+
+    E.g. size: small → {small, little}; direction: up → {up, upwards}; count: 2 → {two, are, …}.
+    """
+    words: dict[object, set[str]] = {value: set() for value in ATTRIBUTES[attribute]}
+    for combination in itertools.product(*ATTRIBUTES.values()):
+        chosen = dict(zip(ATTRIBUTES, combination))
+        for caption in clip_captions(**chosen):
+            words[chosen[attribute]].update(caption.split())
+    return {value: frozenset(named - set().union(*(words[other] for other in words if other != value)))
+            for value, named in words.items()}
+
+
+def stated_value(caption: str, attribute: str) -> object | None:
+    """The one value of ``attribute`` that ``caption`` names, or None if it names none or several."""
+    said = set(caption.split())
+    named = [value for value, words in value_words(attribute).items() if said & words]
+    return named[0] if len(named) == 1 else None
+
+
+def attribute_accuracy(pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+    """Per attribute, (generated captions naming the true value, videos) over (generated, canonical) pairs."""
+    pairs = list(pairs)
+    return {
+        attribute: (sum(stated_value(generated, attribute) == stated_value(truth, attribute) for generated, truth in pairs),
+                    len(pairs))
+        for attribute in ATTRIBUTES
+    }
 
 
 def write_video(

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from astar.pipelines.demo import attribute_accuracy, main
+from astar.pipelines.demo import main
+from astar.pipelines.synthetic import attribute_accuracy
 
 REDUCED = ["--videos", "10", "--workers", "1", "--epochs", "1", "--beam-size", "1", "--quiet"]
 """Greedy captions: after one epoch a wider beam prefers the empty caption, which has no attention to draw."""
