@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/model.py
 	$(PY) benchmarks/cluster.py
 	$(PY) benchmarks/cider.py
+	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/loader.py $$(test -d demo_output/feats.zarr && echo demo_output/feats.zarr || echo --small)
 
 clean:
