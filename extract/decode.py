@@ -7,18 +7,31 @@ variable-frame-rate input gives the count its duration implies. Only sampled
 frames are resized, inside FFmpeg's scaler; no full-resolution frame outlives
 the next one, so memory stays bounded for long videos.
 
-**Timestamps are checked, not trusted** (one rule, ``_timestamped``). They are
-ignored when a frame has none (a raw ``.h264`` stream), when all frames share one
-(20 MJPEG frames muxed at one time), or when the mean frame rate they imply, (N − 1)
-frames over their span, is more than ``RATE_TOLERANCE`` times above or below the
-rate the codec itself declares (H.264's timing information, which a container's
-patched time scale cannot change: a 2 s clip whose header says 1024 s). Container
-rates are not used for this check: they are derived from the very timestamps in
-question. Ignored timestamps make the frames count: N frames at the nominal rate
-(the codec's, else the container's), and ``DecodedVideo.timing`` says why in one
-line. A lying container costs bounded work: sampling stops trusting timestamps as
-soon as they run ``RATE_TOLERANCE`` times past the codec's rate (or ``UNKNOWN_RATE_BOUND``)
-after ``GRACE_S`` seconds, before the samples pile up.
+**Timestamps are checked, not trusted** (one rule, ``_timestamped``). A *frame
+rate* is a declared rate of at most ``MAX_FRAME_RATE``: anything faster is the clock
+the timestamps count in (Matroska's 1 ms tick, which a variable-frame-rate H.264
+encode also writes as its "frame rate"; QuickTime's 600; MPEG's 90 kHz), never a
+frame rate. Timestamps are ignored when a frame has none (a raw ``.h264`` stream),
+when all frames share one (20 MJPEG frames muxed at one time), when they are *made
+up*: every frame exactly one tick after the previous, with ticks shorter than the
+nominal frame period (frames muxed at one time that a demuxer or muxer spread one
+tick apart), or when the mean frame rate they imply, (N − 1) frames over their span,
+is more than ``RATE_TOLERANCE`` times above or below the frame rate the codec itself
+declares (H.264's timing information, which a container's patched time scale cannot
+change: a 2 s clip whose header says 1024 s). Container rates are not used for the
+mean-rate check: they are derived from the very timestamps in question. Ignored
+timestamps make the frames count: N frames at the nominal frame rate (the codec's,
+else the container's), and ``DecodedVideo.timing`` says why in one line. A lying
+container costs bounded work: sampling stops trusting timestamps as soon as they run
+``RATE_TOLERANCE`` times past the codec's rate (or ``UNKNOWN_RATE_BOUND``) after
+``GRACE_S`` seconds, before the samples pile up.
+
+**The video is the best real video stream**, as FFmpeg's best-stream selection
+picks it: cover art (an ``attached_pic`` stream, which may come first) is never
+the video. **Completeness is judged by that stream alone**: a file counts as
+truncated when it decodes to much less than the duration its video stream declares
+(``_declared_duration``); audio that outlasts the video, a video that starts after
+the audio or a longer second video stream never make a file that plays "truncated".
 
 **Display rotation is applied as players apply it.** A display matrix (the
 rotation phones record for portrait clips) turns and mirrors every frame by
@@ -51,6 +64,10 @@ from .schema import FPS
 TRUNCATION_TOLERANCE_S = 1.0
 """Decoded duration may fall this far (plus 10 %) short of the declared one before the file counts as truncated."""
 
+MAX_FRAME_RATE = Fraction(300)
+"""Fastest declared rate taken for a frame rate (frames/s): cameras record at most 240 fps, while
+the clocks timestamps count in tick at 600 (QuickTime), 1000 (Matroska, WebM, FLV) or 90000 (MPEG)."""
+
 RATE_TOLERANCE = 100
 """Timestamps whose mean frame rate is more than this factor above or below the stream's nominal
 rate are ignored. Variable-frame-rate phone clips stay within a factor of 10; a patched time
@@ -63,6 +80,7 @@ UNKNOWN_RATE_BOUND = Fraction(FPS)
 """Nominal rate assumed only to bound the work of a stream that declares none (frames/s)."""
 
 DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
+ATTACHED_PIC = av.stream.Disposition.attached_pic
 
 
 class DecodeError(AstarError):
@@ -171,12 +189,16 @@ def _refuse_special_file(source: str) -> None:
 
 
 def _video_stream(container: av.container.InputContainer, threads: int | None) -> av.video.stream.VideoStream:
-    """The first video stream, set to decode on ``threads`` threads (None: FFmpeg's choice); still images are not videos."""
-    if not container.streams.video:
-        raise DecodeError("no video stream (audio-only or not a video)")
+    """The best real video stream (FFmpeg's choice, never cover art), set to decode on ``threads`` threads
+    (None: FFmpeg's choice); still images are not videos."""
+    real = [stream for stream in container.streams.video if not stream.disposition & ATTACHED_PIC]
+    if not real:
+        what = "only cover art" if container.streams.video else "no video stream"
+        raise DecodeError(f"{what} (audio-only or not a video)")
     if container.format.name.endswith("_pipe") or container.format.name == "image2":
         raise DecodeError(f"a still image ({container.format.name.removesuffix('_pipe')}), not a video")
-    stream = container.streams.video[0]
+    best = container.streams.best("video")
+    stream = best if best in real else real[0]
     if threads is None:
         stream.thread_type = "AUTO"
     else:
@@ -184,18 +206,20 @@ def _video_stream(container: av.container.InputContainer, threads: int | None) -
     return stream
 
 
+def _frame_rate(rate: object) -> Fraction | None:
+    """A declared rate as a frame rate (frames/s); None when absent or faster than ``MAX_FRAME_RATE`` (a clock's tick rate)."""
+    return Fraction(rate) if rate and 0 < Fraction(rate) <= MAX_FRAME_RATE else None
+
+
 def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
-    """Frames/s the stream declares: the codec's own rate, else the container's; None when neither says."""
-    for rate in (stream.codec_context.framerate, stream.base_rate, stream.average_rate):
-        if rate:
-            return Fraction(rate)
-    return None
+    """The frame rate the stream declares: the codec's own, else the container's; None when neither declares one."""
+    rates = (_frame_rate(rate) for rate in (stream.codec_context.framerate, stream.base_rate, stream.average_rate))
+    return next((rate for rate in rates if rate), None)
 
 
 def _codec_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
     """Frames/s the codec's own headers declare, independent of the container's timestamps; None if they don't."""
-    rate = stream.codec_context.framerate
-    return Fraction(rate) if rate else None
+    return _frame_rate(stream.codec_context.framerate)
 
 
 TimedFrames = Iterator[tuple[Fraction, av.VideoFrame, Fraction]]
@@ -207,11 +231,16 @@ def _timestamped(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoS
     rate = _codec_rate(stream)
     bound = rate or UNKNOWN_RATE_BOUND
     first: Fraction | None = None
-    span, count = Fraction(0), 0
+    previous_pts: int | None = None
+    span, count, one_tick_apart = Fraction(0), 0, True
+    tick = Fraction(0)
     for frame in frames:
         if frame.pts is None:
             raise _UntrustedTimestamps("a frame has no timestamp")
-        time = Fraction(frame.pts) * frame.time_base
+        if previous_pts is not None:
+            one_tick_apart = one_tick_apart and frame.pts - previous_pts == 1
+        previous_pts, tick = frame.pts, Fraction(frame.time_base)
+        time = frame.pts * tick
         first = time if first is None else first
         time -= first
         count += 1
@@ -223,6 +252,10 @@ def _timestamped(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoS
         yield time, frame, _frame_duration(frame, stream)
     if count > 1 and not span:
         raise _UntrustedTimestamps(f"{count} frames share one timestamp")
+    nominal = _nominal_rate(stream)
+    if count > 2 and one_tick_apart and 1 / tick > (nominal or MAX_FRAME_RATE):
+        against = f"the stream's {float(nominal):g} fps" if nominal else "no frame rate that fast"
+        raise _UntrustedTimestamps(f"{count} frames stamped one tick ({float(tick) * 1000:g} ms) apart, against {against}")
     if count > 1 and rate and not rate / RATE_TOLERANCE <= (count - 1) / span <= rate * RATE_TOLERANCE:
         raise _UntrustedTimestamps(
             f"{count} frames stamped over {float(span):.3g} s, a mean {float((count - 1) / span):.3g} fps "
@@ -340,13 +373,33 @@ def _frame_duration(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -
     return 1 / rate if rate else Fraction(0)
 
 
-def _check_complete(duration: Fraction, container: av.container.InputContainer, stream) -> None:
-    """Refuse files that decode to much less than the duration their container declares."""
-    declared = None
+def _declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """Seconds the video stream itself declares, from its first frame; None when only other streams would say.
+
+    Matroska's per-track ``DURATION`` tag (written from that track's own packets; it is the
+    track's end time, so its start is taken off), else the stream's duration (mp4, avi),
+    else the container's duration when the video is the file's only stream: with others
+    it spans them too, and FFmpeg copies it into streams that declare none, so a stream's
+    duration is only used when no tag says better.
+    """
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    tag = next((value for key, value in stream.metadata.items() if key.upper() == "DURATION"), None)
+    if tag is not None:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds) - start
+        except ValueError:
+            return None
     if stream.duration is not None and stream.time_base is not None:
-        declared = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        declared = container.duration / av.time_base
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / av.time_base
+    return None
+
+
+def _check_complete(duration: Fraction, container: av.container.InputContainer, stream) -> None:
+    """Refuse files that decode to much less than the duration their video stream declares."""
+    declared = _declared_duration(container, stream)
     if declared and float(duration) < declared * 0.9 - TRUNCATION_TOLERANCE_S:
         raise DecodeError(f"truncated or corrupt: decoded {float(duration):.2f} s of {declared:.2f} s declared")
 

@@ -87,6 +87,8 @@ def _fsspec_options(storage_options: dict | None) -> dict[str, Any]:
 
 
 def _zarr_store(url: str, storage_options: dict | None, read_only: bool) -> zarr.abc.store.Store:
+    if not url.strip():
+        raise StoreError("empty store path: give a folder or URL (an empty path is not the current folder)")
     if is_url(url):
         return zarr.storage.FsspecStore.from_url(url, storage_options=_fsspec_options(storage_options), read_only=read_only)
     return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
@@ -357,6 +359,8 @@ class StoreWriter:
                 of another schema version or identity.
         """
         self.url = str(url)
+        if not self.url.strip():
+            _zarr_store(self.url, storage_options, read_only=False)  # refuses it before anything is claimed
         identity = json.loads(json.dumps(identity))  # compare as stored: tuples become lists
         attributes = {**identity, "astar_version": astar_version(), "created": _utc_now()}
         try:

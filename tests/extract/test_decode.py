@@ -7,6 +7,7 @@ import pytest
 
 from astar.extract import C3D_CAFFE, PAPER, DecodeError, decode_video
 from tests.videos import (
+    write_at_one_time, write_millisecond_vfr, write_with_audio, write_with_cover_art_first,
     level_frames, patch_mp4_timescale, write_audio_only, write_one_timestamp_mjpeg, write_raw_h264, write_video,
 )
 
@@ -251,3 +252,79 @@ def test_one_decoding_thread_gives_the_frames_of_ffmpegs_own_threading(tmp_path)
     threaded, single = decode_video(path, PAPER), decode_video(path, PAPER, threads=1)
     assert len(single.frames) == 6
     np.testing.assert_array_equal(single.frames, threaded.frames)
+
+
+# A tick rate is never a frame rate; timestamps a demuxer made up are recognised (issue 21, item 5).
+
+VFR_TIMES = [0.0, 0.35, 0.5, 1.2, 1.9, 2.05, 3.3, 4.0, 4.6, 5.75, 6.1, 7.4, 8.0, 9.1, 9.2]
+"""Uneven times whose last frame starts at 9.2 s: 19 samples, or 20 when the muxer gives the last frame more
+than 0.3 s on screen (mp4 takes sample durations from B-frame decode order: 0.6 s here). Read as 1000 fps: 1."""
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".webm"])
+def test_variable_rate_clips_whose_codec_declares_its_1_ms_tick_keep_their_timestamps(tmp_path, suffix):
+    # A VFR encode counts in milliseconds, and H.264 then declares 1000 fps: the clock, not a frame rate.
+    frames = level_frames([10 * i for i in range(len(VFR_TIMES))])
+    path = write_millisecond_vfr(tmp_path / f"vfr{suffix}", frames, VFR_TIMES)
+    video = decode_video(path, PAPER)
+    assert video.timing == "timestamps" and len(video.frames) in (19, 20)
+    assert video.source_fps is None or video.source_fps <= 300
+
+
+@pytest.mark.parametrize("spread", [False, True], ids=["one-timestamp", "one-tick-apart"])
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".webm"])
+def test_frames_muxed_at_one_time_are_sampled_by_the_declared_rate(tmp_path, suffix, spread):
+    # 20 frames at 10 fps last 2 s, whether their timestamps are all equal or made up one tick apart.
+    frames = level_frames(list(range(0, 200, 10)), 32, 48)
+    video = decode_video(write_at_one_time(tmp_path / f"stalled{suffix}", frames, fps=10, spread=spread), PAPER)
+    assert len(video.frames) == 4 and video.duration == pytest.approx(2.0)
+    assert [int(round(frame.mean())) for frame in video.frames] == pytest.approx([0, 50, 100, 150], abs=4)
+    assert video.timing.startswith("timestamps ignored") and video.timing.endswith("sampled as 20 frames at 10 fps")
+
+
+def test_frames_one_tick_apart_at_a_frame_rate_tick_are_real(tmp_path):
+    # avi and y4m count in frame periods: one tick apart is exactly the frame rate.
+    path = write_video(tmp_path / "clip.avi", level_frames([100] * 25, 32, 48), fps=25, codec="mpeg4")
+    video = decode_video(path, PAPER)
+    assert (video.timing, len(video.frames)) == ("timestamps", 2)
+
+
+# The video is the best real video stream, never cover art (item 6).
+
+
+def test_cover_art_listed_first_is_not_the_video(tmp_path):
+    frames = level_frames([8 * i for i in range(30)], 48, 64)
+    video = decode_video(write_with_cover_art_first(tmp_path / "cover.mp4", frames, fps=10), PAPER)
+    assert (video.timing, len(video.frames), video.width) == ("timestamps", 6, 64)
+    assert [int(round(frame.mean())) for frame in video.frames] == pytest.approx([0, 40, 80, 120, 160, 200], abs=4)
+
+
+# Truncation is judged by the video stream alone (item 12).
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4"])
+@pytest.mark.parametrize("case", ["audio-outlasts-video", "video-starts-late", "second-video-longer"])
+def test_a_file_that_plays_is_never_called_truncated(tmp_path, suffix, case):
+    frames = level_frames([100] * 50, 32, 48)  # 5 s at 10 fps
+    options = {
+        "audio-outlasts-video": {"audio_seconds": 12.6},
+        "video-starts-late": {"audio_seconds": 7.0, "video_start": 2.0},
+        "second-video-longer": {"audio_seconds": 0, "second_video": level_frames([50] * 120, 32, 48)},
+    }[case]
+    video = decode_video(write_with_audio(tmp_path / f"clip{suffix}", frames, fps=10, **options), PAPER)
+    assert len(video.frames) == 10 and video.duration == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("codec", ["mjpeg", "libx264"])
+def test_a_one_frame_track_beside_audio_is_one_frame(tmp_path, codec):
+    path = write_with_audio(tmp_path / "still.mkv", level_frames([100], 32, 48), fps=10, audio_seconds=5, codec=codec)
+    assert len(decode_video(path, PAPER).frames) == 1
+
+
+def test_a_matroska_video_cut_in_half_is_still_truncated(tmp_path):
+    # Its tags are lost with the end of the file; the segment's duration in the header still says 10 s.
+    rng = np.random.default_rng(0)
+    path = write_video(tmp_path / "clip.mkv", rng.integers(0, 255, (100, 32, 48, 3), dtype=np.uint8), fps=10)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DecodeError, match="truncated"):
+        decode_video(path, PAPER)

@@ -145,3 +145,16 @@ def test_a_version_1_store_reads_as_c3d_and_takes_no_new_videos(video_folder, tm
     assert store.read("a", "pool4").shape == (2, 7, 7, 512)
     with pytest.raises(StoreError, match="schema version 1, but this astar adds videos to version 2"):
         extract_videos(collect_inputs([str(video_folder)]), str(out), extractor=extractor, progress=False)
+
+
+@pytest.mark.parametrize("path", ["", "  "])
+def test_an_empty_store_path_is_refused_not_taken_for_the_current_folder(path, tmp_path, monkeypatch):
+    from astar.extract import StoreWriter, open_store
+    from astar.extract.store import StoreError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match="empty store path"):
+        open_store(path)
+    with pytest.raises(StoreError, match="empty store path"):
+        StoreWriter(path, {})
+    assert list(tmp_path.iterdir()) == []
