@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -70,7 +71,9 @@ def row_figures(run_dir: Path) -> dict[str, float]:
 
 
 def mean_sd(values: list[float], digits: int) -> str:
-    """"m ± s" over seeds (the sample s.d.), "m" alone for one seed."""
+    """"m ± s" over seeds (the sample s.d.), "m" alone for one seed, "—" where a row has no such figure."""
+    if any(math.isnan(value) for value in values):
+        return "—"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
