@@ -58,7 +58,7 @@ def test_inputs_are_normalised_by_per_channel_statistics_of_the_training_videos(
     assert set(expected) == {"pool4", "pool5", "fc7"}
     normaliser = loaded.model.normaliser
     for name, stats in expected.items():
-        assert (stats.mean > 0).all()  # post-ReLU maps: centring is not a no-op
+        assert (stats.mean >= 0).all() and stats.mean.max() > 0  # post-ReLU maps: centring is not a no-op
         np.testing.assert_allclose(getattr(normaliser, f"{name}_shift").numpy(), stats.mean, rtol=1e-5)
         np.testing.assert_allclose(getattr(normaliser, f"{name}_scale").numpy(), stats.std, rtol=1e-5)
     recorded = tomllib.loads(RunPaths(finished_run.run_dir).config.read_text())["features"]["normalisation"]
@@ -98,7 +98,8 @@ def test_the_run_directory_holds_config_vocabulary_store_identity_and_metrics(fi
     assert len(Vocabulary.load(paths.vocabulary)) == model_config.vocab_size
     assert json.loads(paths.store_attrs.read_text()) == open_store(str(synthetic_store.store)).attrs
     rows = paths.metrics.read_text().splitlines()
-    assert rows[0] == "epoch,step,train_loss,val_loss" and len(rows) == 4
+    health = "dead_pool4,alpha_entropy,beta_pool4,top_pool4,beta_pool5,top_pool5"  # astar.train.health
+    assert rows[0] == f"epoch,step,train_loss,val_loss,{health}" and len(rows) == 4
 
 
 def test_tensorboard_records_training_and_validation_losses(finished_run):
