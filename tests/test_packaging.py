@@ -29,10 +29,15 @@ pytestmark = pytest.mark.slow
 
 
 def _dependency_folders() -> list[str]:
-    """The test interpreter's site-packages folders (its dependencies), never the checkout."""
+    """The test interpreter's site-packages folders (its dependencies), never the checkout's sources.
+
+    ``make test``'s ``.venv`` lies inside the checkout; its site-packages is dependencies only
+    (a folder added by a ``.pth`` line has its own ``.pth`` files, the editable finder's
+    included, left unread), so only the source folders are kept out."""
     folders = [Path(entry).resolve() for entry in sys.path if entry]
     return [str(path) for path in folders
-            if path.is_dir() and "site-packages" in path.parts and not path.is_relative_to(REPO_ROOT)]
+            if path.is_dir() and "site-packages" in path.parts
+            and (not path.is_relative_to(REPO_ROOT) or path.is_relative_to(REPO_ROOT / ".venv"))]
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
