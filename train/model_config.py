@@ -55,8 +55,9 @@ class ModelConfig:
         input_norm: how each stored input is scaled before eq. (4): ``channel`` (centred
             and scaled per channel, the default) or ``rms`` (one divisor per input); see
             ``astar.train.normalise``.
-        aligned_norm: ``layer`` (each â_{i,l} normalised over its channels before
-            eqs. 5–6, the default) or ``none``; see ``astar.train.normalise``.
+        aligned_norm: ``rms`` (each video's â_l divided by its RMS before eqs. 5–6, the
+            default), ``layer`` (each â_{i,l} normalised over its channels) or ``none``;
+            see ``astar.train.normalise``.
         variant: one of ``variants.VARIANTS``.
         layers: layers attended to, a subset of the stored layers (``geometry``) in
             their order; exactly one for ``single``. Empty (the default) means all.

@@ -14,9 +14,10 @@ saying how they are scaled. Two things go wrong when they are fed as stored:
   mean square and does not centre (astar before 0.2: most alignment channels died).
 - **Aligned maps (eqs. 5–6).** The learnt â_l are unnormalised ReLU outputs that grow to
   many times the top layer's scale; their stacked keys saturate eq. (5)'s tanh, α becomes
-  uniform (plain mean pooling) and β weighs layers by magnitude. ``aligned_norm="layer"``
-  (the default) gives every â_{i,l} zero mean and unit variance over its D channels
-  (LayerNorm without learnt gain, so no layer can grow back); ``"none"`` keeps them raw.
+  uniform (plain mean pooling) and β weighs layers by magnitude. ``aligned_norm="rms"``
+  (the default) divides each video's â_l by its root mean square over valid positions,
+  keeping the contrast between positions; ``"layer"`` gives every â_{i,l} zero mean and
+  unit variance over its D channels; ``"none"`` keeps them raw.
 
 Both statistics and the chosen modes are part of the model: the statistics are buffers
 saved with the weights, so evaluation and captioning normalise exactly as training did.
