@@ -163,7 +163,11 @@ def conv_in_time_chunks(conv: nn.Conv3d, x: torch.Tensor, steps: int) -> torch.T
         nn.functional.conv3d(padded[:, :, start : min(time, start + steps) + 2], conv.weight, conv.bias, padding=(0, 1, 1))
         for start in range(0, time, steps)
     ]
-    return torch.cat(pieces, dim=2)
+    joined = torch.cat(pieces, dim=2)
+    # Some CPU kernels (bfloat16 without native support) return contiguous pieces.
+    if x.is_contiguous(memory_format=torch.channels_last_3d):
+        return joined.contiguous(memory_format=torch.channels_last_3d)
+    return joined
 
 
 def random_init(seed: int = 0) -> tuple[C3D, WeightsSpec]:
