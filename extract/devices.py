@@ -1,8 +1,11 @@
 """Devices and precisions: the one place that turns ``--device`` and ``--precision`` into torch objects."""
 from __future__ import annotations
 
+import os
+
 import torch
 
+from .cores import machine_cores
 from .errors import AstarError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -20,7 +23,17 @@ class DeviceError(AstarError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a ``DeviceError``."""
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a ``DeviceError``.
+
+    Every command that computes resolves its device here first, so this is also where
+    torch's CPU threads are capped at the cores the process may use (``cores.machine_cores``:
+    torch counts the host's cores, not a container's quota). Children started afterwards
+    (decoders, loader workers) inherit the cap through ``OMP_NUM_THREADS``.
+    """
+    cores = machine_cores()
+    if torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
+    os.environ.setdefault("OMP_NUM_THREADS", str(cores))
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():

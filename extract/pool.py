@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 
 from .decode import DecodedVideo, DecodeError, decode_video
+from .cores import machine_cores
 from .ids import VideoInput
 from .preprocessing import Preprocessing
 from .schema import FPS
@@ -49,11 +50,6 @@ from .schema import FPS
 DEFAULT_TIMEOUT_S = 600.0
 FRAME_BYTES = 112 * 112 * 3
 """Bytes of one decoded, cropped uint8 RGB frame (``DecodedVideo.frames`` is (N, 112, 112, 3))."""
-
-
-def machine_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which a scheduler such as SLURM sets)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def default_decoders(device: str, cores: int | None = None) -> int:
