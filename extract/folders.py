@@ -8,8 +8,10 @@ Every command that writes a folder (``astar-extract --out``, ``astar-train --out
 - a folder astar made for the same purpose (its *kind*) is used again;
 - anything else is refused in one line naming it: a file, a non-empty folder astar
   did not make, or one astar made for another purpose;
-- ``overwrite=True`` empties the folder first, and only a folder astar made for this
-  purpose (or an empty one) is ever emptied: user data cannot be deleted.
+- ``overwrite=True`` first removes the entries the caller names as its kind's own (a
+  store's schema nodes, a run's files from before its first checkpoint), and only in a
+  folder astar made for this purpose: user data cannot be deleted, neither the folder nor
+  a file a user put beside astar's, and a folder reached through a symlink stays one.
 
 A folder is recognised as astar's by what astar writes into it first: a feature store
 by its root ``zarr.json`` with an ``astar_schema_version`` attribute
@@ -115,17 +117,25 @@ def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: 
     return bool(entries)
 
 
-def claim_folder(url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None) -> bool:
+def claim_folder(
+    url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None, own: tuple[str, ...] = ()
+) -> bool:
     """Make ``url`` a folder of ``kind`` to write into, by the module's rule; True when it was new or emptied.
+
+    Args:
+        own: with ``overwrite``, the names of the entries astar writes for ``kind``; only
+            these are removed, and the folder itself stays (with any foreign file in it).
 
     Raises:
         FolderError: as ``check_folder``, or the folder cannot be written.
     """
+    if overwrite and not own:
+        raise ValueError(f"overwriting {_a(kind)} needs the names of its own entries")
     held = check_folder(url, kind, overwrite, storage_options)
     fs, path = _filesystem(url, storage_options)
     try:
         if held and overwrite:
-            fs.rm(path, recursive=True)
+            remove_entries(fs, path, own)
             held = False
         fs.makedirs(path, exist_ok=True)
         if kind != STORE and not held:
@@ -142,14 +152,9 @@ def _write_marker(fs: fsspec.AbstractFileSystem, path: str, kind: str) -> None:
         stream.write((json.dumps(document) + "\n").encode("utf-8"))
 
 
-def remove_own_folder(url: str, kind: str, storage_options: dict | None = None) -> None:
-    """Delete the folder at ``url`` if astar made it as ``kind`` (absent: nothing to do).
-
-    Raises:
-        FolderError: it is a file, or a folder astar did not make as ``kind``; nothing is deleted.
-    """
-    fs, path = _filesystem(url, storage_options)
-    if not fs.exists(path):
-        return
-    claim_folder(url, kind, overwrite=True, storage_options=storage_options)
-    fs.rm(path, recursive=True)
+def remove_entries(fs: fsspec.AbstractFileSystem, path: str, names: tuple[str, ...]) -> None:
+    """Delete the entries ``names`` of the folder at ``path`` that exist; nothing else in it."""
+    present = set(_entries(fs, path) or ())
+    for name in names:
+        if name in present:
+            fs.rm(f"{path}/{name}", recursive=True)

@@ -17,7 +17,7 @@ from .extractor import ExtractionConfig, absolute_source
 from .ids import VideoInput, is_url
 from .inputs import source_change
 from .outcomes import VideoOutcome
-from .store import FeatureStore, StoreWriter
+from .store import FeatureStore, StoreError, StoreWriter
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,15 @@ def plan_extraction(
     ``reextract_changed`` it loses its completion marker and is extracted again.
 
     Raises:
-        StoreError: the store cannot be created, or was extracted with another identity.
+        StoreError: an input lies inside the store, the store cannot be created, or it was
+            extracted with another identity.
     """
+    inputs = [VideoInput(video.video_id, absolute_source(video.source)) for video in inputs]
+    refuse_inputs_inside(inputs, out)
     writer = StoreWriter(out, identity, settings.storage_options, overwrite=overwrite)
     settings = replace(settings, precision=identity["precision"])
     if settings.weights and not is_url(settings.weights):
         settings = replace(settings, weights=str(Path(settings.weights).resolve()))
-    inputs = [VideoInput(video.video_id, absolute_source(video.source)) for video in inputs]
     done = writer.completed()
     stored = FeatureStore(writer.root, writer.url)
     skipped, todo = [], []
@@ -80,3 +82,18 @@ def plan_extraction(
             say(f"changed: {video.video_id}: {change}; kept the stored features (--reextract-changed extracts it again)")
         skipped.append(VideoOutcome(video.video_id, video.source, "skipped", note=change))
     return ExtractionPlan(out, settings, writer, inputs, skipped, todo)
+
+
+def refuse_inputs_inside(inputs: list[VideoInput], out: str) -> None:
+    """Refuse a run whose input lies inside the store it writes (links resolved): writing,
+    and ``--overwrite`` above all, must never touch its own inputs.
+
+    Raises:
+        StoreError: naming the first such input.
+    """
+    if is_url(out):
+        return
+    root = Path(out).resolve()
+    for video in inputs:
+        if not is_url(video.source) and Path(video.source).resolve().is_relative_to(root):
+            raise StoreError(f"{video.source}: lies inside --out {out}; move the videos out of the store folder")

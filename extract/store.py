@@ -36,6 +36,8 @@ from .schema import (
 )
 
 VIDEOS, MANIFEST, FAILURES = "videos", "manifest", "failures"
+STORE_NODES = ("zarr.json", VIDEOS, MANIFEST, FAILURES)
+"""The nodes storage_schema.md §1 defines at a store's root: all ``--overwrite`` ever removes."""
 IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "backbone", "model", "precision")
 """Root attributes that must match for a run to add videos to an existing store."""
 
@@ -355,7 +357,7 @@ class StoreWriter:
 
         Raises:
             StoreError: ``url`` is a file or a folder that is not an astar store (also with
-                ``overwrite``, which deletes only a store: ``folders.claim_folder``), or a store
+                ``overwrite``, which removes only a store's own nodes: ``folders.claim_folder``), or a store
                 of another schema version or identity.
         """
         self.url = str(url)
@@ -364,7 +366,7 @@ class StoreWriter:
         identity = json.loads(json.dumps(identity))  # compare as stored: tuples become lists
         attributes = {**identity, "astar_version": astar_version(), "created": _utc_now()}
         try:
-            claim_folder(self.url, STORE, overwrite=overwrite, storage_options=storage_options)
+            claim_folder(self.url, STORE, overwrite=overwrite, storage_options=storage_options, own=STORE_NODES)
         except FolderError as error:
             raise StoreError(str(error)) from None
         store = _zarr_store(self.url, storage_options, read_only=False)

@@ -4,7 +4,7 @@ from click.testing import CliRunner
 
 from astar.extract import open_store
 from astar.extract.cli import main as extract_main
-from astar.extract.folders import MARKER, FolderError, claim_folder, folder_kind, remove_own_folder
+from astar.extract.folders import MARKER, FolderError, claim_folder, folder_kind
 
 
 def extract(*args):
@@ -14,9 +14,8 @@ def extract(*args):
 def test_overwrite_never_deletes_a_folder_of_videos(video_folder):
     before = sorted(path.name for path in video_folder.rglob("*"))
     result = extract(video_folder, "--out", video_folder, "--overwrite")
-    assert result.exit_code == 1
-    assert f"{video_folder}: is not empty and was not made by astar" in result.output
-    assert "--overwrite deletes only what astar made" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"lies inside --out {video_folder}" in result.output
     assert sorted(path.name for path in video_folder.rglob("*")) == before
 
 
@@ -24,8 +23,9 @@ def test_a_non_empty_folder_is_not_turned_into_a_store(video_folder, tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "todo.txt").write_text("keep me")
-    result = extract(video_folder, "--out", notes)
+    result = extract(video_folder, "--out", notes, "--overwrite")
     assert result.exit_code == 1 and "not made by astar" in result.output
+    assert "--overwrite deletes only what astar made" in result.output and "Traceback" not in result.output
     assert sorted(path.name for path in notes.iterdir()) == ["todo.txt"]
 
 
@@ -44,7 +44,7 @@ def test_a_file_is_refused_in_one_line(tmp_path, kind):
     target = tmp_path / "taken"
     target.write_text("data")
     with pytest.raises(FolderError, match="taken: is a file"):
-        claim_folder(str(target), kind, overwrite=True)
+        claim_folder(str(target), kind, overwrite=True, own=("zarr.json",))
     assert target.read_text() == "data"
 
 
@@ -55,22 +55,54 @@ def test_a_folder_is_reused_and_overwritten_only_as_the_kind_astar_made_it(tmp_p
     assert folder_kind(str(out)) == "run" and (out / MARKER).is_file()
     assert claim_folder(str(out), "run") is False and (out / "config.toml").exists()
     with pytest.raises(FolderError, match="is astar's training run directory, not an attention figure folder"):
-        claim_folder(str(out), "figures", overwrite=True)
+        claim_folder(str(out), "figures", overwrite=True, own=("x",))
     assert (out / "config.toml").exists()
-    assert claim_folder(str(out), "run", overwrite=True) is True
-    assert sorted(path.name for path in out.iterdir()) == [MARKER]
+    (out / "NOTES.md").write_text("mine")
+    assert claim_folder(str(out), "run", overwrite=True, own=("config.toml",)) is True
+    assert sorted(path.name for path in out.iterdir()) == [MARKER, "NOTES.md"]
+    with pytest.raises(ValueError, match="needs the names of its own entries"):
+        claim_folder(str(out), "run", overwrite=True)
 
 
-def test_remove_own_folder_deletes_only_astars(tmp_path):
-    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
-    claim_folder(str(mine), "run")
-    theirs.mkdir()
-    (theirs / "notes.txt").write_text("notes")
-    remove_own_folder(str(mine), "run")
-    assert not mine.exists()
-    with pytest.raises(FolderError, match="not made by astar"):
-        remove_own_folder(str(theirs), "run")
-    assert (theirs / "notes.txt").read_text() == "notes"
+def store_with_foreign_files(video_folder, tmp_path):
+    """A store of ``a`` holding a user's README.txt and incoming/ folder beside its own nodes."""
+    store = tmp_path / "st"
+    assert extract(video_folder / "a.mp4", "--out", store).exit_code == 0
+    (store / "README.txt").write_text("x")
+    (store / "incoming").mkdir()
+    return store
+
+
+def test_overwrite_removes_only_the_schemas_nodes_and_keeps_a_users_files(video_folder, tmp_path):
+    store = store_with_foreign_files(video_folder, tmp_path)
+    result = extract(video_folder / "nested", "--out", store, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert open_store(str(store)).video_ids == ["b"]
+    assert (store / "README.txt").read_text() == "x" and (store / "incoming").is_dir()
+
+
+@pytest.mark.parametrize("through", ["folder", "file", "symlink"])
+def test_an_input_inside_the_store_is_refused_before_anything_is_deleted(video_folder, tmp_path, through):
+    store = store_with_foreign_files(video_folder, tmp_path)
+    clip = store / "incoming" / "v.mp4"
+    clip.write_bytes((video_folder / "a.mp4").read_bytes())
+    given = {"folder": store / "incoming", "file": clip, "symlink": tmp_path / "link.mp4"}[through]
+    if through == "symlink":  # a link outside the store to a video inside it
+        given.symlink_to(clip)
+    result = extract(given, "--out", store, "--overwrite")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"lies inside --out {store}" in result.output.strip().splitlines()[-1]  # after the random-init warning
+    assert clip.is_file() and open_store(str(store)).video_ids == ["a"]
+
+
+def test_overwrite_through_a_symlink_empties_the_store_it_points_to_and_keeps_the_link(video_folder, tmp_path):
+    store = store_with_foreign_files(video_folder, tmp_path)
+    link = tmp_path / "current"
+    link.symlink_to(store, target_is_directory=True)
+    result = extract(video_folder / "nested", "--out", link, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == store.resolve()
+    assert open_store(str(store)).video_ids == ["b"] and (store / "README.txt").is_file()
 
 
 def test_a_remote_store_follows_the_same_rule(bucket, video_folder):
@@ -80,5 +112,5 @@ def test_a_remote_store_follows_the_same_rule(bucket, video_folder):
     fs = s3fs.S3FileSystem(**options)
     fs.pipe(f"{name}/data/keep.csv", b"a,b\n")
     with pytest.raises(FolderError, match="not made by astar"):
-        claim_folder(f"s3://{name}/data", "store", overwrite=True, storage_options=options)
+        claim_folder(f"s3://{name}/data", "store", overwrite=True, storage_options=options, own=("zarr.json",))
     assert fs.cat(f"{name}/data/keep.csv") == b"a,b\n"
