@@ -36,6 +36,7 @@ import tomli_w
 import torch
 
 from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, say, upgraded_attributes
+from astar.extract.folders import MARKER as FOLDER_MARKER
 
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
 from .loader import FeatureReader, model_layers
@@ -43,6 +44,7 @@ from .model_config import ModelConfig
 from .model import ASTAR
 from .train_config import TrainConfig
 from .errors import TrainingError
+from .runlock import LOCK_FILE, RunLock
 from .text import Vocabulary
 
 RUN_FOLDER = "run"
@@ -307,20 +309,46 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
                    word2vec=_absolute(config.word2vec), init_from=_absolute(config.init_from))
 
 
-def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
-    """Check the run directory: resumable (with its vocabulary) or, for a new run, free.
+LEFTOVERS = ("config.toml", "vocab.json", "store_attrs.json", "metrics.csv", "tensorboard", "checkpoints", "cider_df.npz")
+"""What astar writes in a run directory before its first ``last.pt``: all a restart removes."""
+KEPT = (FOLDER_MARKER, LOCK_FILE)
+"""astar's own entries that a restart keeps: the folder's marker and its lock."""
+
+
+def restart_check(paths: RunPaths) -> None:
+    """Allow restarting a run directory without ``last.pt`` only if it holds nothing but
+    ``LEFTOVERS`` (``KEPT`` aside) and no saved checkpoint (a crashed write's ``.partial`` aside).
+
+    Raises:
+        TrainingError: naming what it holds that a restart would lose (``best.pt``,
+            ``eval-test``, a user's notes): a finished run whose ``last.pt`` was deleted to
+            save space is never wiped.
+    """
+    held = [entry.name for entry in paths.root.iterdir() if entry.name not in LEFTOVERS + KEPT]
+    if paths.checkpoints.is_dir():
+        held += [f"checkpoints/{entry.name}" for entry in paths.checkpoints.iterdir() if not entry.name.endswith(".partial")]
+    if held:
+        raise TrainingError(f"{paths.root}: has no checkpoints/last.pt to resume from, and holds {', '.join(sorted(held))}, "
+                            "which starting it again would delete; choose another --out")
+
+
+def prepare_run(config: TrainConfig, store: FeatureStore, lock: RunLock) -> tuple[TrainConfig, RunPaths, Vocabulary | None]:
+    """Check the run directory, holding ``lock`` on it: resumable (with its vocabulary) or, for a new run, free.
 
     A new run started from another (``init_from``) gets that run's vocabulary, and its
-    store must have been extracted like that run's.
+    store must have been extracted like that run's; it never writes into that run.
 
     A new run's directory is only created once everything else has been checked
     (``create_run_folder``). A directory astar made for a run that stopped before its first
-    checkpoint is started again, by ``--out`` or ``--resume``; any other non-empty folder
-    or file is refused (``folders.check_folder``).
+    checkpoint is started again, by ``--out`` or ``--resume``, if it holds nothing else
+    (``restart_check``); any other non-empty folder or file is refused (``folders.check_folder``).
     """
+    if config.resume:
+        if not Path(config.resume).is_dir():
+            raise RunError(f"{config.resume}: no such run directory")
+        lock.take(Path(config.resume))
     if config.resume and not RunPaths(Path(config.resume)).checkpoint("last").is_file():
-        say(f"{config.resume}: stopped before its first checkpoint; starting it again")
-        config = replace(config, resume=None, out=config.resume)
+        config = replace(config, resume=None, out=config.resume)  # started again below, if it may be
     if config.resume:
         paths = RunPaths(Path(config.resume))
         saved, _ = read_run_config(paths.root)
@@ -333,12 +361,15 @@ def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, 
             raise TrainingError(f"{store.url}: extracted differently from the run's store ({'; '.join(differences)})")
         return replace(config, out=str(paths.root)), paths, read_vocabulary(paths)
     paths = RunPaths(Path(config.out) if config.out else default_run_dir(config))
+    if config.init_from and Path(config.init_from).resolve() == paths.root.resolve():
+        raise TrainingError(f"{paths.root}: is the run --init-from starts from; choose another --out for the new run")
     if check_folder(str(paths.root), RUN_FOLDER):
+        lock.take(paths.root)
         if paths.checkpoint("last").is_file():
             raise TrainingError(f"{paths.root}: holds a run; pass --resume {paths.root} to continue it "
                                 "or choose another --out")
-        if not config.resume:
-            say(f"{paths.root}: stopped before its first checkpoint; starting it again")
+        restart_check(paths)
+        say(f"{paths.root}: stopped before its first checkpoint; starting it again")
     config = replace(absolute_paths(config), out=_absolute(str(paths.root)))
     vocabulary = None
     if config.init_from:
@@ -352,9 +383,17 @@ def prepare_run(config: TrainConfig, store: FeatureStore) -> tuple[TrainConfig, 
     return config, RunPaths(Path(config.out)), vocabulary
 
 
-def create_run_folder(paths: RunPaths) -> None:
-    """Create a new run's directory, marked as astar's; a stopped run's leftovers (no checkpoint) are cleared."""
-    claim_folder(str(paths.root), RUN_FOLDER, overwrite=True)
+def create_run_folder(paths: RunPaths, lock: RunLock) -> None:
+    """Create a new run's directory, marked as astar's and held by ``lock``; a stopped run's
+    ``LEFTOVERS`` are removed, and nothing else (``restart_check`` ran under the same lock).
+
+    Raises:
+        TrainingError: another process took the folder since ``prepare_run``.
+    """
+    claim_folder(str(paths.root), RUN_FOLDER)
+    lock.take(paths.root)
+    restart_check(paths)
+    claim_folder(str(paths.root), RUN_FOLDER, overwrite=True, own=LEFTOVERS)
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
 
 

@@ -63,6 +63,7 @@ from .rundir import (
     RESUME_OVERRIDES, RunPaths, create_run_folder, load_run, prepare_run, resume_config, saved_run_differences, write_metrics,
     write_run_config, write_text,
 )
+from .runlock import RunLock
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
 from .scst import CaptionReward
 from .search import decode_captions
@@ -524,17 +525,18 @@ def train(config: TrainConfig) -> TrainResult:
     processes = Processes.from_environment()
     processes.start(processes.device(resolve_device(config.device)))
     try:
-        return _train(config, processes)
+        with RunLock() as lock:
+            return _train(config, processes, lock)
     finally:
         processes.stop()
 
 
-def _train(config: TrainConfig, processes: Processes) -> TrainResult:
-    """``train`` in this process, one of ``processes``."""
+def _train(config: TrainConfig, processes: Processes, lock: RunLock) -> TrainResult:
+    """``train`` in this process, one of ``processes``; rank 0 holds the run directory with ``lock``."""
     if config.metric == "METEOR" and shutil.which("java") is None:
         raise TrainingError(f"--metric METEOR needs Java: {JAVA_INSTALL_HINT}; or use --metric CIDEr or loss")
     store = open_store(config.store, config.storage_options)
-    config, paths, vocabulary = from_main(lambda: prepare_run(config, store), AstarError)
+    config, paths, vocabulary = from_main(lambda: prepare_run(config, store, lock), AstarError)
     data = caption_data(config, store, vocabulary)
     warning = random_init_warning(store.attrs.get("model", {}))
     if warning:
@@ -566,7 +568,7 @@ def _train(config: TrainConfig, processes: Processes) -> TrainResult:
                           + ", ".join(f"{name} ÷{value['scale']:.3g}" for name, value in trainer.model.normaliser.summary().items()
                                       if name in (*model_layers(model_config), "fc7")))
         if processes.is_main:
-            create_run_folder(paths)
+            create_run_folder(paths, lock)
             if reward is not None:
                 reward.cider.frequencies.save(paths.cider_frequencies)
             write_run_config(paths, config, model_config, trainer.model.normaliser.summary(), origin)

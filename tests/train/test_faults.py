@@ -115,6 +115,76 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(synthetic_store, 
     assert RunPaths(run).checkpoint("last").is_file()
 
 
+def finished_copy(one_step_run, tmp_path) -> Path:
+    """A finished run whose ``last.pt`` was deleted to save space, with a user's notes beside it."""
+    run = shutil.copytree(one_step_run, tmp_path / "run")
+    paths = RunPaths(run)
+    if not paths.checkpoint("best").is_file():  # a one-step run validates nothing; a finished run has its best
+        shutil.copy2(paths.checkpoint("last"), paths.checkpoint("best"))
+    paths.checkpoint("last").unlink()
+    (run / "NOTES.md").write_text("notes")
+    return run
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("again", ["same command", "--resume", "--init-from it into it"])
+def test_a_run_without_last_pt_is_never_wiped_when_it_holds_more_than_a_start(synthetic_store, one_step_run, tmp_path, again):
+    run = finished_copy(one_step_run, tmp_path)
+    before = listing(run)
+    base = [synthetic_store.store, "--annotations", synthetic_store.captions, "--out", run, *QUICK, "--epochs", "1"]
+    args = {"same command": base, "--resume": ["--resume", run], "--init-from it into it": [*base, "--init-from", run]}[again]
+    result = cli(train_command, *args)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    (line,) = result.output.strip().splitlines()
+    if again == "--init-from it into it":
+        assert f"{run}: is the run --init-from starts from; choose another --out" in line
+    else:
+        assert f"{run}: has no checkpoints/last.pt to resume from, and holds NOTES.md, checkpoints/best.pt, which" in line
+    assert listing(run) == before and (run / "NOTES.md").read_text() == "notes"
+
+
+def test_a_crashed_checkpoint_write_does_not_stop_a_restart(synthetic_store, one_step_run, tmp_path):
+    run = shutil.copytree(one_step_run, tmp_path / "run")
+    for checkpoint in RunPaths(run).checkpoints.iterdir():
+        checkpoint.rename(checkpoint.with_name(f".{checkpoint.name}.123.abcd.partial"))
+    result = cli(train_command, "--resume", run)
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in RunPaths(run).checkpoints.iterdir()) == ["last.pt"]  # the crash's debris gone
+
+
+HOLD = "import sys, time; from astar.train.runlock import RunLock; RunLock().take(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+
+
+@pytest.mark.parametrize("how", ["--resume", "same --out"])
+def test_a_run_in_use_by_another_process_is_refused_in_one_line_and_free_once_it_ends(synthetic_store, one_step_run, tmp_path, how):
+    import subprocess
+    import sys
+
+    run = shutil.copytree(one_step_run, tmp_path / "run")
+    RunPaths(run).checkpoint("last").unlink()
+    RunPaths(run).checkpoint("best").unlink(missing_ok=True)  # a run stopped before its first checkpoint: restartable, if free
+    args = (["--resume", run] if how == "--resume" else
+            [synthetic_store.store, "--annotations", synthetic_store.captions, "--out", run, *QUICK, "--epochs", "1"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = listing(run)
+        refused = cli(train_command, *args)
+        assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
+        (line,) = refused.output.strip().splitlines()
+        assert f"{run}: another astar-train is using this run (pid {holder.pid})" in line
+        assert listing(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    result = cli(train_command, *args)  # the kernel dropped the killed holder's lock
+    assert result.exit_code == 0, result.output
+    assert RunPaths(run).checkpoint("last").is_file()
+
+
 @pytest.mark.parametrize("occupant", ["a file", "a folder of notes"])
 def test_astar_train_out_never_takes_what_astar_did_not_make(synthetic_store, tmp_path, occupant):
     out = tmp_path / "out"
