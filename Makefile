@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/python -m astar.pipelines.demo
 
-## The whole test suite.
+## The whole test suite; the slowest tests are listed at the end, so a slow machine shows where its time went.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=25
 
 ## Every benchmark; the loader's reads the demo's store when `make demo` made one.
 bench: $(STAMP)
