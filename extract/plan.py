@@ -91,7 +91,7 @@ def refuse_inputs_inside(inputs: list[VideoInput], out: str) -> None:
     Raises:
         StoreError: naming the first such input.
     """
-    if is_url(out):
+    if is_url(out) or Path(out).is_file():  # a file at --out is refused by the store, in its own words
         return
     root = Path(out).resolve()
     for video in inputs:
