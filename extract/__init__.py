@@ -2,8 +2,8 @@
 
 The store's contract is storage_schema.md; ``open_store`` is how every other stage
 reads it and ``extract_videos`` how every caller writes it. The command-line helpers
-(``clitools``), the error root (``AstarError``), devices and provenance wording live
-here too, at the bottom of the layering, so the training stage and the pipelines
+(``clitools``), the error root (``AstarError``), devices, provenance wording and lazy
+exports (``export_lazily``) live here too, at the bottom of the layering, so the training stage and the pipelines
 share them.
 
 Every name is imported from its module on first use (``lazy``): importing the package
@@ -25,6 +25,7 @@ __all__ = export_lazily(__name__, {
     "folders": ("FolderError", "check_folder", "claim_folder"),
     "ids": ("VideoInput", "video_id_from_key", "video_key"),
     "inputs": ("InputError", "InputScan", "collect_inputs", "scan_inputs"),
+    "lazy": ("export_lazily",),
     "options": ("AUTOCAST_PRECISIONS", "DEVICES"),
     "outcomes": ("RunSummary", "VideoOutcome"),
     "progress": ("progress",),
