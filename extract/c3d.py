@@ -12,38 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .backbones.c3d_geometry import CONV_LAYERS, FC7_DIM, LAYERS, SPORTS1M_CLASSES
 from .preprocessing import C3D_CAFFE, PAPER
-from .schema import LayerGeometry, Operation, halo_frames, traced_stages
+from .schema import halo_frames
 from .weights import RANDOM_INIT, WeightsSpec, load_matching, read_checkpoint, state_dict_of
-
-SPORTS1M_CLASSES = 487
-FC7_DIM = 4096
-"""Width of C3D's fc6 and fc7 layers."""
-
-CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
-    ("conv1", 3, 64),
-    ("conv2", 64, 128),
-    ("conv3a", 128, 256),
-    ("conv3b", 256, 256),
-    ("conv4a", 256, 512),
-    ("conv4b", 512, 512),
-    ("conv5a", 512, 512),
-    ("conv5b", 512, 512),
-)
-"""(name, input channels, output channels) of the eight 3×3×3 convolutions."""
-
-_CONV: Operation = ((3, 1, 1), (3, 1, 1))
-_POOL: Operation = ((2, 2, 0), (2, 2, 0))
-_STAGES: tuple[tuple[str, int, tuple[Operation, ...]], ...] = (
-    ("pool2", 128, (_CONV, ((1, 1, 0), (2, 2, 0)), _CONV, _POOL)),  # conv1, pool1 (1×2×2), conv2, pool2
-    ("pool3", 256, (_CONV, _CONV, _POOL)),
-    ("pool4", 512, (_CONV, _CONV, _POOL)),
-    ("pool5", 512, (_CONV, _CONV, ((2, 2, 0), (2, 2, 1)))),  # pool5 pads (0, 1, 1): 7×7 → 4×4
-)
-"""C3D's operations (time, space) from the input to each stored layer (Appendix B)."""
-
-LAYERS: tuple[LayerGeometry, ...] = traced_stages(_STAGES)
-"""The four convolutional layers a C3D store holds, in order (Appendix C's pool2 … pool5)."""
 
 CPU_REDUCED_CONV4B_STEPS = 8
 """conv4b's output time steps per call in bf16/fp16 on the CPU.
@@ -220,6 +192,6 @@ def _normalise_state(checkpoint: object, path: str | Path) -> tuple[dict[str, to
     return dict(checkpoint), "c3d.pickle"
 
 
-def build_c3d(weights: str | Path | None, seed: int = 0) -> tuple[C3D, WeightsSpec]:
-    """The C3D to extract with: loaded from ``weights``, or random-init when None."""
+def build_network(name: str, weights: str | Path | None, seed: int = 0) -> tuple[C3D, WeightsSpec]:
+    """The C3D to extract with (``name`` is the registry's, ``c3d``): loaded from ``weights``, or random-init when None."""
     return load_weights(weights) if weights is not None else random_init(seed)

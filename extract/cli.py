@@ -7,13 +7,9 @@ import click
 
 from .backbones import BACKBONES, DEFAULT_BACKBONE
 from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, decode_timeout_option, say, storage_option
-from .devices import DEVICES, PRECISIONS
-from .distributed import dask_client
 from .errors import AstarError
-from .extraction import extract_videos
-from .extractor import ExtractionConfig, Extractor
-from .features import MAX_FRAMES_PER_PASS
 from .inputs import InputError, scan_inputs
+from .options import DEVICES, MAX_FRAMES_PER_PASS, PRECISION_NAMES
 from .preprocessing import PREPROCESSINGS
 from .provenance import random_init_warning
 
@@ -40,7 +36,7 @@ store's failures table; re-running retries them); 1 an error stopped the run
 @click.option("--weights", type=click.Path(dir_okay=False), help="The backbone's weights. C3D: the PyTorch c3d.pickle state dict or an mmaction2 C3D checkpoint. Video ResNets: a torchvision .pth state dict, or KINETICS400_V1 (downloaded through torchvision when it imports). Default: random-init (said loudly everywhere).")
 @click.option("--preprocess", type=click.Choice(sorted(PREPROCESSINGS)), help="paper: resize to 112×112 RGB (Section 4.2). c3d: Caffe recipe (128×171, BGR, Sports-1M mean, centre crop 112). kinetics: torchvision's (128×171, crop 112, Kinetics mean/std). Default: what the weights expect (c3d for c3d.pickle, paper for random-init C3D, kinetics for the video ResNets).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where the backbone runs; auto picks CUDA when present.")
-@click.option("--precision", type=click.Choice(sorted(PRECISIONS)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
+@click.option("--precision", type=click.Choice(sorted(PRECISION_NAMES)), help="Compute precision. Default: fp32 on CPU, bf16 on CUDA. Features are stored as float16 either way.")
 @click.option("--overwrite", is_flag=True, help="Start the store afresh instead of resuming: deletes what it holds, and refuses anything at --out that is not an astar store.")
 @click.option("--decoders", type=click.IntRange(min=1), help="Decoder processes feeding C3D. Default: every core but one with CUDA, one on the CPU (C3D takes the cores); on Dask, each worker's thread count.")
 @click.option("--reextract-changed", is_flag=True, help="Extract again the stored videos whose source changed (size or modification time) since they were stored; without it they are kept and listed.")
@@ -79,6 +75,11 @@ def main(
     once, and a run resumes where the last one stopped: completed videos are
     skipped, failed ones retried.
     """
+    # Imported once the arguments are parsed: torch, Dask and PyAV are not needed for --help or a usage error.
+    from .distributed import dask_client
+    from .extraction import extract_videos
+    from .extractor import ExtractionConfig, Extractor
+
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster and --scheduler uses an existing one; give one")
     try:

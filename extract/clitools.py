@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from tqdm.auto import tqdm
 
 EXIT_SOME_FAILED = 3
 """Exit code when the run went through but some videos failed (each recorded, one line each)."""
@@ -55,4 +54,6 @@ decode_timeout_option = click.option(
 
 def say(message: str) -> None:
     """A status or diagnostic line on stderr that does not break progress bars; stdout keeps results."""
+    from tqdm.auto import tqdm  # here, not at the top: every command's --help imports this module
+
     tqdm.write(message, file=sys.stderr)

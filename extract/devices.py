@@ -7,15 +7,10 @@ import torch
 
 from .cores import machine_cores
 from .errors import AstarError
+from .options import PRECISION_NAMES
 
-DEVICES = ("auto", "cpu", "cuda")
-"""``--device`` choices of every command; ``auto`` picks CUDA when present."""
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-"""Compute precisions by name: C3D runs in one of them; training autocasts to bf16 or fp16."""
-
-AUTOCAST_PRECISIONS = ("auto", *PRECISIONS)
-"""``astar-train --precision`` choices: ``auto`` = bf16 where supported, else fp16 (CUDA only)."""
+PRECISIONS = dict(zip(PRECISION_NAMES, (torch.float32, torch.bfloat16, torch.float16)))
+"""The torch dtype of each precision name (``options.PRECISION_NAMES``)."""
 
 
 class DeviceError(AstarError):

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from distributed import Client
-
-from .distributed import run_on_dask
 from .extractor import ExtractionConfig, Extractor
 from .ids import VideoInput
 from .local import run_in_process
@@ -19,6 +17,9 @@ from .outcomes import RunSummary
 from .plan import plan_extraction
 from .progress import progress as progress_display
 from .store import store_size_bytes
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 def extract_videos(
@@ -68,8 +69,12 @@ def extract_videos(
     outcomes = {outcome.video_id: outcome for outcome in plan.skipped}
     with progress_display(total=len(plan.todo), unit="video", enabled=progress,
                           desc="extract" if client is None else "extract (dask)") as bar:
-        executed = (run_in_process(plan, extractor, bar, started, report_failures) if client is None
-                    else run_on_dask(plan, client, bar, started, report_failures, torch_threads))
+        if client is None:
+            executed = run_in_process(plan, extractor, bar, started, report_failures)
+        else:
+            from .distributed import run_on_dask  # Dask loads for a Dask run only, not for astar-caption's
+
+            executed = run_on_dask(plan, client, bar, started, report_failures, torch_threads)
         for outcome in executed:
             outcomes[outcome.video_id] = outcome
     ordered = [outcomes[video.video_id] for video in plan.inputs]

@@ -14,8 +14,9 @@ from .backbones import DEFAULT_BACKBONE, Backbone, get_backbone
 from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
 from .inputs import source_fingerprint
-from .features import MAX_FRAMES_PER_PASS, VideoFeatures, extract_features, pad_frames, prepare_model
+from .features import VideoFeatures, extract_features, pad_frames, prepare_model
 from .memory import keep_freed_memory
+from .options import MAX_FRAMES_PER_PASS
 from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
 from .schema import FPS, SCHEMA_VERSION, padded_frame_count

@@ -21,13 +21,10 @@ import torch
 from torch import nn
 
 from .devices import PRECISIONS
-
+from .options import MAX_FRAMES_PER_PASS
 from .schema import CLIP_FRAMES, WINDOW_STRIDE, padded_frame_count
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-MAX_FRAMES_PER_PASS = 256
-"""Default frames per C3D pass before a long video is computed in overlapping tiles (same result)."""
 
 
 @dataclass

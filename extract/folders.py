@@ -23,11 +23,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
-
-import fsspec
+from typing import TYPE_CHECKING, Any
 
 from .errors import AstarError
+
+if TYPE_CHECKING:
+    import fsspec
 
 MARKER = ".astar-folder.json"
 """File that marks a folder (other than a store) as astar's, with the kind it was made for."""
@@ -62,6 +63,8 @@ def astar_version() -> str:
 
 
 def _filesystem(url: str, storage_options: dict | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    import fsspec  # here: importing this module (astar-ablate's --help does) should not load every filesystem
+
     return fsspec.core.url_to_fs(str(url), **{"use_listings_cache": False, **(storage_options or {})})
 
 

@@ -8,11 +8,13 @@ torchvision's recipe. The store records the one that was used.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from .schema import FRAME_SIZE
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 SPORTS1M_MEAN_RGB = (101.41, 97.66, 90.25)
 """Per-channel Sports-1M mean on the 0–255 scale, in R, G, B order (Caffe lists B 90.25, G 97.66, R 101.41)."""
@@ -57,6 +59,9 @@ class Preprocessing:
 
     def to_tensor(self, frames: np.ndarray) -> torch.Tensor:
         """Frames (N, 112, 112, 3) uint8 RGB → network input (3, N, 112, 112) float32: (x − mean) / std."""
+        import numpy as np  # here, not at the top: --help lists the recipes, decoders use them without torch
+        import torch
+
         video = torch.from_numpy(np.ascontiguousarray(frames)).float()
         if self.channel_order == "BGR":
             video = video.flip(-1)

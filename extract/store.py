@@ -18,10 +18,9 @@ import datetime as _dt
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 from zarr.core.sync import sync
@@ -34,6 +33,9 @@ from .schema import (
     FEATURE_DTYPE, FILL_VALUE, MAX_TIME_CHUNK, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS,
     LayerGeometry, top_dimensions,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 VIDEOS, MANIFEST, FAILURES = "videos", "manifest", "failures"
 STORE_NODES = ("zarr.json", VIDEOS, MANIFEST, FAILURES)
@@ -276,6 +278,8 @@ class FeatureStore:
     @property
     def failures(self) -> pd.DataFrame:
         """Videos whose latest attempt failed: columns ``video_id``, ``source``, ``error``, ``time``."""
+        import pandas as pd  # here: a DataLoader worker that only reads features never needs it
+
         columns = ["video_id", "source", "error", "time"]
         if FAILURES not in self.root:
             return pd.DataFrame(columns=columns)
@@ -293,6 +297,8 @@ class FeatureStore:
 
     def summary(self) -> pd.DataFrame:
         """One row per completed video with its attributes (for notebooks and reports)."""
+        import pandas as pd
+
         return pd.DataFrame([{"video_id": v, **self.info(v)} for v in self.video_ids])
 
 

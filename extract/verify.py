@@ -7,8 +7,6 @@ import click
 
 from .clitools import CONTEXT_SETTINGS, EXIT_SOME_FAILED, say, storage_option
 from .errors import AstarError
-from .progress import progress
-from .store import open_store, verify_store
 
 EPILOG = f"""\b
 Examples:
@@ -37,6 +35,9 @@ def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...]
 
     STORE is a feature store written by astar-extract (path or fsspec URL).
     """
+    from .progress import progress  # the store reader (Zarr) and tqdm load after parsing, not for --help
+    from .store import open_store, verify_store
+
     options = dict(storage_options)
     try:
         total = len(open_store(store, options))

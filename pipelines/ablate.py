@@ -23,18 +23,21 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, claim_folder, get_backbone, open_store, say, storage_option
+from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, claim_folder, get_backbone, say, storage_option
 from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
 )
-from astar.train import (
-    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, RECIPES, SCORES_FILE, SPLITS, TABLE_METRICS, EvalConfig, TrainConfig,
-    evaluate, read_run_config, recipe_options, saved_run_differences, train_resumably,
-)
+from astar.train import DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, RECIPES, SPLITS, TrainConfig, recipe_options
+
+if TYPE_CHECKING:
+    from astar.train import EvalConfig
+
+# Training, evaluation and the store reader (torch, Zarr, pandas) are imported where a row
+# runs, so --help and usage errors answer without them.
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
@@ -91,6 +94,8 @@ class AblationConfig:
 
     def backbone(self) -> Backbone:
         """The backbone of the store (its rows name its layers)."""
+        from astar.extract import open_store
+
         return get_backbone(open_store(self.store, self.storage_options).backbone)
 
     def table_rows(self, backbone: Backbone) -> list[TableRow]:
@@ -111,6 +116,8 @@ class AblationConfig:
         )
 
     def eval_options(self, row: TableRow) -> EvalConfig:
+        from astar.train import EvalConfig
+
         return EvalConfig(
             split=self.split, beam_size=self.beam_size, store=self.store, annotations=self.annotations,
             storage_options=self.storage_options, out=str(self.run_dir(row) / f"eval-{self.split}"),
@@ -120,6 +127,8 @@ class AblationConfig:
 
 def finished_scores(settings: AblationConfig, row: TableRow) -> dict[str, float] | None:
     """The row's corpus scores if it was trained with these settings and epochs and evaluated on this split and beam size."""
+    from astar.train import SCORES_FILE, read_run_config, saved_run_differences
+
     path = settings.run_dir(row) / f"eval-{settings.split}" / SCORES_FILE
     if not path.is_file():
         return None
@@ -135,6 +144,8 @@ def finished_scores(settings: AblationConfig, row: TableRow) -> dict[str, float]
 
 def run_row(settings: AblationConfig, row: TableRow) -> dict[str, float]:
     """Train (or resume) and evaluate one row, unless already done; its corpus scores."""
+    from astar.train import evaluate, train_resumably
+
     scores = finished_scores(settings, row)
     if scores is not None:
         say(f"{row.key}: already trained and evaluated on {settings.split}; skipped")
@@ -148,6 +159,8 @@ def run_row(settings: AblationConfig, row: TableRow) -> dict[str, float]:
 
 def write_results(settings: AblationConfig, results: dict[str, dict[str, float]], backbone: Backbone) -> tuple[Path, Path]:
     """``results.json`` and ``results.csv`` in the output folder: our scores and the paper's (C3D rows)."""
+    from astar.train import TABLE_METRICS
+
     published = PAPER_SCORES.get(settings.dataset, {}) if backbone.name == DEFAULT_BACKBONE else {}
     records = []
     for key, scores in results.items():

@@ -31,8 +31,9 @@ from astar.extract import (
 from .figures import FIGURES_FOLDER, WordAttention, caption_words, save_attention_figure
 from .loader import collate_videos
 from .model import CaptionAttention
+from .options import DEFAULT_BEAM_SIZE
 from .rundir import LoadedRun
-from .search import DEFAULT_BEAM_SIZE, beam_search
+from .search import beam_search
 
 CAPTION_BATCH = 8
 """Videos captioned per beam search."""

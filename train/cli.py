@@ -7,27 +7,22 @@ from pathlib import Path
 from typing import Any, get_args
 
 import click
-import torch
 from click.core import ParameterSource
 
 from astar.extract import (
-    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option, open_store,
-    random_init_warning, resolve_device, storage_option,
+    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option, random_init_warning,
+    storage_option,
 )
 
-from .caption import caption_videos, prepare_extraction
 from .datasets import DATASETS, SPLITS
-from .distributed import Processes
-from .evaluate import EvalConfig, evaluate, format_scores
-from .loader import DEFAULT_LOADER_WORKERS
 from .model_config import Attention
-from .normalise import ALIGNED_NORMS, INPUT_NORMS
-from .rundir import CHECKPOINTS, load_run, read_run_config, resume_config
+from .options import ALIGNED_NORMS, CHECKPOINTS, DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS, INPUT_NORMS
 from .recipe_options import DEFAULTS, RECIPE_HELP, recipe_options
-from .search import DEFAULT_BEAM_SIZE
 from .train_config import MODEL_FIELDS, OBJECTIVES, PRESETS, RECIPES, SCST_BASELINES, TrainConfig
-from .trainer import train
 from .variants import VARIANTS
+
+# Each command imports torch and the modules that need it in its body, after click has
+# parsed the arguments: --help and usage errors answer without loading them.
 
 TRAIN_EPILOG = f"""\b
 Examples:
@@ -109,6 +104,12 @@ def train_command(ctx: click.Context, **values: Any) -> None:
     --objective scst then fine-tunes a trained run on CIDEr-D. Ctrl-C stops at the next step
     with a checkpoint; --resume continues exactly.
     """
+    import torch
+
+    from .distributed import Processes
+    from .rundir import resume_config
+    from .trainer import train
+
     values, explicit = _config_values(ctx, values)
     main = Processes.from_environment().is_main
     try:
@@ -147,6 +148,10 @@ def _fresh_config(values: dict[str, Any], explicit: set[str]) -> TrainConfig:
 
     ``--layers`` are checked against the layers the store holds (a usage error).
     """
+    from astar.extract import open_store
+
+    from .rundir import read_run_config
+
     if not values["store"] or not values["dataset"]:
         raise ValueError("give STORE and --dataset (or --resume RUN_DIR)")
     if values["init_from"]:
@@ -214,6 +219,8 @@ def eval_command(run_dir: str, quiet: bool, **values: Any) -> None:
     RUN_DIR is a run directory written by astar-train. Every video of the split that
     is in the store is captioned by beam search and scored against its references.
     """
+    from .evaluate import EvalConfig, evaluate, format_scores
+
     options = EvalConfig(**{**values, "storage_options": dict(values["storage_options"])}, progress=not quiet)
     try:
         result = evaluate(run_dir, options)
@@ -262,6 +269,11 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
 
     RUN_DIR is a run directory written by astar-train; VIDEOS are video files.
     """
+    from astar.extract import resolve_device
+
+    from .caption import caption_videos, prepare_extraction
+    from .rundir import load_run
+
     try:
         torch_device = resolve_device(device)
         run = load_run(run_dir, checkpoint, torch_device)

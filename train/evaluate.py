@@ -31,11 +31,12 @@ from typing import Any
 from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, open_store, progress, resolve_device, weights_line
 
 from .datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
-from .loader import DEFAULT_LOADER_WORKERS, BucketBatchSampler, CaptionBatches, make_loader
+from .loader import BucketBatchSampler, CaptionBatches, make_loader
+from .options import DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS
 from .health import HEALTH_FILE, combined_figures, tally_videos
 from .rundir import LoadedRun, load_run, write_text
 from .scoring import METRICS, CaptionScores, score_captions, write_scores
-from .search import DEFAULT_BEAM_SIZE, decode_captions
+from .search import decode_captions
 
 TABLE_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 MISSING = "—"

@@ -24,19 +24,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from torch import Tensor
 
 from astar.extract import FPS, LayerGeometry
 
 from .model_config import C3D_GEOMETRY, ModelConfig
 from .model import CaptionAttention
 from .text import EOS_ID, Vocabulary
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from torch import Tensor
 
 FIGURES_FOLDER = "figures"
 """The ``folders`` kind of a folder of attention figures (``astar-caption --attention``)."""
@@ -136,6 +137,9 @@ def attention_figure(
         attention: at least n rows.
         title: optional line above the panels.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # here: only drawing a figure needs matplotlib
+    from matplotlib.figure import Figure
+
     if len(words) > attention.positions.shape[0]:
         raise ValueError(f"{len(words)} words but attention for only {attention.positions.shape[0]}")
     columns = max(1, min(len(words), MAX_COLUMNS))
@@ -198,6 +202,8 @@ def _draw_attended_frame(axes: Axes, frames: np.ndarray, positions: np.ndarray, 
     high = low + spacing * alpha_map.shape[0]
     peak = float(alpha_map.max())
     strength = alpha_map / peak if peak > 0 else alpha_map
+    from matplotlib import colormaps
+
     overlay = colormaps[OVERLAY_COLOURMAP](strength)
     overlay[..., 3] = OVERLAY_OPACITY * strength  # unattended cells leave the frame as it is
     axes.imshow(overlay, interpolation="bilinear", extent=(low, high, high, low))

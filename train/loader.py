@@ -44,10 +44,10 @@ from astar.extract import FeatureStore, open_store
 
 from .model_config import ModelConfig
 from .normalise import ChannelStatistics
+from .options import DEFAULT_LOADER_WORKERS
 from .video_batch import VideoBatch
 from .text import PAD_ID
 
-DEFAULT_LOADER_WORKERS = 2
 DEFAULT_CACHE_BYTES = 1 << 30
 """Features one reader keeps in memory per process (module docstring): 1 GiB."""
 PREFETCH_BATCHES = 4

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from astar.extract import DEFAULT_BACKBONE, LayerGeometry, get_backbone
 
-from .normalise import check_modes
+from .options import check_modes
 from .text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .variants import VARIANTS
 

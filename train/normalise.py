@@ -32,12 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-INPUT_NORMS = ("channel", "rms")
-"""``ModelConfig.input_norm`` choices (module docstring)."""
-ALIGNED_NORMS = ("layer", "rms", "none")
-"""``ModelConfig.aligned_norm`` choices (module docstring)."""
-
-
 @dataclass(frozen=True)
 class ChannelStatistics:
     """One input's statistics over training videos, float64.
@@ -114,8 +108,3 @@ def normalise_aligned(aligned: Tensor, mask: Tensor, mode: str) -> Tensor:
     return aligned * torch.rsqrt(mean_square.clamp_min(1e-12))
 
 
-def check_modes(input_norm: str, aligned_norm: str) -> None:
-    """Raise ``ValueError`` naming the choices when either mode is unknown."""
-    for what, value, choices in (("input_norm", input_norm, INPUT_NORMS), ("aligned_norm", aligned_norm, ALIGNED_NORMS)):
-        if value not in choices:
-            raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")

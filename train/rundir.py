@@ -41,6 +41,7 @@ from astar.extract.folders import MARKER as FOLDER_MARKER
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
 from .loader import FeatureReader, model_layers
 from .model_config import ModelConfig
+from .options import CHECKPOINTS
 from .model import ASTAR
 from .train_config import TrainConfig
 from .errors import TrainingError
@@ -53,7 +54,6 @@ RUN_FORMAT = "astar-run"
 RUN_VERSION = 2
 """2: inputs normalised per channel and aligned maps normalised (``astar.train.normalise``);
 a version-1 run's weights expect other inputs, so it is refused rather than misread."""
-CHECKPOINTS = ("best", "last")
 
 IDENTITY_KEYS = ("astar_schema_version", "fps", "frame_size", "preprocessing", "model")
 """Store attributes that must agree for features to mean the same to a trained model:

@@ -38,10 +38,9 @@ from torch import Tensor
 from .attention import AttentionStep
 from .loader import CaptionBatch
 from .model import ASTAR, CaptionAttention, stack_attention
+from .options import DEFAULT_BEAM_SIZE
 from .text import Vocabulary
 from .video_batch import VideoBatch
-
-DEFAULT_BEAM_SIZE = 5
 
 
 @dataclass

@@ -34,7 +34,7 @@ from .model_config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
 from .variants import VARIANTS
 from .model_config import Attention
 from .datasets import DATASETS
-from .loader import DEFAULT_LOADER_WORKERS
+from .options import DEFAULT_LOADER_WORKERS
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
 
 PRESETS = ("paper", "small")

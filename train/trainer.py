@@ -37,13 +37,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import clip_grad_norm_
-from torch.utils.tensorboard import SummaryWriter
 
 from astar.extract import AstarError, StoreError, autocast_dtype, open_store, progress as progress_display, random_init_warning, resolve_device
 
@@ -71,6 +70,9 @@ from .signals import stop_requests
 from .text import PAD_ID
 from .train_config import TrainConfig
 from .word2vec import load_word2vec
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 TEXT_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
 """Validation scores when stopping on CIDEr or loss: no METEOR JVM per validation."""
@@ -580,6 +582,8 @@ def _train(config: TrainConfig, processes: Processes, lock: RunLock) -> TrainRes
     processes.say(f"{trained_on}, {len(data.references):,} val videos, vocabulary "
                   f"{len(data.vocabulary):,} words; {config.preset} {config.variant} ({config.attention} attention) on "
                   f"{on}{'' if trainer.autocast is None else f' ({trainer.autocast})'} → {paths.root}")
+    from torch.utils.tensorboard import SummaryWriter  # here: tensorboard loads when an event file is written
+
     writer = (SummaryWriter(log_dir=str(paths.tensorboard), purge_step=trainer.progress.step if config.resume else None)
               if processes.is_main else None)
     try:

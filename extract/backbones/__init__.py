@@ -6,19 +6,24 @@ A ``Backbone`` is everything extraction needs from a network: how to build it (r
 init, a weights file, or a named torchvision weights set) and the geometry of the layers
 a store holds, computed from the architecture. Its network's ``stored_maps(video)``
 returns those layers for a whole video plus the per-window top features (fc7's role).
+
+The registry is plain data and imports no torch: a store reader, a Dask worker or
+``--help`` asks it for names and layer geometry without loading the networks, whose
+module (and torch) is imported at the first ``Backbone.build``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from ..schema import TOP_FEATURE, TOP_WINDOWS, CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry, traced_stages
+from . import c3d_geometry, resnet_designs
 
-from .. import c3d
-from ..schema import TOP_FEATURE, TOP_WINDOWS, CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry
-from ..weights import WeightsSpec
-from . import video_resnet
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..weights import WeightsSpec
 
 DEFAULT_BACKBONE = "c3d"
 
@@ -38,8 +43,8 @@ class Backbone:
         top_channels: width of a_{L+1} (the ``fc7`` arrays).
         top_label: how tables name a_{L+1} (C3D: ``fc7``).
         top_reduction: how a window's a_{L+1} comes from the top map (recorded in the store).
-        build: ``build(weights, seed)`` → (network in eval mode, its ``WeightsSpec``);
-            ``weights`` None is random init.
+        network: the module that builds the network, imported at the first ``build``: its
+            ``build_network(name, weights, seed)`` → (network in eval mode, its ``WeightsSpec``).
         named_weights: torchvision weights names ``--weights`` also accepts (downloaded through torchvision).
     """
 
@@ -53,12 +58,16 @@ class Backbone:
     top_channels: int
     top_label: str
     top_reduction: str
-    build: Callable[[str | None, int], tuple[nn.Module, WeightsSpec]]
+    network: str
     named_weights: tuple[str, ...] = ()
 
     @property
     def layer_names(self) -> tuple[str, ...]:
         return tuple(layer.name for layer in self.layers)
+
+    def build(self, weights: str | None, seed: int = 0) -> tuple[nn.Module, WeightsSpec]:
+        """(network in eval mode, its ``WeightsSpec``) from ``weights``; None is random init from ``seed``."""
+        return importlib.import_module(self.network).build_network(self.name, weights, seed)
 
     def geometry(self, name: str) -> LayerGeometry:
         """The geometry of stored layer ``name``."""
@@ -115,13 +124,13 @@ register_backbone(Backbone(
     pretrained_on="Sports-1M",
     weights_example="c3d.pickle",
     summary="C3D Sports-1M (the paper's): pool2–pool5 + fc7",
-    layers=c3d.LAYERS,
-    top_channels=c3d.FC7_DIM,
+    layers=c3d_geometry.LAYERS,
+    top_channels=c3d_geometry.FC7_DIM,
     top_label="fc7",
     top_reduction="fc6 → ReLU → fc7 → ReLU of the window's pool5 (max over its 2 conv5b steps)",
-    build=lambda weights, seed=0: c3d.build_c3d(weights, seed),
+    network="astar.extract.c3d",
 ))
-for _design in video_resnet.DESIGNS.values():
+for _design in resnet_designs.DESIGNS.values():
     register_backbone(Backbone(
         name=_design.name,
         label=_design.label,
@@ -129,10 +138,10 @@ for _design in video_resnet.DESIGNS.values():
         pretrained_on="Kinetics-400",
         weights_example=f"{_design.weights_file} (or KINETICS400_V1)",
         summary=f"torchvision {_design.name} (Kinetics-400): layer1–layer4 + pooled layer4",
-        layers=video_resnet.traced_stages(_design.stage_operations()),
-        top_channels=video_resnet.STAGE_CHANNELS[-1],
+        layers=traced_stages(_design.stage_operations()),
+        top_channels=resnet_designs.STAGE_CHANNELS[-1],
         top_label="pooled layer4",
         top_reduction="mean of layer4 over the window's frames and over space (torchvision's avgpool)",
-        build=video_resnet.builder(_design),
-        named_weights=video_resnet.NAMED_WEIGHTS,
+        network="astar.extract.backbones.video_resnet",
+        named_weights=resnet_designs.NAMED_WEIGHTS,
     ))

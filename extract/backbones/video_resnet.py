@@ -20,73 +20,20 @@ over space — what torchvision's ``avgpool`` gives a 16-frame clip — and the 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from ..preprocessing import KINETICS
-from ..schema import CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry, Operation, halo_frames, traced_stages
+from ..schema import CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry, halo_frames, traced_stages
 from ..weights import RANDOM_INIT, WeightsError, WeightsSpec, load_matching, read_checkpoint, state_dict_of
+from .resnet_designs import DESIGNS, KINETICS_CLASSES, NAMED_WEIGHTS, STAGE_CHANNELS, Design
 
-KINETICS_CLASSES = 400
-STAGE_CHANNELS = (64, 128, 256, 512)
-BLOCKS_PER_STAGE = 2
 CLASSIFIER_KEYS = ("fc.weight", "fc.bias")
 """The Kinetics-400 classifier: loaded when present, never used for features."""
 
-
-@dataclass(frozen=True)
-class Design:
-    """What distinguishes one video ResNet: its stem and each stage's convolution kind.
-
-    Attributes:
-        name: ``r3d_18``, ``mc3_18`` or ``r2plus1d_18``.
-        label: the paper's name (``R(2+1)D-18``).
-        stem: ``full`` (3×7×7 conv) or ``factorised`` (1×7×7 to 45 channels, then 3×1×1).
-        convolutions: per stage, ``full`` (3×3×3), ``spatial`` (1×3×3) or ``factorised`` ((2+1)D).
-        weights_file: torchvision's file name of its KINETICS400_V1 weights.
-    """
-
-    name: str
-    label: str
-    stem: str
-    convolutions: tuple[str, str, str, str]
-    weights_file: str
-
-    def stage_operations(self) -> tuple[tuple[str, int, tuple[Operation, ...]], ...]:
-        """(name, channels, operations since the previous stage) of layer1 … layer4, as traced geometry."""
-        stem: tuple[Operation, ...] = (((3, 1, 1), (7, 2, 3)),) if self.stem == "full" else (((1, 1, 0), (7, 2, 3)), ((3, 1, 1), (1, 1, 0)))
-        stages = []
-        for index, (kind, channels) in enumerate(zip(self.convolutions, STAGE_CHANNELS)):
-            stride = 1 if index == 0 else 2
-            operations = [_operation(kind, stride if block == 0 and conv == 0 else 1)
-                          for block in range(BLOCKS_PER_STAGE) for conv in range(2)]
-            stages.append((f"layer{index + 1}", channels, tuple((stem if index == 0 else ()) + tuple(operations))))
-        return tuple(stages)
-
-
-def _operation(kind: str, stride: int) -> Operation:
-    """A stage convolution's (time, space) geometry; a (2+1)D pair composes like one 3×3×3."""
-    if kind == "spatial":
-        return ((1, 1, 0), (3, stride, 1))
-    return ((3, stride, 1), (3, stride, 1))
-
-
-DESIGNS: dict[str, Design] = {
-    design.name: design
-    for design in (
-        Design("r3d_18", "R3D-18", "full", ("full",) * 4, "r3d_18-b3b3357e.pth"),
-        Design("mc3_18", "MC3-18", "full", ("full", "spatial", "spatial", "spatial"), "mc3_18-a90a0ba3.pth"),
-        Design("r2plus1d_18", "R(2+1)D-18", "factorised", ("factorised",) * 4, "r2plus1d_18-91a641e6.pth"),
-    )
-}
-
 WEIGHTS_URL = "https://download.pytorch.org/models/{file}"
-NAMED_WEIGHTS = ("KINETICS400_V1",)
-"""torchvision weights names astar knows for these networks (Kinetics-400, 16-frame clips)."""
 
 
 def factorised_channels(in_channels: int, out_channels: int) -> int:
@@ -234,15 +181,12 @@ def _enum_name(design: Design) -> str:
     return {"r3d_18": "R3D_18_Weights", "mc3_18": "MC3_18_Weights", "r2plus1d_18": "R2Plus1D_18_Weights"}[design.name]
 
 
-def builder(design: Design) -> Callable[[str | None, int], tuple[VideoResNet, WeightsSpec]]:
-    """``build(weights, seed)`` for ``design``: random init (None), a torchvision weights name, or a file."""
-
-    def build(weights: str | None, seed: int = 0) -> tuple[VideoResNet, WeightsSpec]:
-        if weights is None:
-            return random_init(design, seed)
-        if weights in NAMED_WEIGHTS and not Path(weights).exists():
-            model, spec = load_weights(design, download_weights(design, weights))
-            return model, WeightsSpec(weights, spec.format, spec.preprocessing, spec.sha256, architecture=design.name)
-        return load_weights(design, weights)
-
-    return build
+def build_network(name: str, weights: str | None, seed: int = 0) -> tuple[VideoResNet, WeightsSpec]:
+    """The network of design ``name``: random init (``weights`` None), a torchvision weights name, or a file."""
+    design = DESIGNS[name]
+    if weights is None:
+        return random_init(design, seed)
+    if weights in NAMED_WEIGHTS and not Path(weights).exists():
+        model, spec = load_weights(design, download_weights(design, weights))
+        return model, WeightsSpec(weights, spec.format, spec.preprocessing, spec.sha256, architecture=design.name)
+    return load_weights(design, weights)
