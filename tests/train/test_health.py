@@ -16,8 +16,9 @@ from astar.train.trainer import train
 
 DEAD_LIMIT = 0.10
 """Most of a layer's alignment channels that may be dead after training."""
-UNIFORM = 1 - 1e-4
-"""α entropy (share of ln P) at or above which attention is mean pooling (saturated scores)."""
+UNIFORM = 0.98
+"""α entropy (share of ln P) at or above which attention is as good as mean pooling: 0.98 is
+what position scores of s.d. ≈ 0.33 give over 16 positions (with ±0.01 weights: 0.9999+)."""
 
 
 def health_after(result) -> dict[str, float]:
@@ -45,9 +46,8 @@ def test_small_preset_keeps_its_alignment_channels_alive(small_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open (issue 22): α stays within 1e-4 of uniform after a few dozen steps; "
-                                       "the ±0.01 score weights of Section 4.2 learn spatial contrast slowly")
 def test_small_preset_position_attention_is_not_mean_pooling(small_run):
+    """Section 4.2's ±0.01 score weights left α within 1e-4 of uniform here (entropy 0.9999-1.0)."""
     assert health_after(small_run)["alpha_entropy"] < UNIFORM
 
 
