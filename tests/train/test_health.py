@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 import pytest
 import torch
 
-from astar.train.health import combined_figures, health_line, position_entropy_ratio
+from astar.extract import open_store
+from astar.train.health import combined_figures, health_line, position_entropy_ratio, tally_videos
+from astar.train.loader import BucketBatchSampler, CaptionBatches, make_loader
+from astar.train.rundir import load_run
 from astar.train.trainer import train
 
 DEAD_LIMIT = 0.10
@@ -19,6 +24,11 @@ DEAD_LIMIT = 0.10
 UNIFORM = 0.98
 """α entropy (share of ln P) at or above which attention is as good as mean pooling: 0.98 is
 what position scores of s.d. ≈ 0.33 give over 16 positions (with ±0.01 weights: 0.9999+)."""
+
+
+def split_ids(synthetic_store, split: str) -> list[str]:
+    captions = pd.read_csv(synthetic_store.captions)
+    return sorted(set(captions[captions.split == split].video_id))
 
 
 def health_after(result) -> dict[str, float]:
@@ -49,6 +59,22 @@ def test_small_preset_keeps_its_alignment_channels_alive(small_run):
 def test_small_preset_position_attention_is_not_mean_pooling(small_run):
     """Section 4.2's ±0.01 score weights left α within 1e-4 of uniform here (entropy 0.9999-1.0)."""
     assert health_after(small_run)["alpha_entropy"] < UNIFORM
+
+
+@pytest.mark.slow
+def test_paper_widths_keep_their_alignment_channels_alive_and_attend_after_a_few_steps(synthetic_store, tmp_path):
+    """The paper preset (full C3D widths, 512-wide alignment) at its own lr: 2 steps of 1 video,
+    then the health of the 2 shortest validation videos (a paper-width alignment is slow on a CPU)."""
+    result = train(synthetic_store.train_config(tmp_path / "run", preset="paper", layers=None, epochs=1, max_steps=2,
+                                                lr=None, batch_size=1))
+    run = load_run(result.run_dir, "last")
+    store = open_store(str(synthetic_store.store))
+    shortest = sorted(split_ids(synthetic_store, "val"), key=lambda video_id: store.info(video_id)["frames"])[:2]
+    videos = CaptionBatches(run.reader(store), shortest)
+    batches = make_loader(videos, BucketBatchSampler(videos.lengths, 2, shuffle=False), 0)
+    health = combined_figures([tally_videos(run.model, (batch.videos for batch in batches), 8)])
+    assert_alive(health, ("pool2", "pool3", "pool4"))
+    assert health["alpha_entropy"] < UNIFORM
 
 
 def test_entropy_ratio_is_one_for_uniform_attention_and_zero_for_a_single_position():
