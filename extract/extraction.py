@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .extractor import ExtractionConfig, Extractor
+from .folders import is_process_local
 from .ids import VideoInput
 from .local import run_in_process
 from .outcomes import RunSummary
 from .plan import plan_extraction
 from .progress import progress as progress_display
-from .store import store_size_bytes
+from .store import StoreError, store_size_bytes
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -61,9 +62,12 @@ def extract_videos(
         One outcome per input, in input order.
 
     Raises:
-        StoreError: the store cannot be created or written.
+        StoreError: the store cannot be created or written, or is process-local (``memory://``) on a cluster.
     """
     started = time.perf_counter()
+    if client is not None and is_process_local(out, settings.storage_options):
+        raise StoreError(f"{out}: a memory:// store lives in one process, and each Dask worker would write "
+                         "its own; use a shared path or an object store")
     extractor = extractor or Extractor.build(settings)
     plan = plan_extraction(inputs, out, settings, extractor.identity(), overwrite, reextract_changed)
     outcomes = {outcome.video_id: outcome for outcome in plan.skipped}

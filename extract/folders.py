@@ -136,6 +136,7 @@ def claim_folder(
         raise ValueError(f"overwriting {_a(kind)} needs the names of its own entries")
     held = check_folder(url, kind, overwrite, storage_options)
     fs, path = _filesystem(url, storage_options)
+    refuse_missing_bucket(fs, path, url)
     try:
         if held and overwrite:
             remove_entries(fs, path, own)
@@ -146,6 +147,39 @@ def claim_folder(
     except OSError as error:
         raise FolderError(f"{url}: cannot write here ({error.strerror or error})") from None
     return not held
+
+
+BUCKET_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+"""Object stores whose first path component is a bucket (or container), which astar never creates."""
+PROCESS_LOCAL_PROTOCOLS = frozenset({"memory"})
+"""File systems that live inside one process: each Dask worker would write its own."""
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> set[str]:
+    return {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+
+
+def refuse_missing_bucket(fs: fsspec.AbstractFileSystem, path: str, url: str) -> None:
+    """Refuse a path in a bucket that does not exist: writing there would create it (s3fs
+    does), so a typo in a bucket name would make a new bucket.
+
+    Raises:
+        FolderError: naming the bucket.
+    """
+    if not _protocols(fs) & BUCKET_PROTOCOLS:
+        return
+    bucket = path.strip("/").split("/", 1)[0]
+    try:
+        exists = fs.exists(bucket)
+    except OSError as error:
+        raise FolderError(f"{url}: cannot read bucket {bucket} ({error.strerror or error})") from None
+    if not exists:
+        raise FolderError(f"{url}: bucket {bucket} does not exist; astar never creates buckets (check its name)")
+
+
+def is_process_local(url: str, storage_options: dict | None = None) -> bool:
+    """Whether ``url`` is on a file system only this process sees (``memory://``)."""
+    return bool(_protocols(_filesystem(url, storage_options)[0]) & PROCESS_LOCAL_PROTOCOLS)
 
 
 def _write_marker(fs: fsspec.AbstractFileSystem, path: str, kind: str) -> None:

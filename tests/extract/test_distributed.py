@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import fsspec
 import numpy as np
 import pytest
 import torch
@@ -100,6 +101,15 @@ def test_workers_compute_in_the_precision_the_driver_recorded(client, video_fold
     summary = extract_videos(collect_inputs([str(video_folder)]), out, CPU, client=client, progress=False, extractor=driver)
     assert summary.count("done") == 3
     assert open_store(out).attrs["precision"] == "bf16"
+
+
+def test_a_memory_store_on_a_cluster_is_refused_before_any_work(client, video_folder):
+    import uuid
+
+    url = f"memory://{uuid.uuid4().hex}/feats.zarr"
+    with pytest.raises(StoreError, match="a memory:// store lives in one process, and each Dask worker would write its own"):
+        extract_videos(collect_inputs([str(video_folder)]), url, CPU, client=client, progress=False)
+    assert not fsspec.filesystem("memory").exists(url.removeprefix("memory://"))
 
 
 @pytest.mark.slow

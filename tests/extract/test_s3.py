@@ -51,3 +51,22 @@ def test_opening_a_missing_s3_store_is_a_one_line_error(bucket):
     name, options = bucket
     with pytest.raises(StoreError, match="no feature store here"):
         open_store(f"s3://{name}/nothing.zarr", options)
+
+
+@pytest.mark.parametrize("command", ["extract", "claim"])
+def test_a_typo_in_a_bucket_name_is_refused_and_never_creates_the_bucket(video_folder, bucket, command):
+    import s3fs
+
+    from astar.extract.folders import FolderError, claim_folder
+
+    name, options = bucket
+    typo = f"{name}-typo"
+    url = f"s3://{typo}/feats.zarr"
+    if command == "extract":
+        with pytest.raises(StoreError, match=f"bucket {typo} does not exist; astar never creates buckets"):
+            extract_videos(collect_inputs([str(video_folder / "a.mp4")]), url,
+                           ExtractionConfig(device="cpu", storage_options=options), progress=False)
+    else:  # every kind of folder astar writes follows the one rule
+        with pytest.raises(FolderError, match=f"{url}: bucket {typo} does not exist"):
+            claim_folder(url, "eval", storage_options=options)
+    assert not s3fs.S3FileSystem(**options).exists(typo)
