@@ -100,7 +100,9 @@ def test_two_processes_train_the_parameters_of_one_with_the_same_global_batch(tm
     for rank in (0, 1):
         trained = torch.load(tmp_path / f"rank{rank}.pt")
         for name, value in alone.items():
-            torch.testing.assert_close(trained[name], value, rtol=1e-4, atol=1e-5, msg=name)  # Adam magnifies float sums
+            # Adam magnifies float-sum order: a weight whose gradient is near zero moves by up to lr either way;
+            # measured worst case 1.8e-5 on Glorot-scale score weights (|w| up to 0.27)
+            torch.testing.assert_close(trained[name], value, rtol=1e-4, atol=5e-5, msg=name)
     assert any(not torch.equal(alone[name], initial[name]) for name in alone)  # training moved them
 
 

@@ -1,6 +1,7 @@
 """The ASTAR model and its baselines: shapes, padding, decoding API, init, overfitting."""
 from __future__ import annotations
 
+import math
 
 import pytest
 import numpy as np
@@ -137,13 +138,17 @@ def test_decoding_never_emits_specials_and_never_ends_before_the_first_word() ->
     assert tokens[:, 0].ge(4).all() and (tokens[:, 1] == EOS_ID).all()
 
 
-def test_initialisation_follows_section_4_2() -> None:
+def test_initialisation_follows_section_4_2_but_for_glorot_attention_scores() -> None:
     model = ASTAR(small())
     for gate in model.lstm.weight_hh.chunk(4, dim=0):
         torch.testing.assert_close(gate @ gate.T, torch.eye(gate.shape[0]), atol=1e-5, rtol=0)
     for name, parameter in model.named_parameters():
         if name.endswith("bias") or "bias_" in name:
             assert torch.all(parameter == 0), name
+        elif "_score." in name:  # W_k, W_h, w of eqs. (5)-(6): Glorot-uniform, filling its bound
+            fan_out, fan_in = parameter.shape
+            bound = math.sqrt(6 / (fan_in + fan_out))
+            assert 0.9 * bound < parameter.abs().max() <= bound, name
         elif name != "lstm.weight_hh":
             assert parameter.abs().max() <= 0.01, name
 
