@@ -69,6 +69,13 @@ def test_bad_input_is_one_line_without_traceback_or_run_directory(synthetic_stor
     assert not (tmp_path / "run").exists()  # a run that cannot start leaves nothing to clean up
 
 
+def test_a_diverging_run_stops_in_one_line_naming_the_step(synthetic_store, tmp_path):
+    result = run(synthetic_store.store, "--dataset", "csv", "--out", tmp_path / "run", "--layers", "pool5", *QUICK,
+                 "--max-steps", "3", "--checkpoint-every", "1", "--lr", "3e37")
+    assert_one_line_error(result, 1, "training diverged at step 2: the training loss is ")
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["progress"]["step"] == 1
+
+
 def test_resume_refuses_flags_that_would_change_the_run(synthetic_store, tmp_path):
     run(synthetic_store.store, "--dataset", "csv", "--out", tmp_path / "run", "--layers", "pool5", *QUICK)
     result = run("--resume", tmp_path / "run", "--lr", "0.1")
