@@ -1,4 +1,4 @@
-"""What every astar command shares: exit codes, the ``--storage-option`` flag, help layout, status lines.
+"""What every astar command shares: exit codes, the finite float type, the ``--storage-option`` flag, help layout, status lines.
 
 Kept apart from the commands so importing it runs none of them; ``astar.extract``
 exports it for the training stage and the pipelines.
@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
+from .finite import finite_problem
 
 EXIT_SOME_FAILED = 3
 """Exit code when the run went through but some videos failed (each recorded, one line each)."""
@@ -37,6 +39,21 @@ class KeyValue(click.ParamType):
         return key, option
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option that must be finite (``finite.finite_problem``), within ``click.FloatRange``'s bounds.
+
+    Every float option of every command has this type: ``--lr inf`` or ``--length-penalty nan``
+    is a usage error naming the option, not NaN weights or empty captions later.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        problem = finite_problem(number)
+        if problem:
+            self.fail(problem, param, ctx)
+        return number
+
+
 def storage_option(note: str = "") -> Callable[[Command], Command]:
     """The ``--storage-option KEY=VALUE`` flag (repeatable) into the ``storage_options`` parameter."""
     return click.option(
@@ -46,7 +63,7 @@ def storage_option(note: str = "") -> Callable[[Command], Command]:
 
 
 decode_timeout_option = click.option(
-    "--decode-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+    "--decode-timeout", type=FiniteFloat(min=1), default=600, show_default=True,
     help="Seconds one video may take to decode before it is recorded as failed.",
 )
 """``--decode-timeout`` of every command that decodes videos (astar-extract, astar-caption)."""

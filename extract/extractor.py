@@ -15,6 +15,7 @@ from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
 from .inputs import source_fingerprint
 from .features import VideoFeatures, extract_features, pad_frames, prepare_model
+from .finite import require_finite
 from .memory import keep_freed_memory
 from .options import MAX_FRAMES_PER_PASS
 from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
@@ -53,6 +54,9 @@ class ExtractionConfig:
     decode_timeout: float = 600.0
     decoders: int | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_finite(decode_timeout=self.decode_timeout)
 
 
 @dataclass

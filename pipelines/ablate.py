@@ -126,15 +126,22 @@ class AblationConfig:
 
 
 def finished_scores(settings: AblationConfig, row: TableRow) -> dict[str, float] | None:
-    """The row's corpus scores if it was trained with these settings and epochs and evaluated on this split and beam size."""
-    from astar.train import SCORES_FILE, read_run_config, saved_run_differences
+    """The row's corpus scores if it was trained with these settings and epochs and evaluated on this split and beam size.
 
-    path = settings.run_dir(row) / f"eval-{settings.split}" / SCORES_FILE
-    if not path.is_file():
+    A ``scores.json`` that cannot be read back (an evaluation killed while writing it)
+    counts as no evaluation: one line says so, and the row is evaluated again.
+    """
+    from astar.train import ScoresError, read_run_config, read_scores, saved_run_differences
+
+    try:
+        document = read_scores(settings.run_dir(row) / f"eval-{settings.split}")
+    except ScoresError as error:
+        say(f"{row.key}: {error}; evaluating it again")
         return None
-    document = json.loads(path.read_text(encoding="utf-8"))
-    done = document.get("evaluation", {})
-    if (done.get("split"), done.get("beam_size")) != (settings.split, settings.beam_size):
+    if document is None:
+        return None
+    done = document.get("evaluation")
+    if not isinstance(done, dict) or (done.get("split"), done.get("beam_size")) != (settings.split, settings.beam_size):
         return None
     trained, _ = read_run_config(settings.run_dir(row))
     if trained.epochs != settings.epochs or saved_run_differences(settings.train_config(row)):

@@ -21,7 +21,7 @@ __all__ = export_lazily(__name__, {
     "options": ("DEFAULT_BEAM_SIZE",),
     "recipe_options": ("RECIPE_FIELDS", "recipe_options"),
     "rundir": ("LoadedRun", "load_run", "read_run_config", "saved_run_differences"),
-    "scoring": ("SCORES_FILE",),
+    "scoring": ("SCORES_FILE", "ScoresError", "read_scores"),
     "train_config": ("PRESETS", "RECIPES", "TrainConfig"),
     "trainer": ("TrainResult", "train", "train_resumably"),
     "variants": ("NAMED_MODELS", "VARIANTS", "NamedModel", "named_models"),

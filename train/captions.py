@@ -57,7 +57,8 @@ def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabular
 
     Raises:
         AnnotationError: annotations unreadable, or none of their videos is in the store.
-        TrainingError: no training or no validation captions among the stored videos.
+        TrainingError: no training or no validation captions among the stored videos, or
+            a ``min_count`` that keeps no word of them.
     """
     annotations = Path(config.annotations) if config.annotations else None
     captions = load_annotations(config.dataset, annotations, store=config.store, paper_split=config.paper_split)
@@ -67,7 +68,10 @@ def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabular
         if not by_split[split]:
             raise TrainingError(f"no {split} captions among the stored videos; {what} needs them ({report.summary()})")
     counted = by_split["train"] if config.vocabulary_from == "train" else kept
-    vocabulary = vocabulary or build_vocabulary([caption.text for caption in counted], config.min_count)
+    try:
+        vocabulary = vocabulary or build_vocabulary([caption.text for caption in counted], config.min_count)
+    except ValueError as error:  # a min_count that leaves no word
+        raise TrainingError(str(error)) from None
 
     def encoded(split: str) -> list[list[int]]:
         return [encode_caption(vocabulary, caption.text, config.max_caption_len) for caption in by_split[split]]

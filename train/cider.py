@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from astar.extract import AstarError
+
 MAX_ORDER = 4
 """n-grams of 1 … 4 words."""
 
@@ -47,7 +49,7 @@ FREQUENCIES_FORMAT = "astar-cider-df"
 FREQUENCIES_VERSION = 1
 
 
-class CiderError(ValueError):
+class CiderError(AstarError):
     """Document frequencies that cannot be used; the message names the file and the reason."""
 
 

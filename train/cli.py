@@ -10,8 +10,8 @@ import click
 from click.core import ParameterSource
 
 from astar.extract import (
-    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, decode_timeout_option, random_init_warning,
-    storage_option,
+    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, FiniteFloat, decode_timeout_option,
+    random_init_warning, storage_option,
 )
 
 from .datasets import DATASETS, SPLITS
@@ -86,8 +86,8 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--init-from", metavar="RUN_DIR", help="Start from this run's best checkpoint (weights, vocabulary, input scales); its model flags are taken unless given. Recorded in the new run's config.toml.")
 @click.option("--scst-samples", type=click.IntRange(min=1), default=DEFAULTS["scst_samples"], show_default=True, help="Captions sampled per video by --objective scst.")
 @click.option("--scst-baseline", type=click.Choice(SCST_BASELINES), default=DEFAULTS["scst_baseline"], show_default=True, help="Reward baseline: mean (mean reward of the video's other samples; measured better on the demo data) or greedy (the greedy caption's reward, Rennie et al.).")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), help="--objective scst samples words from softmax(logits / temperature). Default: the preset's recipe, " + RECIPE_HELP["scst_temperature"] + ".")
-@click.option("--bleu-weight", type=click.FloatRange(min=0), default=DEFAULTS["bleu_weight"], show_default=True, help="--objective scst rewards CIDEr-D + this weight x BLEU-4.")
+@click.option("--temperature", type=FiniteFloat(min=0, min_open=True), help="--objective scst samples words from softmax(logits / temperature). Default: the preset's recipe, " + RECIPE_HELP["scst_temperature"] + ".")
+@click.option("--bleu-weight", type=FiniteFloat(min=0), default=DEFAULTS["bleu_weight"], show_default=True, help="--objective scst rewards CIDEr-D + this weight x BLEU-4.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULTS["loader_workers"], show_default=True, help="Processes reading features from the store (0: in the training process).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=DEFAULTS["checkpoint_every"], show_default=True, help="Also save last.pt every this many steps (0: only at epoch ends).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps in total (resumable).")
@@ -180,7 +180,7 @@ def decoding_options(command: Any) -> Any:
     for option in reversed([
         click.option("--checkpoint", type=click.Choice(CHECKPOINTS), default="best", show_default=True, help="best: the best validation score; last: the latest state."),
         click.option("--beam-size", type=click.IntRange(min=1), default=DEFAULT_BEAM_SIZE, show_default=True, help="Beam search width; 1 is greedy decoding."),
-        click.option("--length-penalty", type=click.FloatRange(min=0), default=0.0, show_default=True, help="alpha of GNMT's length penalty ((5+n)/6)^alpha; larger favours longer captions."),
+        click.option("--length-penalty", type=FiniteFloat(min=0), default=0.0, show_default=True, help="alpha of GNMT's length penalty ((5+n)/6)^alpha; larger favours longer captions."),
         click.option("--max-len", type=click.IntRange(min=1), help="Most tokens per caption, <eos> included. Default: the run's --max-caption-len + 1."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto picks CUDA when present."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars."),

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 
-from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, open_store, progress, resolve_device, weights_line
+from astar.extract import (
+    AstarError, FeatureStore, check_folder, claim_folder, open_store, progress, require_finite, resolve_device, weights_line,
+)
 
 from .datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
 from .loader import BucketBatchSampler, CaptionBatches, make_loader
@@ -90,6 +92,7 @@ class EvalConfig:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
         if self.beam_size < 1 or (self.max_len is not None and self.max_len < 1):
             raise ValueError("beam_size and max_len must be at least 1")
+        require_finite(length_penalty=self.length_penalty)
         if self.length_penalty < 0:
             raise ValueError(f"length_penalty must be 0 or more; got {self.length_penalty}")
 

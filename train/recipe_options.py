@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from astar.extract import AUTOCAST_PRECISIONS
+from astar.extract import AUTOCAST_PRECISIONS, FiniteFloat
 
 from .train_config import RECIPES, STOPPING_METRICS, VOCABULARY_SPLITS, TrainConfig
 
@@ -23,8 +23,8 @@ RECIPE_OPTIONS = [
     click.option("--patience", type=click.IntRange(min=1), help="Validations without improvement before early stopping. Default: the preset's recipe, " + RECIPE_HELP["patience"] + "."),
     click.option("--metric", type=click.Choice(STOPPING_METRICS), default=DEFAULTS["metric"], show_default=True, help="Early-stopping metric on the val split: CIDEr or METEOR (needs Java) of greedy captions, or the loss."),
     click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS["eval_every"], show_default=True, help="Epochs between validations."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate. Default: the preset's recipe, " + RECIPE_HELP["lr"] + " (for --objective scst: " + RECIPE_HELP["scst_lr"] + ")."),
-    click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5)."),
+    click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Adam learning rate. Default: the preset's recipe, " + RECIPE_HELP["lr"] + " (for --objective scst: " + RECIPE_HELP["scst_lr"] + ")."),
+    click.option("--clip-norm", type=FiniteFloat(min=0, min_open=True), default=DEFAULTS["clip_norm"], show_default=True, help="Gradient norm clipping threshold (paper: 5)."),
     click.option("--min-count", type=click.IntRange(min=1), default=DEFAULTS["min_count"], show_default=True, help="Vocabulary keeps words seen at least this often; rarer ones become <unk>."),
     click.option("--vocabulary-from", type=click.Choice(VOCABULARY_SPLITS), default=DEFAULTS["vocabulary_from"], show_default=True, help="Count the vocabulary on the train split, or on all splits (with --min-count 1 the rule the paper's YouTube2Text size implies; see the README)."),
     click.option("--max-caption-len", type=click.IntRange(min=1), default=DEFAULTS["max_caption_len"], show_default=True, help="Training captions are cut to this many words; validation captions stop there."),

@@ -45,6 +45,8 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer import ptbtokenizer
 
+from astar.extract import AstarError
+
 METRICS: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE-L", "CIDEr")
 """Metric families ``score_captions`` can compute; ``BLEU`` gives BLEU-1…BLEU-4."""
 
@@ -69,6 +71,10 @@ REFERENCE_SEPARATOR = " | "
 _PTB_JAR = Path(ptbtokenizer.__file__).with_name(ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
 _METEOR_JAR = Path(meteor_module.__file__).with_name(meteor_module.METEOR_JAR)
 _PYTHON_EDGE_PUNCTUATION = "\"'`.,?!:;"
+
+
+class ScoresError(AstarError):
+    """A ``scores.json`` that cannot be read back (truncated, not JSON, no ``metrics``); the message names it."""
 
 
 @dataclass
@@ -377,3 +383,22 @@ def write_scores(scores: CaptionScores, out_dir: Path, extra: dict[str, Any] | N
     per_video_path = out_dir / PER_VIDEO_FILE
     scores.per_video.to_csv(per_video_path, index=False)
     return scores_path, per_video_path
+
+
+def read_scores(out_dir: str | Path) -> dict[str, Any] | None:
+    """The ``scores.json`` document ``write_scores`` wrote into ``out_dir``; None if there is none.
+
+    Raises:
+        ScoresError: the file is there but is no such document: cut short by a killed
+            evaluation, not JSON, or without its ``metrics`` mapping.
+    """
+    path = Path(out_dir) / SCORES_FILE
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
+        raise ScoresError(f"{path}: not a JSON scores file ({error})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("metrics"), dict):
+        raise ScoresError(f"{path}: holds no metrics")
+    return document

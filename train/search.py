@@ -35,6 +35,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from astar.extract import require_finite
+
 from .attention import AttentionStep
 from .loader import CaptionBatch
 from .model import ASTAR, CaptionAttention, stack_attention
@@ -126,6 +128,7 @@ def beam_search(
         raise ValueError("beam search needs model.eval(): dropout and sampled hard attention would make it random")
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best}")
+    require_finite(length_penalty=length_penalty)
     if max_len < 1 or length_penalty < 0:
         raise ValueError(f"need max_len >= 1 and length_penalty >= 0, got {max_len} and {length_penalty}")
     config, videos, width = model.config, batch.batch_size, beam_size

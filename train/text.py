@@ -150,9 +150,20 @@ def build_vocabulary(texts: Iterable[str], min_count: int = DEFAULT_MIN_COUNT) -
     test words stay unknown. Words are ordered by count, most frequent first, ties
     alphabetically, after the four specials, so the same captions always give the
     same ids.
+
+    Raises:
+        ValueError: ``min_count`` below 1, or so high that no word is kept (a model that
+            can only say ``<unk>`` would train and caption nothing); the message gives the
+            largest usable value.
     """
     if min_count < 1:
         raise ValueError(f"min_count must be at least 1, got {min_count}")
     counts = Counter(token for text in texts for token in tokenize(text))
+    if not counts:
+        raise ValueError("the captions the vocabulary is counted on hold no word")
     words = sorted((word for word, count in counts.items() if count >= min_count), key=lambda w: (-counts[w], w))
+    if not words:
+        commonest, most = counts.most_common(1)[0]
+        raise ValueError(f"min_count {min_count} keeps no word: the most frequent, {commonest!r}, is seen {most} times; "
+                         f"the largest usable min_count is {most}")
     return Vocabulary(tokens=SPECIALS + tuple(words), min_count=min_count)

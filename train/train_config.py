@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from astar.extract import AUTOCAST_PRECISIONS, DEVICES, LayerGeometry
+from astar.extract import AUTOCAST_PRECISIONS, DEVICES, LayerGeometry, require_finite
 
 from .model_config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
 from .variants import VARIANTS
@@ -212,6 +212,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be 0 or more; got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1; got {self.max_steps}")
+        require_finite(lr=self.lr, clip_norm=self.clip_norm, temperature=self.temperature, bleu_weight=self.bleu_weight)
         if self.lr <= 0 or self.clip_norm <= 0:
             raise ValueError("lr and clip_norm must be positive")
         if self.objective == "scst" and not self.init_from:

@@ -31,6 +31,7 @@ checkpoints and logs from rank 0, a stop on any process obeyed by all at the sam
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import threading
 import time
@@ -131,6 +132,10 @@ def apply_gradients(
     return float(loss.detach())
 
 
+def finite_weights(model: nn.Module) -> bool:
+    """True if every floating-point parameter and buffer of ``model`` is finite (no inf, no NaN)."""
+    return all(bool(torch.isfinite(value).all()) for value in model.state_dict().values() if value.is_floating_point())
+
 
 @torch.no_grad()
 def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch.device, autocast: torch.dtype | None) -> float:
@@ -225,6 +230,7 @@ class Trainer:
         self.device = processes.device(resolve_device(config.device))
         self.autocast = autocast_dtype(self.device, config.precision)
         self.progress = Progress()
+        self.saved_step: int | None = None  # the step last.pt holds, once this run wrote or read one
         seed_everything(config.seed)
         vectors = None
         if config.word2vec:
@@ -288,32 +294,53 @@ class Trainer:
         self.scaler.load_state_dict(document["scaler"])
         restore_rng(states[self.processes.rank])
         self.progress = Progress(**document["progress"])
+        self.saved_step = self.progress.step
 
     def _model_document(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "model_config": self.model_config.to_dict(),
                 "progress": asdict(self.progress)}
 
     def save_last(self) -> None:
-        """Write ``last.pt`` (rank 0), with every process's RNG state; every process must call it together."""
+        """Write ``last.pt`` (rank 0), with every process's RNG state; every process must call it together.
+
+        Raises:
+            TrainingError: the weights are no longer finite (``diverged``); nothing is written.
+        """
+        self.check_weights()
         states = gather_to_main(capture_rng())
-        if states is None:
-            return
-        save_checkpoint(
-            {
-                **self._model_document(),
-                "kind": "last",
-                "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": states if self.processes.distributed else states[0],
-                "data_fingerprint": self.data.fingerprint,
-            },
-            self.paths.checkpoint("last"),
-        )
+        if states is not None:
+            save_checkpoint(
+                {
+                    **self._model_document(),
+                    "kind": "last",
+                    "optimizer": self.optimizer.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "rng": states if self.processes.distributed else states[0],
+                    "data_fingerprint": self.data.fingerprint,
+                },
+                self.paths.checkpoint("last"),
+            )
+        self.saved_step = self.progress.step
 
     def save_best(self) -> None:
+        """Write ``best.pt`` (rank 0); every process must call it together. Raises as ``save_last`` does."""
+        self.check_weights()
         if self.processes.is_main:
             save_checkpoint({**self._model_document(), "kind": "best", "metric": self.config.metric},
                             self.paths.checkpoint("best"))
+
+    def check_weights(self) -> None:
+        """Raise ``diverged`` if a weight is inf or NaN: such a model is never saved. Under DDP every
+        process holds the same weights, so all raise together."""
+        if not finite_weights(self.model):
+            raise self.diverged("the weights are no longer finite numbers")
+
+    def diverged(self, what: str) -> TrainingError:
+        """The one line that stops a run whose numbers stopped being finite, at the current step:
+        which figure, and that the checkpoints on disk hold the training before it."""
+        kept = (f"{self.paths.checkpoint('last')} keeps step {self.saved_step}" if self.saved_step is not None
+                else "no checkpoint was written")
+        return TrainingError(f"training diverged at step {self.progress.step}: {what}; {kept}; try a lower --lr")
 
     # -- the loop ----------------------------------------------------------
 
@@ -335,7 +362,9 @@ class Trainer:
         training; a resumed run then validates that epoch first. Damaged data met in a
         training batch saves ``last.pt`` at the step before it (``stop_for``), so after the
         store is repaired ``--resume`` continues exactly; skipping the video would change
-        the data unnoticed.
+        the data unnoticed. A training or validation loss, or a weight about to be saved,
+        that is inf or NaN stops the run at that step (``diverged``): the checkpoints on
+        disk keep the training before it, and no such model ever becomes ``best.pt``.
 
         Several processes take every decision together: stop requests are shared at each
         step (``mean_and_any``), and validation scores are rank 0's, handed to all.
@@ -393,6 +422,8 @@ class Trainer:
                 loss = measured[0]
                 progress.batches_done += 1
                 progress.step += 1
+                if not math.isfinite(loss):  # the mean of every process's: all stop here together
+                    raise self.diverged(f"the training loss is {loss}")
                 progress.loss_sum += loss
                 progress.loss_batches += 1
                 pairs += len(batch.video_ids) * self.processes.world_size
@@ -462,6 +493,8 @@ class Trainer:
             self.scalar(writer, f"val/{key}" if key != "train_loss" else "train/epoch_loss", value)
         for key, value in health.items():
             self.scalar(writer, f"health/{key}", value)
+        if not math.isfinite(row["val_loss"]):  # no score of such a model may become the best
+            raise self.diverged(f"the validation loss is {row['val_loss']}")
         value = row["val_loss" if config.metric == "loss" else config.metric]
         if improved(config.metric, value, progress.best):
             progress.best, progress.best_epoch, progress.bad_evaluations = value, progress.epoch, 0

@@ -145,3 +145,20 @@ def test_a_non_empty_out_folder_astar_did_not_make_is_refused(store, tmp_path):
     result = ablate(store, out, "fc7")
     assert result.exit_code == 1 and f"{out}: is not empty and was not made by astar" in result.output
     assert sorted(path.name for path in out.iterdir()) == ["paper.tex"]
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda text: text[: len(text) // 2], "not a JSON scores file"),
+    (lambda text: json.dumps({key: value for key, value in json.loads(text).items() if key != "metrics"}), "holds no metrics"),
+])
+def test_a_row_whose_scores_file_is_damaged_is_evaluated_again(store, first, damage, reason):
+    # Last in this file: the row is evaluated again, leaving first's folder as it was.
+    _, out = first
+    scores = out / "pool5" / "eval-test" / "scores.json"
+    complete = scores.read_text()
+    scores.write_text(damage(complete))
+    result = ablate(store, out, "pool5,fc7")
+    assert result.exit_code == 0, result.output
+    assert f"pool5: {scores}: {reason}" in result.stderr and "evaluating it again" in result.stderr
+    assert result.stderr.count("skipped") == 1  # fc7's evaluation is intact
+    assert json.loads(scores.read_text())["metrics"] == json.loads(complete)["metrics"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pycocoevalcap.cider.cider import Cider
 
+from astar.extract import AstarError
 from astar.train.cider import CiderD, CiderError, DocumentFrequencies
 
 
@@ -79,5 +80,6 @@ def test_frequencies_from_other_videos_change_the_idf_and_survive_a_save(
 def test_unreadable_frequencies_are_one_line_errors_naming_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "df.npz"
     broken.write_bytes(b"not a zip")
-    with pytest.raises(CiderError, match=f"{broken}: unusable CIDEr-D document frequencies"):
+    with pytest.raises(CiderError, match=f"{broken}: unusable CIDEr-D document frequencies") as raised:
         DocumentFrequencies.load(broken)
+    assert isinstance(raised.value, AstarError)  # what every command catches

@@ -204,6 +204,13 @@ def test_a_model_in_training_mode_is_refused() -> None:
         beam_search(model, videos(model, [1]), 4)
 
 
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf")])
+def test_a_length_penalty_that_is_not_finite_is_refused(alpha: float) -> None:
+    model = spread_model(12)
+    with pytest.raises(ValueError, match=f"length_penalty must be a finite number, got {alpha}"):
+        beam_search(model, videos(model, [1]), 4, beam_size=2, length_penalty=alpha)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["astar-soft", "astar-hard"])
 def test_cuda_finds_the_same_captions_as_the_cpu(name: str) -> None:

@@ -97,6 +97,19 @@ def test_build_vocabulary_rejects_a_minimum_count_below_one() -> None:
         build_vocabulary(["a"], min_count=0)
 
 
+def test_build_vocabulary_refuses_a_minimum_count_that_keeps_no_word_naming_the_largest_usable_one() -> None:
+    captions = ["a dog runs", "a dog sits", "a cat sleeps"]
+    assert build_vocabulary(captions, min_count=3).tokens[4:] == ("a",)
+    with pytest.raises(ValueError, match="^min_count 4 keeps no word: the most frequent, 'a', is seen 3 times; "
+                                         "the largest usable min_count is 3$"):
+        build_vocabulary(captions, min_count=4)
+
+
+def test_build_vocabulary_refuses_captions_without_a_word() -> None:
+    with pytest.raises(ValueError, match="hold no word"):
+        build_vocabulary(["...", "!"], min_count=1)
+
+
 def test_build_vocabulary_on_real_msvd_captions_is_deterministic(shared_fixtures: Path) -> None:
     captions = msvd_tab_captions(shared_fixtures)
     vocabulary = build_vocabulary(captions)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from astar.train.checkpoint import load_checkpoint
 from astar.train.cli import train_command
 from astar.train.rundir import read_run_config
+from astar.train.text import SPECIALS, Vocabulary
 
 QUICK = ["--preset", "small", "--batch-size", "8", "--max-steps", "1", "--metric", "loss",
          "--device", "cpu", "--loader-workers", "0", "--quiet"]
@@ -67,6 +68,25 @@ def test_bad_input_is_one_line_without_traceback_or_run_directory(synthetic_stor
     result = run(*[arg.format(**values) for arg in args], "--out", tmp_path / "run", *QUICK)
     assert_one_line_error(result, code, message)
     assert not (tmp_path / "run").exists()  # a run that cannot start leaves nothing to clean up
+
+
+def test_a_min_count_that_keeps_no_word_is_refused_naming_the_largest_usable_one(synthetic_store, tmp_path):
+    result = run(synthetic_store.store, "--dataset", "csv", "--out", tmp_path / "run", "--layers", "pool5",
+                 "--min-count", "1000", *QUICK)
+    assert_one_line_error(result, 1, "min_count 1000 keeps no word: the most frequent, ")
+    largest = int(result.output.rsplit("the largest usable min_count is ", 1)[1].split()[0])
+    assert not (tmp_path / "run").exists()
+    kept = run(synthetic_store.store, "--dataset", "csv", "--out", tmp_path / "run", "--layers", "pool5",
+               "--min-count", largest, *QUICK)
+    assert kept.exit_code == 0, kept.output
+    assert len(Vocabulary.load(tmp_path / "run" / "vocab.json")) > len(SPECIALS)  # the most frequent word(s)
+
+
+def test_a_diverging_run_stops_in_one_line_naming_the_step(synthetic_store, tmp_path):
+    result = run(synthetic_store.store, "--dataset", "csv", "--out", tmp_path / "run", "--layers", "pool5", *QUICK,
+                 "--max-steps", "3", "--checkpoint-every", "1", "--lr", "3e37")
+    assert_one_line_error(result, 1, "training diverged at step 2: the training loss is ")
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["progress"]["step"] == 1
 
 
 def test_resume_refuses_flags_that_would_change_the_run(synthetic_store, tmp_path):

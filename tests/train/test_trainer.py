@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,11 +21,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from astar.extract import open_store
 from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from astar.train.loader import CaptionBatches, feature_statistics
+from astar.train.model import ASTAR
+from astar.train.model_config import ModelConfig
 from astar.train.captions import caption_data
 from astar.train.errors import TrainingError
 from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
-from astar.train.text import Vocabulary
-from astar.train.trainer import train
+from astar.train.text import EOS_ID, PAD_ID, Vocabulary
+from astar.train.trainer import finite_weights, train
 
 
 def parameters(run_dir: Path, checkpoint: str = "last") -> dict[str, torch.Tensor]:
@@ -279,3 +282,36 @@ def test_a_validation_that_fails_never_loses_the_epochs_training(quick_config, m
     monkeypatch.setenv("PATH", path)
     result = train(resume_config(config.out))
     assert [row["epoch"] for row in result.history] == [1]  # the failed validation runs on resume
+
+
+def test_a_training_loss_that_is_not_finite_stops_the_run_and_keeps_the_last_checkpoint(quick_config):
+    # Adam's first step moves every weight by about lr: at 3e37 the next forward pass overflows.
+    config = quick_config(lr=3e37, epochs=1, checkpoint_every=1, layers=("pool5",))
+    paths = RunPaths(Path(config.out))
+    expected = (rf"^training diverged at step 2: the training loss is (nan|inf); {re.escape(str(paths.checkpoint('last')))} "
+                r"keeps step 1; try a lower --lr$")
+    with pytest.raises(TrainingError, match=expected):
+        train(config)
+    saved = load_checkpoint(paths.checkpoint("last"))
+    assert saved["progress"]["step"] == 1
+    assert all(torch.isfinite(value).all() for value in saved["model"].values() if value.is_floating_point())
+    assert not paths.checkpoint("best").exists()
+
+
+def test_a_validation_loss_that_is_not_finite_stops_the_run_before_it_saves_a_best_checkpoint(quick_config):
+    # At lr 1e30 the first epoch's training losses stay finite, but the model it ends with overflows on val.
+    config = quick_config(lr=1e30, epochs=1, layers=("pool5",))
+    with pytest.raises(TrainingError, match=r"^training diverged at step 5: the validation loss is (nan|inf); .*keeps step 5"):
+        train(config)
+    assert not RunPaths(Path(config.out)).checkpoint("best").exists()
+
+
+def test_weights_holding_an_inf_or_a_nan_are_not_finite():
+    model = ASTAR(ModelConfig.small(12, pad_id=PAD_ID, eos_id=EOS_ID))
+    assert finite_weights(model)
+    with torch.no_grad():
+        model.word_scores.bias[0] = float("nan")
+    assert not finite_weights(model)
+    model = ASTAR(ModelConfig.small(12, pad_id=PAD_ID, eos_id=EOS_ID))
+    model.normaliser.fc7_scale[0] = float("inf")  # a buffer is saved with the weights too
+    assert not finite_weights(model)
