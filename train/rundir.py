@@ -168,6 +168,27 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, ModelConfig]:
     return config, model_config
 
 
+def edited_settings(paths: RunPaths, config: TrainConfig, checkpoint: dict[str, Any]) -> str:
+    """The settings of ``config.toml`` that a hand edit changed since ``checkpoint`` (``last.pt``) was written,
+    as "lr 0.5 (was 0.01), [model] hidden_dim" words; empty when none.
+
+    ``config`` is the resumed run's (``config.toml``'s [train] with ``RESUME_OVERRIDES`` applied);
+    its [model] table must still describe the checkpoint's model, which resuming builds from [train]
+    alone and evaluation from [model]. A checkpoint written before it kept its settings is
+    compared on its model only.
+    """
+    changed = []
+    saved = checkpoint.get("train_config")
+    if saved is not None:
+        trained = TrainConfig.from_dict(saved)
+        changed = [f"{name} {getattr(config, name)!r} (was {getattr(trained, name)!r})"
+                   for name in trained.differences(config, ignore=RESUME_OVERRIDES | {"out", "resume"})]
+    _, model = read_run_config(paths.root)
+    if not model.describes(checkpoint.get("model_config")):
+        changed.append("[model]")
+    return ", ".join(changed)
+
+
 def read_vocabulary(paths: RunPaths) -> Vocabulary:
     try:
         return Vocabulary.load(paths.vocabulary)

@@ -60,8 +60,8 @@ from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureRea
 from .model import ASTAR
 from .model_config import ModelConfig
 from .rundir import (
-    RESUME_OVERRIDES, RunPaths, create_run_folder, load_run, prepare_run, resume_config, saved_run_differences, write_metrics,
-    write_run_config, write_text,
+    RESUME_OVERRIDES, RunPaths, create_run_folder, edited_settings, load_run, prepare_run, resume_config,
+    saved_run_differences, write_metrics, write_run_config, write_text,
 )
 from .runlock import RunLock
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
@@ -278,6 +278,11 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``last.pt``: model, optimizer, scaler, RNG states and progress."""
         document = load_checkpoint(self.paths.checkpoint("last"), map_location=self.device)
+        edited = edited_settings(self.paths, self.config, document)
+        if edited:
+            raise TrainingError(f"{self.paths.config}: {edited} differ from what {self.paths.checkpoint('last')} was "
+                                "trained with; the file was edited, and a resumed run keeps its settings: restore it, "
+                                "or start a new run with --init-from")
         if not self.model_config.describes(document.get("model_config")):
             raise TrainingError(f"{self.paths.checkpoint('last')}: its model differs from {self.paths.config}")
         if document.get("data_fingerprint") != self.data.fingerprint:
@@ -317,6 +322,7 @@ class Trainer:
                     "scaler": self.scaler.state_dict(),
                     "rng": states if self.processes.distributed else states[0],
                     "data_fingerprint": self.data.fingerprint,
+                    "train_config": self.config.to_dict(),  # what resume checks config.toml against
                 },
                 self.paths.checkpoint("last"),
             )

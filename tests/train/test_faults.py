@@ -185,6 +185,30 @@ def test_a_run_in_use_by_another_process_is_refused_in_one_line_and_free_once_it
     assert RunPaths(run).checkpoint("last").is_file()
 
 
+@pytest.mark.parametrize("edit, named", [
+    (("lr = ", "lr = 0.5\n"), "lr 0.5 (was 0.01)"),
+    (("hidden_dim = ", "hidden_dim = 128\n"), "[model]"),
+])
+def test_a_hand_edited_config_toml_is_refused_on_resume_in_one_line(one_step_run, tmp_path, edit, named):
+    run = shutil.copytree(one_step_run, tmp_path / "run")
+    config = RunPaths(run).config
+    prefix, replacement = edit
+    lines = config.read_text().splitlines(keepends=True)
+    config.write_text("".join(replacement if line.startswith(prefix) else line for line in lines))
+    before = listing(run)
+    result = cli(train_command, "--resume", run, "--epochs", "2")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    (line,) = result.output.strip().splitlines()[-1:]
+    assert f"{config}: {named} differ from what" in line and "the file was edited" in line
+    assert listing(run) == before
+
+
+def test_an_unedited_run_resumes(one_step_run, tmp_path):
+    run = shutil.copytree(one_step_run, tmp_path / "run")
+    result = cli(train_command, "--resume", run, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize("occupant", ["a file", "a folder of notes"])
 def test_astar_train_out_never_takes_what_astar_did_not_make(synthetic_store, tmp_path, occupant):
     out = tmp_path / "out"
