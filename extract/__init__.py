@@ -32,8 +32,8 @@ __all__ = export_lazily(__name__, {
     "preprocessing": ("C3D_CAFFE", "PAPER", "PREPROCESSINGS", "Preprocessing"),
     "provenance": ("random_init_warning", "weights_line"),
     "schema": ("FPS", "SCHEMA_VERSION", "LayerGeometry", "padded_frame_count"),
-    "store": ("DamagedVideoError", "FeatureStore", "StoreError", "StoreWriter", "open_store", "upgraded_attributes",
-              "verify_store"),
+    "root_attributes": ("upgraded_attributes",),
+    "store": ("DamagedVideoError", "FeatureStore", "StoreError", "StoreWriter", "open_store", "verify_store"),
     "weights": ("WeightsError", "WeightsSpec"),
     "torchfile": ("load_plain",),
 })
