@@ -14,8 +14,8 @@ from .lazy import export_lazily
 __all__ = export_lazily(__name__, {
     "backbones": ("BACKBONES", "DEFAULT_BACKBONE", "Backbone", "get_backbone"),
     "c3d": ("C3D", "load_weights", "random_init"),
-    "clitools": ("CONTEXT_SETTINGS", "EXIT_INTERRUPTED", "EXIT_SOME_FAILED", "KeyValue", "decode_timeout_option", "say",
-                 "storage_option"),
+    "clitools": ("CONTEXT_SETTINGS", "EXIT_INTERRUPTED", "EXIT_SOME_FAILED", "KeyValue", "decode_timeout_option", "printable",
+                 "say", "storage_option"),
     "decode": ("DecodedVideo", "DecodeError", "decode_video"),
     "devices": ("PRECISIONS", "DeviceError", "autocast_dtype", "resolve_device"),
     "distributed": ("ClusterError", "dask_client"),
