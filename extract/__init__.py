@@ -15,6 +15,7 @@ __all__ = export_lazily(__name__, {
     "backbones": ("BACKBONES", "DEFAULT_BACKBONE", "Backbone", "get_backbone"),
     "c3d": ("C3D", "load_weights", "random_init"),
     "clitools": ("CONTEXT_SETTINGS", "EXIT_INTERRUPTED", "EXIT_SOME_FAILED", "FiniteFloat", "KeyValue", "decode_timeout_option",
+                 "printable",
                  "say", "storage_option"),
     "decode": ("DecodedVideo", "DecodeError", "decode_video"),
     "devices": ("PRECISIONS", "DeviceError", "autocast_dtype", "resolve_device"),
@@ -33,8 +34,8 @@ __all__ = export_lazily(__name__, {
     "preprocessing": ("C3D_CAFFE", "PAPER", "PREPROCESSINGS", "Preprocessing"),
     "provenance": ("random_init_warning", "weights_line"),
     "schema": ("FPS", "SCHEMA_VERSION", "LayerGeometry", "padded_frame_count"),
-    "store": ("DamagedVideoError", "FeatureStore", "StoreError", "StoreWriter", "open_store", "upgraded_attributes",
-              "verify_store"),
+    "root_attributes": ("upgraded_attributes",),
+    "store": ("DamagedVideoError", "FeatureStore", "StoreError", "StoreWriter", "open_store", "verify_store"),
     "weights": ("WeightsError", "WeightsSpec"),
     "torchfile": ("load_plain",),
 })

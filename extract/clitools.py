@@ -6,6 +6,7 @@ exports it for the training stage and the pipelines.
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -69,8 +70,32 @@ decode_timeout_option = click.option(
 """``--decode-timeout`` of every command that decodes videos (astar-extract, astar-caption)."""
 
 
+UNPRINTABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})
+"""Unicode categories escaped in printed lines: controls, surrogates, line and paragraph separators."""
+
+
+def printable(text: str) -> str:
+    """``text`` as one printable line: control characters and line breaks escaped as Python writes
+    them (``\\n``, ``\\x1b``), and a file name's bytes that were not UTF-8 (lone surrogates, as
+    Python decodes Linux names) as the byte (``\\xff``). A file name can hold any of them."""
+    return "".join(_escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    if unicodedata.category(char) not in UNPRINTABLE:
+        return char
+    if 0xDC80 <= ord(char) <= 0xDCFF:  # surrogateescape's stand-in for byte 0x80-0xff
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]
+
+
 def say(message: str) -> None:
-    """A status or diagnostic line on stderr that does not break progress bars; stdout keeps results."""
+    """A status or diagnostic line on stderr that does not break progress bars; stdout keeps results.
+
+    Every line that names a file (``failed:``, ``note:``, ``changed:``, ``damaged:``, what a
+    scan skipped) goes out here, so it is made ``printable`` here: a name with a newline
+    or a terminal escape in it cannot split the line or forge another.
+    """
     from tqdm.auto import tqdm  # here, not at the top: every command's --help imports this module
 
-    tqdm.write(message, file=sys.stderr)
+    tqdm.write(printable(message), file=sys.stderr)

@@ -11,6 +11,9 @@ One scanner serves every command. Its rules:
   without a video suffix, dangling symlinks, symlink loops, folders reached twice
   through symlinks, special files (FIFOs, sockets, devices) and unreadable folders.
   ``InputScan.summary`` gives the one line that says so.
+- A path that is **not UTF-8** (Linux names are bytes; Python keeps the undecodable ones
+  as lone surrogates) is skipped and counted too, wherever it was found: the store
+  records ids and sources as text, so it cannot hold that video (storage_schema.md §2).
 - A **list file** (``.txt``, ``.lst``, ``.list``; UTF-8, a byte-order mark is
   dropped) names one path or URL per line, relative to the list's folder; blank
   lines and ``#`` comments are skipped. Paths are normalised (``sub/../sub/c.mp4``
@@ -51,6 +54,7 @@ SYMLINK_LOOP = "symlink loop"
 REPEATED_FOLDER = "folder reached twice through symlinks"
 SPECIAL_FILE = "special file (FIFO, socket or device)"
 UNREADABLE = "unreadable"
+NOT_UTF8 = "path not UTF-8 (the store records ids and sources as text)"
 EXAMPLES = 2
 """Example names a skip line shows per reason."""
 
@@ -61,7 +65,7 @@ class InputError(AstarError):
 
 @dataclass(frozen=True)
 class Skipped:
-    """An entry of a scanned folder that is not a video to extract, and why (one of the reasons above)."""
+    """An input or folder entry that is not a video to extract, and why (one of the reasons above)."""
 
     path: str
     reason: str
@@ -69,7 +73,7 @@ class Skipped:
 
 @dataclass(frozen=True)
 class InputScan:
-    """What ``scan_inputs`` found: the videos, in a stable order, and the folder entries it skipped."""
+    """What ``scan_inputs`` found: the videos, in a stable order, and the entries it skipped."""
 
     videos: tuple[VideoInput, ...]
     skipped: tuple[Skipped, ...]
@@ -83,7 +87,7 @@ class InputScan:
         for reason, count in counts.most_common():
             examples = [entry.path for entry in self.skipped if entry.reason == reason][:EXAMPLES]
             parts.append(f"{count} {reason} (e.g. {', '.join(examples)})")
-        return f"skipped {len(self.skipped)} folder entries: " + "; ".join(parts)
+        return f"skipped {len(self.skipped)} entries: " + "; ".join(parts)
 
 
 def collect_inputs(inputs: list[str]) -> list[VideoInput]:
@@ -110,7 +114,7 @@ def scan_inputs(inputs: list[str]) -> InputScan:
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             _scan_list(path, found, skipped)
         else:
-            found.append(VideoInput(_id(PurePosixPath(path.name)), _source(path)))
+            _add_video(PurePosixPath(path.name), _source(path), found, skipped)
     return InputScan(_unique(found), tuple(skipped))
 
 
@@ -163,7 +167,7 @@ def _scan_folder(folder: Path, prefix: PurePosixPath, found: list[VideoInput], s
 
     for path, relative in walk(folder, PurePosixPath(), frozenset()):
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            found.append(VideoInput(_id(prefix / relative), _source(path)))
+            _add_video(prefix / relative, _source(path), found, skipped)
         else:
             skipped.append(Skipped(str(path), NO_VIDEO_SUFFIX))
 
@@ -198,7 +202,7 @@ def _scan_list(path: Path, found: list[VideoInput], skipped: list[Skipped]) -> N
         if source.is_dir():
             _scan_folder(source, PurePosixPath() if listed.is_absolute() else relative, found, skipped)
         else:
-            found.append(VideoInput(_id(relative), _source(source)))
+            _add_video(relative, _source(source), found, skipped)
 
 
 def _list_entries(path: Path) -> list[str]:
@@ -219,13 +223,31 @@ def _scan_url(url: str, found: list[VideoInput], skipped: list[Skipped]) -> None
     fs, root = fsspec.core.url_to_fs(url)
     protocol = url.split("://", 1)[0]
     if not fs.isdir(root):
-        found.append(VideoInput(_id(PurePosixPath(PurePosixPath(root).name)), url))
+        _add_video(PurePosixPath(PurePosixPath(root).name), url, found, skipped)
         return
     for file in sorted(fs.find(root)):
         if PurePosixPath(file).suffix.lower() in VIDEO_SUFFIXES:
-            found.append(VideoInput(_id(PurePosixPath(file).relative_to(root)), f"{protocol}://{file}"))
+            _add_video(PurePosixPath(file).relative_to(root), f"{protocol}://{file}", found, skipped)
         else:
             skipped.append(Skipped(f"{protocol}://{file}", NO_VIDEO_SUFFIX))
+
+
+def _add_video(relative: PurePosixPath, source: str, found: list[VideoInput], skipped: list[Skipped]) -> None:
+    """Add the video at ``source`` under the id ``relative`` gives, or skip it when the store cannot record them."""
+    video_id = _id(relative)
+    if not (_is_utf8(video_id) and _is_utf8(source)):
+        skipped.append(Skipped(source, NOT_UTF8))
+        return
+    found.append(VideoInput(video_id, source))
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a name with bytes that were not UTF-8 (decoded as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _id(relative: PurePosixPath) -> str:

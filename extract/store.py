@@ -25,10 +25,10 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 from zarr.core.sync import sync
 
-from .backbones import DEFAULT_BACKBONE, get_backbone
 from .errors import AstarError
 from .folders import STORE, FolderError, astar_version, claim_folder
 from .ids import is_url, video_id_from_key, video_key
+from .root_attributes import layer_geometry, root_problem, upgraded_attributes
 from .schema import (
     FEATURE_DTYPE, FILL_VALUE, MAX_TIME_CHUNK, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS,
     LayerGeometry, top_dimensions,
@@ -100,26 +100,6 @@ def _zarr_store(url: str, storage_options: dict | None, read_only: bool) -> zarr
 
 def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def upgraded_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Root attributes as schema version 2 states them; a version-1 store's are completed.
-
-    Version 1 stores are C3D stores: they gain ``backbone`` (``c3d``), C3D's ``layers``
-    geometry, the v2 ``fc7`` record, ``preprocessing.std`` (null) and version 2, so a
-    run trained on a v1 store and features extracted now compare equal when they are.
-    """
-    if attrs.get("astar_schema_version") != 1:
-        return dict(attrs)
-    upgraded = {**attrs, **get_backbone(DEFAULT_BACKBONE).describe(), "astar_schema_version": SCHEMA_VERSION}
-    if isinstance(attrs.get("preprocessing"), dict):
-        upgraded["preprocessing"] = {**attrs["preprocessing"], "std": attrs["preprocessing"].get("std")}
-    return upgraded
-
-
-def layer_geometry(attrs: dict[str, Any]) -> tuple[LayerGeometry, ...]:
-    """The stored layers' geometry from (upgraded) root attributes, lowest layer first."""
-    return tuple(LayerGeometry.from_record(record) for record in upgraded_attributes(attrs)["layers"])
 
 
 class FeatureStore:
@@ -315,18 +295,15 @@ def open_store(url: str, storage_options: dict | None = None) -> FeatureStore:
         raise StoreError(f"{url}: no feature store here") from None
     except (OSError, ValueError) as error:
         raise StoreError(f"{url}: cannot open ({' '.join(str(error).split())})") from None
-    _check_schema(root, url)
+    _check_root(root, url)
     return FeatureStore(root, url)
 
 
-def _check_schema(root: zarr.Group, url: str, versions: tuple[int, ...] = READABLE_SCHEMA_VERSIONS) -> None:
-    found = root.attrs.get("astar_schema_version")
-    if found is None:
-        raise StoreError(f"{url}: not an astar feature store (no astar_schema_version attribute)")
-    if found not in versions:
-        readable = " or ".join(map(str, versions))
-        raise StoreError(f"{url}: schema version {found}, but this astar {'reads' if len(versions) > 1 else 'adds videos to'} version {readable}"
-                         + ("; use --overwrite or another --out" if len(versions) == 1 else ""))
+def _check_root(root: zarr.Group, url: str, versions: tuple[int, ...] = READABLE_SCHEMA_VERSIONS) -> None:
+    """Refuse, in one line naming the store, a root that ``root_problem`` finds fault with."""
+    problem = root_problem(dict(root.attrs), versions)
+    if problem is not None:
+        raise StoreError(f"{url}: {problem}")
 
 
 @dataclass
@@ -388,7 +365,7 @@ class StoreWriter:
             if list(root.keys()):
                 raise StoreError(f"{self.url}: exists and is not an astar feature store; choose another --out")
             root.attrs.update(attributes)
-        _check_schema(root, self.url, (SCHEMA_VERSION,))
+        _check_root(root, self.url, (SCHEMA_VERSION,))
         different = [k for k in IDENTITY_KEYS if root.attrs.get(k) != identity.get(k)]
         if different:
             details = "; ".join(f"{k}: store has {root.attrs.get(k)!r}, this run {identity.get(k)!r}" for k in different)

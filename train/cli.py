@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from astar.extract import (
     CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, FiniteFloat, decode_timeout_option,
-    random_init_warning, storage_option,
+    printable, random_init_warning, say, storage_option,
 )
 
 from .datasets import DATASETS, SPLITS
@@ -288,13 +288,13 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
         raise click.ClickException(str(error)) from None
     for result in results:
         if result.error is not None:
-            click.echo(f"failed: {result.video}: {result.error}", err=True)
+            say(f"failed: {result.video}: {result.error}")
         elif not as_json:
-            click.echo(f"{result.video}: {result.caption}")
+            click.echo(printable(f"{result.video}: {result.caption}"))
         if attention is not None and result.error is None:
-            click.echo(f"attention figure: {result.figure}" if result.figure else
-                       f"{result.video}: no attention figure (the {run.model_config.variant} model attends to nothing "
-                       "or the caption is empty)", err=True)
+            say(f"attention figure: {result.figure}" if result.figure else
+                f"{result.video}: no attention figure (the {run.model_config.variant} model attends to nothing "
+                "or the caption is empty)")
     if as_json:
         click.echo(json.dumps([result.to_json() for result in results], indent=2))
     if any(result.error is not None for result in results):

@@ -69,9 +69,40 @@ def test_a_folder_scan_ends_with_one_line_counting_what_it_skipped(video_folder,
     (video_folder / "notes.txt").write_text("not a video")
     result = run(video_folder, "--out", tmp_path / "f.zarr")
     assert result.exit_code == 0, result.output
-    assert "skipped 3 folder entries: " in result.output
+    assert "skipped 3 entries: " in result.output
     assert "1 special file (FIFO, socket or device)" in result.output and "1 dangling symlink" in result.output
     assert "3 done, 0 skipped, 0 failed" in result.output
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_of_the_batch_stored(video_folder, tmp_path):
+    os.link(video_folder / "a.mp4", os.path.join(os.fsencode(video_folder), b"bad\xff.mp4"))  # a real video
+    result = run(video_folder, "--out", tmp_path / "f.zarr")
+    assert result.exit_code == 0, result.output
+    assert f"skipped 1 entries: 1 path not UTF-8 (the store records ids and sources as text) (e.g. {video_folder}/bad\\xff.mp4)" in result.output
+    assert "3 done, 0 skipped, 0 failed" in result.output and "Traceback" not in result.output
+    assert open_store(str(tmp_path / "f.zarr")).video_ids == ["a", "c d", "nested/b"]
+
+
+def test_a_file_name_with_a_newline_or_escape_keeps_its_failed_line_one_line(video_folder, tmp_path):
+    (video_folder / "new\nline\x1b[2K.mp4").write_text("not a video")
+    result = run(video_folder, "--out", tmp_path / "f.zarr")
+    assert result.exit_code == 3, result.output
+    [failed] = [line for line in result.output.splitlines() if line.startswith("failed:")]
+    assert failed.startswith(f"failed: {video_folder}/new\\nline\\x1b[2K.mp4: FFmpeg cannot decode it")
+    assert open_store(str(tmp_path / "f.zarr")).failures["video_id"].tolist() == ["new\nline\x1b[2K"]  # stored exactly
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("café 视频 -x.mp4", "café 视频 -x.mp4"),
+    ("a\nb\rc\td", "a\\nb\\rc\\td"),
+    ("\x1b[31mred\x7f", "\\x1b[31mred\\x7f"),
+    ("line\u2028sep", "line\\u2028sep"),
+    (os.fsdecode(b"bad\xff\x80.mp4"), "bad\\xff\\x80.mp4"),
+])
+def test_printable_escapes_what_would_split_or_garble_a_line_and_keeps_the_rest(text, shown):
+    from astar.extract.clitools import printable
+
+    assert printable(text) == shown and len(printable(text).splitlines()) == 1
 
 
 def test_special_files_and_symlinks_fail_at_once_under_the_name_given(tmp_path):

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from astar.extract.inputs import (
-    DANGLING_SYMLINK, NO_VIDEO_SUFFIX, REPEATED_FOLDER, SPECIAL_FILE, SYMLINK_LOOP, InputError, scan_inputs,
+    DANGLING_SYMLINK, NO_VIDEO_SUFFIX, NOT_UTF8, REPEATED_FOLDER, SPECIAL_FILE, SYMLINK_LOOP, InputError, scan_inputs,
     source_change, source_fingerprint,
 )
 
@@ -39,7 +39,7 @@ def test_every_odd_folder_entry_is_skipped_with_its_reason(folder):
         "notes.txt": NO_VIDEO_SUFFIX,
     }
     line = scan.summary()
-    assert line.startswith("skipped 5 folder entries: ") and "\n" not in line
+    assert line.startswith("skipped 5 entries: ") and "\n" not in line
     assert "1 dangling symlink" in line and "1 without a video suffix (e.g." in line
 
 
@@ -64,6 +64,30 @@ def test_files_named_directly_are_kept_so_their_failure_is_recorded(tmp_path):
     scan = scan_inputs([str(tmp_path / "pipe.mp4"), str(tmp_path / "gone.mp4"), str(tmp_path / "missing.mp4")])
     assert [video.video_id for video in scan.videos] == ["pipe", "gone", "missing"]
     assert scan.skipped == ()
+
+
+def not_utf8(folder, name: bytes) -> str:
+    """Create an empty file whose name is the raw bytes ``name`` (Linux names are bytes); its path as Python shows it."""
+    path = os.path.join(os.fsencode(folder), name)
+    open(path, "wb").close()
+    return os.fsdecode(path)
+
+
+def test_a_name_that_is_not_utf8_is_skipped_with_its_reason_wherever_found(folder, tmp_path):
+    found = not_utf8(folder / "sub", b"bad\xff.mp4")
+    named = not_utf8(tmp_path, b"caf\xe9.mp4")
+    scan = scan_inputs([str(folder), named])
+    assert [video.video_id for video in scan.videos] == ["a", "sub/c"]
+    assert [(entry.path, entry.reason) for entry in scan.skipped] == [(found, NOT_UTF8), (named, NOT_UTF8)]
+
+
+def test_a_video_inside_a_folder_that_is_not_utf8_is_skipped_though_its_id_is_text(tmp_path):
+    folder = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"\xff"))
+    os.mkdir(folder)
+    source = not_utf8(folder, b"a.mp4")
+    scan = scan_inputs([folder])
+    assert scan.videos == () and reasons(scan) == {"a.mp4": NOT_UTF8}
+    assert scan.skipped[0].path == source
 
 
 def test_sources_keep_the_symlink_name_the_user_gave(tmp_path):
