@@ -79,6 +79,7 @@ def main(
     from .distributed import dask_client
     from .extraction import extract_videos
     from .extractor import ExtractionConfig, Extractor
+    from .store import StoreMismatchError
 
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster and --scheduler uses an existing one; give one")
@@ -124,6 +125,8 @@ def main(
         else:
             summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor,
                                      reextract_changed=reextract_changed)
+    except StoreMismatchError as error:
+        raise click.ClickException(f"{error}; use --overwrite to start it afresh, or another --out") from None
     except AstarError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:

@@ -139,7 +139,7 @@ def root_problem(attrs: Mapping[str, Any], versions: tuple[int, ...] = READABLE_
         readable = " or ".join(map(str, versions))
         if len(versions) > 1:
             return f"schema version {found}, but this astar reads version {readable}"
-        return f"schema version {found}, but this astar adds videos to version {readable}; use --overwrite or another --out"
+        return f"schema version {found}, but this astar adds videos to version {readable}"
     upgraded = upgraded_attributes(attrs)
     for rule in ROOT_RULES:
         problem = rule.problem(upgraded)

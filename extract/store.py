@@ -59,6 +59,11 @@ class StoreError(AstarError):
     """A store that cannot be opened or written as asked; the message names it and says why."""
 
 
+class StoreMismatchError(StoreError):
+    """A sound store that this run may add videos to only once it is started afresh: it holds
+    another extraction's settings or an older schema version. Commands add how to start afresh."""
+
+
 class DamagedVideoError(StoreError):
     """A complete video whose data cannot be read back as written; the message names the store, video and array."""
 
@@ -303,7 +308,8 @@ def _check_root(root: zarr.Group, url: str, versions: tuple[int, ...] = READABLE
     """Refuse, in one line naming the store, a root that ``root_problem`` finds fault with."""
     problem = root_problem(dict(root.attrs), versions)
     if problem is not None:
-        raise StoreError(f"{url}: {problem}")
+        readable = root.attrs.get("astar_schema_version") in READABLE_SCHEMA_VERSIONS
+        raise (StoreMismatchError if readable else StoreError)(f"{url}: {problem}")
 
 
 @dataclass
@@ -369,7 +375,7 @@ class StoreWriter:
         different = [k for k in IDENTITY_KEYS if root.attrs.get(k) != identity.get(k)]
         if different:
             details = "; ".join(f"{k}: store has {root.attrs.get(k)!r}, this run {identity.get(k)!r}" for k in different)
-            raise StoreError(f"{self.url}: extracted with different settings ({details}); use --overwrite or another --out")
+            raise StoreMismatchError(f"{self.url}: extracted with different settings ({details})")
         for name in (VIDEOS, MANIFEST, FAILURES):
             _group_once(root, name)
         self.root = root

@@ -146,3 +146,19 @@ def test_broken_timestamps_and_display_rotation_are_noted_and_recorded(tmp_path)
     assert store.info("raw")["timing"].startswith("timestamps ignored")
     assert (store.info("phone")["rotation"], store.info("phone")["timing"]) == (-90, "timestamps")
     assert store.info("phone")["source_size"] == (tmp_path / "phone.mp4").stat().st_size
+
+
+def test_a_store_of_other_settings_is_refused_with_the_cli_hint_the_library_leaves_out(video_folder, tmp_path):
+    from astar.extract import ExtractionConfig, collect_inputs, extract_videos
+    from astar.extract.store import StoreMismatchError
+
+    out = tmp_path / "feats.zarr"
+    assert run(video_folder / "a.mp4", "--out", out).exit_code == 0
+    result = run(video_folder / "a.mp4", "--out", out, "--seed", "1")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "extracted with different settings" in result.output
+    assert "use --overwrite to start it afresh, or another --out" in result.output
+    with pytest.raises(StoreMismatchError) as raised:  # what the demo or a notebook sees: no flag it lacks
+        extract_videos(collect_inputs([str(video_folder / "a.mp4")]), str(out), ExtractionConfig(device="cpu", seed=1),
+                       progress=False)
+    assert "--overwrite" not in str(raised.value) and "\n" not in str(raised.value)
