@@ -123,12 +123,23 @@ def _source(path: Path) -> str:
     return os.path.normpath(os.path.abspath(path))
 
 
+SHOWN_CLASHES = 5
+"""Video ids whose clashing inputs the one-line error spells out; the rest are counted."""
+
+
 def _unique(found: list[VideoInput]) -> tuple[VideoInput, ...]:
+    """``found`` without repeats of one file; refuses every id that two different files claim, naming them all."""
     by_id: dict[str, VideoInput] = {}
+    clashes: dict[str, list[str]] = {}
     for video in found:
         other = by_id.setdefault(video.video_id, video)
         if other.source != video.source and not _same_file(other.source, video.source):
-            raise InputError(f"two inputs map to video id {video.video_id!r}: {other.source} and {video.source}")
+            clashes.setdefault(video.video_id, [other.source]).append(video.source)
+    if clashes:
+        shown = "; ".join(f"{video_id!r}: {' and '.join(sources)}" for video_id, sources in list(clashes.items())[:SHOWN_CLASHES])
+        more = f"; and {len(clashes) - SHOWN_CLASHES} more" if len(clashes) > SHOWN_CLASHES else ""
+        ids = "a video id" if len(clashes) == 1 else f"{len(clashes)} video ids"
+        raise InputError(f"{ids} claimed by more than one input (rename or move them): {shown}{more}")
     return tuple(by_id.values())
 
 

@@ -137,6 +137,20 @@ def test_two_files_for_one_id_are_refused_naming_both(folder, tmp_path):
         scan_inputs([str(folder / "a.mp4"), str(other / "a.mp4")])
 
 
+def test_every_clashing_id_is_named_in_one_line_not_only_the_first(tmp_path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    for folder in (first, second):
+        folder.mkdir()
+        for index in range(7):
+            (folder / f"v{index}.mp4").write_bytes(folder.name.encode())
+    with pytest.raises(InputError) as raised:
+        scan_inputs([str(first), str(second)])
+    message = str(raised.value)
+    assert message.startswith("7 video ids claimed by more than one input (rename or move them): 'v0': ") and "\n" not in message
+    assert all(f"'v{index}': {first}/v{index}.mp4 and {second}/v{index}.mp4" in message for index in range(5))
+    assert message.endswith("; and 2 more")
+
+
 # A stored video remembers its source; a different file under the same id is noticed.
 
 
