@@ -26,6 +26,8 @@ STAGES = ("extract", "train", "pipelines")
 """The design card's top-level folders; each installs as ``astar.<folder>``."""
 
 pytestmark = pytest.mark.slow
+PIP = (sys.executable, "-m", "pip", "--disable-pip-version-check")
+"""pip offline: a machine without PyPI must not wait on its version check or an index."""
 
 
 def _dependency_folders() -> list[str]:
@@ -55,7 +57,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(REPO_ROOT / name, source / name)
     for stage in STAGES:
         shutil.copytree(REPO_ROOT / stage, source / stage, ignore=shutil.ignore_patterns("__pycache__"))
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"), str(source)], root)
+    built = _run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(root / "dist"), str(source)], root)
     assert built.returncode == 0, built.stderr
     (wheel,) = (root / "dist").glob("astar-*.whl")
     venv = root / "venv"
@@ -64,7 +66,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = venv / "bin" / "python"
     site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], root).stdout.strip()
     Path(site, "zz-test-dependencies.pth").write_text("\n".join(_dependency_folders()) + "\n")
-    install = _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)], root)
+    install = _run([*PIP, "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)], root)
     assert install.returncode == 0, install.stderr
     return venv / "bin"
 

@@ -27,7 +27,7 @@ def written(tmp_path_factory, extractor):
     rng = np.random.default_rng(1)
     for name, frames in (("a.mp4", 20), ("b.mp4", 10)):
         write_video(folder / name, rng.integers(0, 255, (frames, 32, 48, 3), dtype=np.uint8), fps=10)
-    store = folder.parent / "template.zarr"
+    store = tmp_path_factory.mktemp("template") / "template.zarr"  # a folder of its own: basetemp is shared by modules
     extract_videos(collect_inputs([str(folder)]), str(store), extractor=extractor, progress=False)
     return folder, store
 

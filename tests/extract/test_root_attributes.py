@@ -23,7 +23,7 @@ def written(tmp_path_factory, extractor):
     """One short clip and the store the extractor wrote from it (copied by each test that edits it)."""
     folder = tmp_path_factory.mktemp("clip")
     write_video(folder / "a.mp4", np.random.default_rng(2).integers(0, 255, (10, 32, 48, 3), dtype=np.uint8), fps=10)
-    store = folder.parent / "template.zarr"
+    store = tmp_path_factory.mktemp("template") / "template.zarr"  # a folder of its own: basetemp is shared by modules
     extract_videos(collect_inputs([str(folder)]), str(store), extractor=extractor, progress=False)
     return folder, store
 
