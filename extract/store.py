@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
-from zarr.core.sync import sync
 
 from .errors import AstarError
 from .folders import STORE, FolderError, astar_version, claim_folder
@@ -33,6 +32,7 @@ from .schema import (
     FEATURE_DTYPE, FILL_VALUE, MAX_TIME_CHUNK, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS,
     LayerGeometry, top_dimensions,
 )
+from .zarrnodes import child_names, readable_attrs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,24 +70,6 @@ class DamagedVideoError(StoreError):
 
 def _reason(error: BaseException) -> str:
     return " ".join(str(error).split())[:200] or type(error).__name__
-
-
-def _child_names(group: zarr.Group) -> list[str]:
-    """Names of the nodes under ``group`` as stored, readable or not (``group_keys`` stops at the first broken one)."""
-
-    async def names() -> list[str]:
-        return [name async for name in group.store.list_dir(group.path)]
-
-    return sorted(name for name in sync(names()) if name != "zarr.json")
-
-
-def _readable_attrs(parent: zarr.Group, key: str) -> dict[str, Any] | None:
-    """Attributes of the group ``parent[key]``, or None when it is absent, not a group or unreadable."""
-    try:
-        node = parent[key]
-    except (KeyError, ValueError, OSError, zarr.errors.NodeTypeValidationError):
-        return None
-    return dict(node.attrs) if isinstance(node, zarr.Group) else None
 
 
 def _fsspec_options(storage_options: dict | None) -> dict[str, Any]:
@@ -159,7 +141,7 @@ class FeatureStore:
         if MANIFEST not in self.root:
             return {}
         manifest = self.root[MANIFEST]
-        return {key: _readable_attrs(manifest, key) for key in _child_names(manifest)}
+        return {key: readable_attrs(manifest, key) for key in child_names(manifest)}
 
     @cached_property
     def _keys(self) -> dict[str, str]:
@@ -270,7 +252,7 @@ class FeatureStore:
             return pd.DataFrame(columns=columns)
         complete = set(self._keys.values())  # a concurrent run may have completed a video another run failed
         failures = self.root[FAILURES]
-        records = [_readable_attrs(failures, key) for key in _child_names(failures) if key not in complete]
+        records = [readable_attrs(failures, key) for key in child_names(failures) if key not in complete]
         return pd.DataFrame([{c: r.get(c) for c in columns} for r in records if r is not None], columns=columns)
 
     def _source(self, video_id: str) -> str | None:
@@ -400,7 +382,7 @@ class StoreWriter:
             fc7: (D,) float16. fc7_windows: (W, D) float16.
         """
         key = video_key(record.video_id)
-        if _readable_attrs(self.root[MANIFEST], key) is not None:
+        if readable_attrs(self.root[MANIFEST], key) is not None:
             return
         # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
         group = _group_once(self.root[VIDEOS], key, {**record.__dict__, "status": "writing"})
@@ -415,7 +397,7 @@ class StoreWriter:
         shapes = {name: list(data.shape) for name, data in arrays.items()}
         _group_once(self.root[MANIFEST], key, {"video_id": record.video_id, "arrays": shapes})
         failures = self.root[FAILURES]
-        if key in _child_names(failures):
+        if key in child_names(failures):
             del failures[key]
 
     def unmark(self, video_id: str) -> None:
@@ -476,7 +458,7 @@ def _group_once(parent: zarr.Group, name: str, attributes: dict[str, Any] | None
     try:
         return parent.create_group(name, attributes=attributes)
     except zarr.errors.ContainsGroupError:
-        if _readable_attrs(parent, name) is not None:
+        if readable_attrs(parent, name) is not None:
             return parent[name]
         return parent.create_group(name, attributes=attributes, overwrite=True)
 
