@@ -6,6 +6,7 @@ Layout (see storage_schema.md for the normative text)::
       videos/<key>/            one group per video: the backbone's layers (pool2..pool5 for C3D), fc7, fc7_windows
       manifest/<key>/          completion marker, written last: the video is done (with each array's shape)
       failures/<key>/          latest failure of a video that is not done
+      index/<segment>/         the store index (``index``): complete videos' ids and frame counts, per run
 
 Integrity (storage_schema.md §8): chunks carry a CRC32C and arrays a NaN fill value, so a
 reader that meets a corrupt, truncated or deleted chunk, or a missing array or group,
