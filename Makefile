@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cluster.py
 	$(PY) benchmarks/cider.py
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/store_index.py
 	$(PY) benchmarks/loader.py $$(test -d demo_output/feats.zarr && echo demo_output/feats.zarr || echo --small)
 
 clean:

@@ -79,7 +79,12 @@ def extract_videos(
             from .distributed import run_on_dask  # Dask loads for a Dask run only, not for astar-caption's
 
             executed = run_on_dask(plan, client, bar, started, report_failures, torch_threads)
-        for outcome in executed:
-            outcomes[outcome.video_id] = outcome
+        try:
+            for outcome in executed:
+                outcomes[outcome.video_id] = outcome
+                if outcome.status == "done":
+                    plan.writer.index_video(outcome.video_id, outcome.frames)
+        finally:  # an interrupted run still indexes what it completed
+            plan.writer.flush_index(final=True)
     ordered = [outcomes[video.video_id] for video in plan.inputs]
     return RunSummary(ordered, time.perf_counter() - started, store_size_bytes(out, plan.settings.storage_options))

@@ -81,6 +81,7 @@ def plan_extraction(
         if change:
             say(f"changed: {video.video_id}: {change}; kept the stored features (--reextract-changed extracts it again)")
         skipped.append(VideoOutcome(video.video_id, video.source, "skipped", note=change))
+    writer.flush_index()  # the unmarkings reach the index before any executor writes those videos again
     return ExtractionPlan(out, settings, writer, inputs, skipped, todo)
 
 

@@ -6,6 +6,7 @@ Layout (see storage_schema.md for the normative text)::
       videos/<key>/            one group per video: the backbone's layers (pool2..pool5 for C3D), fc7, fc7_windows
       manifest/<key>/          completion marker, written last: the video is done (with each array's shape)
       failures/<key>/          latest failure of a video that is not done
+      index/<segment>/         the store index (``index``): complete videos' ids and frame counts, per run
 
 Integrity (storage_schema.md §8): chunks carry a CRC32C and arrays a NaN fill value, so a
 reader that meets a corrupt, truncated or deleted chunk, or a missing array or group,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -23,22 +25,23 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
-from zarr.core.sync import sync
 
 from .errors import AstarError
 from .folders import STORE, FolderError, astar_version, claim_folder
 from .ids import is_url, video_id_from_key, video_key
+from .index import INDEX, IndexEntry, RunIndex, read_index, rebuild_index
 from .root_attributes import layer_geometry, root_problem, upgraded_attributes
 from .schema import (
     FEATURE_DTYPE, FILL_VALUE, MAX_TIME_CHUNK, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS,
-    LayerGeometry, top_dimensions,
+    LayerGeometry, padded_frame_count, top_dimensions,
 )
+from .zarrnodes import child_names, readable_attrs
 
 if TYPE_CHECKING:
     import pandas as pd
 
 VIDEOS, MANIFEST, FAILURES = "videos", "manifest", "failures"
-STORE_NODES = ("zarr.json", VIDEOS, MANIFEST, FAILURES)
+STORE_NODES = ("zarr.json", VIDEOS, MANIFEST, FAILURES, INDEX)
 """The nodes storage_schema.md §1 defines at a store's root: all ``--overwrite`` ever removes."""
 IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "backbone", "model", "precision")
 """Root attributes that must match for a run to add videos to an existing store."""
@@ -72,24 +75,6 @@ def _reason(error: BaseException) -> str:
     return " ".join(str(error).split())[:200] or type(error).__name__
 
 
-def _child_names(group: zarr.Group) -> list[str]:
-    """Names of the nodes under ``group`` as stored, readable or not (``group_keys`` stops at the first broken one)."""
-
-    async def names() -> list[str]:
-        return [name async for name in group.store.list_dir(group.path)]
-
-    return sorted(name for name in sync(names()) if name != "zarr.json")
-
-
-def _readable_attrs(parent: zarr.Group, key: str) -> dict[str, Any] | None:
-    """Attributes of the group ``parent[key]``, or None when it is absent, not a group or unreadable."""
-    try:
-        node = parent[key]
-    except (KeyError, ValueError, OSError, zarr.errors.NodeTypeValidationError):
-        return None
-    return dict(node.attrs) if isinstance(node, zarr.Group) else None
-
-
 def _fsspec_options(storage_options: dict | None) -> dict[str, Any]:
     """The user's fsspec options, with listings read afresh: other processes (workers, concurrent runs) add videos."""
     return {"use_listings_cache": False, **(storage_options or {})}
@@ -114,9 +99,11 @@ class FeatureStore:
     and layer at a time.
     """
 
-    def __init__(self, root: zarr.Group, url: str) -> None:
+    def __init__(self, root: zarr.Group, url: str, use_index: bool = True) -> None:
+        """``use_index``: take complete videos from the store index where it holds them (§6.1); False reads every marker."""
         self.root = root
         self.url = url
+        self.use_index = use_index
 
     @cached_property
     def attrs(self) -> dict[str, Any]:
@@ -154,17 +141,34 @@ class FeatureStore:
         return bool(self.attrs.get("model", {}).get("random_init", False))
 
     @cached_property
+    def _index(self) -> dict[str, IndexEntry]:
+        """key → entry of every video the store index holds complete (§6.1); empty when not used."""
+        return read_index(self.root) if self.use_index else {}
+
+    @cached_property
+    def _listed(self) -> list[str]:
+        """Keys under ``manifest/``: one listing."""
+        self._index  # read first: a key is marked before it is indexed, so one indexed but not listed has lost its marker
+        try:
+            return child_names(self.root[MANIFEST])
+        except KeyError:
+            return []
+
+    @cached_property
     def _markers(self) -> dict[str, dict[str, Any] | None]:
-        """key → attributes of every completion marker, None for one that is unreadable (damaged)."""
-        if MANIFEST not in self.root:
+        """key → attributes of every listed completion marker the index lacks (without the index: of all),
+        None for one that is unreadable (damaged)."""
+        unindexed = [key for key in self._listed if key not in self._index]
+        if not unindexed:
             return {}
         manifest = self.root[MANIFEST]
-        return {key: _readable_attrs(manifest, key) for key in _child_names(manifest)}
+        return {key: readable_attrs(manifest, key) for key in unindexed}
 
     @cached_property
     def _keys(self) -> dict[str, str]:
-        """video id → key of every completed video (a readable marker)."""
-        keys = {}
+        """video id → key of every completed video (a listed marker the index holds, or a readable one)."""
+        listed = set(self._listed)
+        keys = {entry.video_id: key for key, entry in self._index.items() if key in listed}
         for key, marker in self._markers.items():
             if marker is None:
                 continue
@@ -175,8 +179,17 @@ class FeatureStore:
 
     @property
     def damaged_markers(self) -> list[str]:
-        """Keys whose completion marker is unreadable: not complete, so a rerun extracts them again."""
+        """Keys whose completion marker is unreadable: not complete, so a rerun extracts them again.
+
+        A marker the index holds is not read, so its damage is found by ``verify_store``.
+        """
         return [key for key, marker in self._markers.items() if marker is None]
+
+    @property
+    def stale_index_keys(self) -> list[str]:
+        """Keys the index holds complete whose marker is gone (unmarked or deleted): not complete."""
+        listed = set(self._listed)
+        return sorted(key for key in self._index if key not in listed)
 
     @property
     def video_ids(self) -> list[str]:
@@ -256,6 +269,17 @@ class FeatureStore:
 
         return da.from_zarr(self.array(video_id, layer))
 
+    def padded_frames(self, video_id: str) -> int:
+        """N′ of a completed video (§4): from the store index when it holds the video, else from its attributes.
+
+        Raises:
+            KeyError: ``video_id`` is not a completed video.
+        """
+        key = self._keys.get(video_id)
+        if key in self._index:
+            return padded_frame_count(self._index[key].frames)
+        return int(self.info(video_id)["padded_frames"])
+
     def info(self, video_id: str) -> dict[str, Any]:
         """Per-video attributes: ``source``, ``frames`` (N), ``padded_frames`` (N′), ``duration`` (s), …"""
         return dict(self.group(video_id).attrs)
@@ -270,7 +294,7 @@ class FeatureStore:
             return pd.DataFrame(columns=columns)
         complete = set(self._keys.values())  # a concurrent run may have completed a video another run failed
         failures = self.root[FAILURES]
-        records = [_readable_attrs(failures, key) for key in _child_names(failures) if key not in complete]
+        records = [readable_attrs(failures, key) for key in child_names(failures) if key not in complete]
         return pd.DataFrame([{c: r.get(c) for c in columns} for r in records if r is not None], columns=columns)
 
     def _source(self, video_id: str) -> str | None:
@@ -287,8 +311,12 @@ class FeatureStore:
         return pd.DataFrame([{"video_id": v, **self.info(v)} for v in self.video_ids])
 
 
-def open_store(url: str, storage_options: dict | None = None) -> FeatureStore:
+def open_store(url: str, storage_options: dict | None = None, use_index: bool = True) -> FeatureStore:
     """Open an existing feature store for reading (local path or fsspec URL).
+
+    With ``use_index`` (storage_schema.md §6.1), the complete videos and their lengths come
+    from one listing of ``manifest/`` and the store index, and only markers the index lacks
+    are read; without it, every marker is read.
 
     Raises:
         StoreError: nothing there, not an astar store, or a schema version this code cannot read.
@@ -301,7 +329,7 @@ def open_store(url: str, storage_options: dict | None = None) -> FeatureStore:
     except (OSError, ValueError) as error:
         raise StoreError(f"{url}: cannot open ({' '.join(str(error).split())})") from None
     _check_root(root, url)
-    return FeatureStore(root, url)
+    return FeatureStore(root, url, use_index)
 
 
 def _check_root(root: zarr.Group, url: str, versions: tuple[int, ...] = READABLE_SCHEMA_VERSIONS) -> None:
@@ -376,15 +404,43 @@ class StoreWriter:
         if different:
             details = "; ".join(f"{k}: store has {root.attrs.get(k)!r}, this run {identity.get(k)!r}" for k in different)
             raise StoreMismatchError(f"{self.url}: extracted with different settings ({details})")
-        for name in (VIDEOS, MANIFEST, FAILURES):
+        for name in (VIDEOS, MANIFEST, FAILURES, INDEX):
             _group_once(root, name)
         self.root = root
+        self.index = RunIndex(root[INDEX])
         self.layers = {layer.name: layer for layer in layer_geometry(identity)}
         self.dimensions = {**{name: layer.dimensions for name, layer in self.layers.items()}, **top_dimensions()}
 
     def completed(self) -> set[str]:
-        """Ids of videos already done (a fresh read of the manifest; a damaged marker is not done)."""
-        return set(FeatureStore(self.root, self.url).video_ids)
+        """Ids of videos already done: every marker read afresh, so a damaged one is not done and is rewritten (§8).
+
+        Index entries whose marker is gone get this run's unmarking, written by the next ``flush_index``.
+        """
+        for key in FeatureStore(self.root, self.url).stale_index_keys:
+            self.index.remove(key)
+        return set(FeatureStore(self.root, self.url, use_index=False).video_ids)
+
+    def index_video(self, video_id: str, frames: int) -> None:
+        """Add a video this run completed (its marker written) to the run's index segment.
+
+        Raises:
+            StoreError: a due part of the segment cannot be written.
+        """
+        self._writing_index(lambda: self.index.add(video_key(video_id), video_id, frames))
+
+    def flush_index(self, final: bool = False) -> None:
+        """Write the run's pending index records; ``final``: its whole segment, as the run ends.
+
+        Raises:
+            StoreError: the store refuses the write.
+        """
+        self._writing_index(self.index.close if final else self.index.flush)
+
+    def _writing_index(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except OSError as error:
+            raise StoreError(f"{self.url}: cannot write the store index ({_reason(error)})") from None
 
     def write_video(self, record: VideoRecord, layers: dict[str, np.ndarray], fc7: np.ndarray, fc7_windows: np.ndarray) -> None:
         """Write one video's arrays, then its attributes, then its completion marker (storage_schema.md §6, §8).
@@ -400,7 +456,7 @@ class StoreWriter:
             fc7: (D,) float16. fc7_windows: (W, D) float16.
         """
         key = video_key(record.video_id)
-        if _readable_attrs(self.root[MANIFEST], key) is not None:
+        if readable_attrs(self.root[MANIFEST], key) is not None:
             return
         # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
         group = _group_once(self.root[VIDEOS], key, {**record.__dict__, "status": "writing"})
@@ -415,14 +471,18 @@ class StoreWriter:
         shapes = {name: list(data.shape) for name, data in arrays.items()}
         _group_once(self.root[MANIFEST], key, {"video_id": record.video_id, "arrays": shapes})
         failures = self.root[FAILURES]
-        if key in _child_names(failures):
+        if key in child_names(failures):
             del failures[key]
 
     def unmark(self, video_id: str) -> None:
-        """Take away a video's completion marker, so that it is written again (its source changed)."""
+        """Take away a video's completion marker, so that it is written again (its source changed).
+
+        The index learns it at the next ``flush_index``, which MUST come before the video is written again.
+        """
         key = video_key(video_id)
         if key in self.root[MANIFEST]:
             del self.root[MANIFEST][key]
+        self.index.remove(key)
 
     def record_failure(self, video_id: str, source: str, error: str) -> None:
         """Record (or replace) the failure of a video that is not done.
@@ -476,7 +536,7 @@ def _group_once(parent: zarr.Group, name: str, attributes: dict[str, Any] | None
     try:
         return parent.create_group(name, attributes=attributes)
     except zarr.errors.ContainsGroupError:
-        if _readable_attrs(parent, name) is not None:
+        if readable_attrs(parent, name) is not None:
             return parent[name]
         return parent.create_group(name, attributes=attributes, overwrite=True)
 
@@ -522,22 +582,27 @@ def verify_store(url: str, storage_options: dict | None = None, mark: bool = Tru
 
     With ``mark``, each damaged video loses its completion marker and gets a failure
     record saying why, so the next ``astar-extract`` run over its source writes it again
-    and readers no longer list it. ``progress`` is called with 1 after each video.
+    and readers no longer list it, and the store index is rebuilt from the markers as one
+    segment (§6.1). ``progress`` is called with 1 after each video.
 
     Raises:
         StoreError: the store cannot be opened, or (with ``mark``) not written.
     """
-    store = open_store(url, storage_options)
+    listed_at = time.time()
+    store = open_store(url, storage_options, use_index=False)
     damaged = [Damage(key, video_id_from_key(key) or key, f"{url}: {key}: completion marker unreadable") for key in store.damaged_markers]
+    intact: dict[str, IndexEntry] = {}
     markers = store._markers
     for video_id in store.video_ids:
         key = store._keys[video_id]
         reason = _video_damage(store, video_id, markers[key])
         if reason is not None:
             damaged.append(Damage(key, video_id, reason))
+        else:
+            intact[key] = IndexEntry(video_id, int(store.info(video_id)["frames"]))
         if progress is not None:
             progress(1)
-    if mark and damaged:
+    if mark:
         writer_root = zarr.open_group(store=_zarr_store(str(url), storage_options, read_only=False), mode="r+")
         manifest, failures = writer_root[MANIFEST], writer_root[FAILURES]
         try:
@@ -546,6 +611,7 @@ def verify_store(url: str, storage_options: dict | None = None, mark: bool = Tru
                 record = {"video_id": damage.video_id, "source": store._source(damage.video_id),
                           "error": f"damaged, to extract again: {damage.reason}", "time": _utc_now()}
                 failures.create_group(damage.key, overwrite=True, attributes=record)
+            rebuild_index(writer_root, intact, listed_at, [damage.key for damage in damaged])
         except OSError as error:
-            raise StoreError(f"{url}: cannot mark damaged videos ({_reason(error)})") from None
+            raise StoreError(f"{url}: cannot mark damaged videos or rebuild the index ({_reason(error)})") from None
     return damaged

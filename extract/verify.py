@@ -18,7 +18,8 @@ Examples:
 Every complete video is read in full: its group and status, each array's shape against
 its completion marker, and every chunk (checksum, decoding, none missing). A damaged
 video loses its completion marker and gets a failure record, so readers no longer list
-it and the next astar-extract over its source writes it again. Prints one line per
+it and the next astar-extract over its source writes it again; the store index is
+rebuilt from the markers (not with --dry-run). Prints one line per
 damaged video on stderr and a summary on stdout. Exit codes: 0 nothing damaged;
 {EXIT_SOME_FAILED} damaged videos found (and marked, unless --dry-run); 1 the store
 cannot be read or marked; 2 usage error.
@@ -40,7 +41,7 @@ def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...]
 
     options = dict(storage_options)
     try:
-        total = len(open_store(store, options))
+        total = len(open_store(store, options, use_index=False))  # the markers, as verify_store reads them
         with progress(total=total, desc="verify", unit="video", enabled=not quiet) as bar:
             damaged = verify_store(store, options, mark=not dry_run, progress=bar.update)
     except AstarError as error:

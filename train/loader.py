@@ -7,7 +7,7 @@ a video with 40 captions appears in 40 items. Evaluation items are videos, one e
 Laziness: a ``CaptionBatches`` dataset is indexed by a *whole batch* (a list of item
 indices, as ``BucketBatchSampler`` yields them) and reads from Zarr only the distinct
 videos of that batch, each once, when a ``DataLoader`` worker asks for it. Nothing
-but per-video attributes (for the lengths) is read up front.
+but the lengths (from the store index, storage_schema.md §6.1) is read up front.
 
 Feature widths: a store holds its backbone's full widths (C3D: pool2 … pool5 have
 128 / 256 / 512 / 512 channels, fc7 4096; the video ResNets' layer1 … layer4 64 … 512,
@@ -110,7 +110,7 @@ class FeatureReader:
 
     def pool5_steps(self, video_id: str) -> int:
         """T_L, the video's top-layer time steps (C3D: pool5's, padded frames / 16)."""
-        return self.top.time_steps(int(self.store.info(video_id)["padded_frames"]))
+        return self.top.time_steps(self.store.padded_frames(video_id))
 
     def read(self, video_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed; not to be modified.

@@ -1,0 +1,96 @@
+"""Opening a store and learning every complete video's id and length: the store index against the markers.
+
+For stores of each ``--sizes`` videos, generated here with the writer's own node function
+(a ``videos/<key>`` group with its §4 attributes and a ``manifest/<key>`` marker per video,
+no arrays) and indexed by the writer's ``RunIndex`` as a run would, it times
+
+1. index: ``open_store(…)`` then ``video_ids`` and ``padded_frames`` of every video, from
+   one listing of ``manifest/`` and the index (storage_schema.md §6.1);
+2. markers (the same-run baseline): ``open_store(…, use_index=False)``, which reads every
+   marker, then each video's attributes for its length, as the trainer did before the index;
+
+and prints the objects each opened (counted by a ``counting://`` local file system) and
+their ratios. Both must report the same ids and lengths.
+
+    .venv/bin/python benchmarks/store_index.py                 # 1k, 10k and 100k videos
+    .venv/bin/python benchmarks/store_index.py --sizes 1000    # smoke run
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import fsspec
+import zarr
+from fsspec.implementations.local import LocalFileSystem
+
+from astar.extract import SCHEMA_VERSION, open_store, padded_frame_count, video_key
+from astar.extract.index import INDEX, RunIndex
+from astar.extract.store import FAILURES, MANIFEST, VIDEOS, _group_once
+
+MARKER_ARRAYS = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")
+
+
+class CountingFileSystem(LocalFileSystem):
+    """The local file system as ``counting://``, counting the files it opens for reading."""
+
+    protocol = ("counting",)
+    opened = 0
+
+    def _open(self, path, mode="rb", **kwargs):
+        if "r" in mode:
+            CountingFileSystem.opened += 1
+        return super()._open(path, mode, **kwargs)
+
+
+fsspec.register_implementation("counting", CountingFileSystem, clobber=True)
+
+
+def synthetic_store(path: Path, videos: int) -> None:
+    """A store of ``videos`` complete videos (N = 1 … 300 frames), markers and index written as a run writes them."""
+    root = zarr.open_group(str(path), mode="w", attributes={"astar_schema_version": SCHEMA_VERSION})
+    for name in (VIDEOS, MANIFEST, FAILURES, INDEX):
+        root.create_group(name)
+    run = RunIndex(root[INDEX])
+    for number in range(videos):
+        video_id, frames = f"clip{number:07d}", 1 + number % 300
+        key = video_key(video_id)
+        attributes = {"video_id": video_id, "frames": frames, "padded_frames": padded_frame_count(frames), "status": "complete"}
+        _group_once(root[VIDEOS], key, attributes)
+        _group_once(root[MANIFEST], key, {"video_id": video_id, "arrays": dict.fromkeys(MARKER_ARRAYS, [1])})
+        run.add(key, video_id, frames)
+    run.close()
+
+
+def lengths(url: str, use_index: bool) -> tuple[dict[str, int], float, int]:
+    """Every complete video's N′, the seconds it took to open the store and learn them, and the files opened."""
+    CountingFileSystem.opened = 0
+    started = time.perf_counter()
+    store = open_store(url, use_index=use_index)
+    if use_index:
+        found = {video_id: store.padded_frames(video_id) for video_id in store.video_ids}
+    else:
+        found = {video_id: int(store.info(video_id)["padded_frames"]) for video_id in store.video_ids}
+    return found, time.perf_counter() - started, CountingFileSystem.opened
+
+
+@click.command()
+@click.option("--sizes", default="1000,10000,100000", show_default=True, help="Store sizes in videos, comma-separated.")
+def main(sizes: str) -> None:
+    click.echo(f"{'videos':>8} {'index s':>9} {'markers s':>10} {'speed-up':>9} {'index objects':>14} {'marker objects':>15} {'ratio':>8}")
+    for videos in (int(size) for size in sizes.split(",")):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "feats.zarr"
+            synthetic_store(path, videos)
+            url = f"counting://{path}"
+            indexed, index_s, index_objects = lengths(url, use_index=True)
+            listed, markers_s, marker_objects = lengths(url, use_index=False)
+            assert indexed == listed and len(indexed) == videos, "the index and the markers disagree"
+            click.echo(f"{videos:>8} {index_s:>9.3f} {markers_s:>10.3f} {markers_s / index_s:>8.1f}x "
+                       f"{index_objects:>14} {marker_objects:>15} {marker_objects / index_objects:>7.0f}x")
+
+
+if __name__ == "__main__":
+    main()
