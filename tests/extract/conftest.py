@@ -1,18 +1,38 @@
 """Fixtures shared by the extraction tests: small generated videos, a session-wide extractor, a local S3 server."""
+import shutil
 import socket
 import threading
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from astar.extract import ExtractionConfig, Extractor
+from astar.extract import ExtractionConfig, Extractor, collect_inputs, extract_videos
 from tests.videos import write_video
 
 
 @pytest.fixture(scope="session")
 def extractor() -> Extractor:
     return Extractor.build(ExtractionConfig(device="cpu"))
+
+
+def template_store(tmp_path_factory, extractor: Extractor, frames: dict[str, int], seed: int) -> tuple[Path, Path]:
+    """Clips of ``frames`` frames each (name → count, 32×48 at 10 fps) and the store extracted from them,
+    each in a folder of its own (pytest's base temp folder is shared by every module)."""
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(seed)
+    for name, count in frames.items():
+        write_video(folder / name, rng.integers(0, 255, (count, 32, 48, 3), dtype=np.uint8), fps=10)
+    store = tmp_path_factory.mktemp("template") / "template.zarr"
+    extract_videos(collect_inputs([str(folder)]), str(store), extractor=extractor, progress=False)
+    return folder, store
+
+
+@pytest.fixture
+def store(written, tmp_path) -> Path:
+    """A copy of the module's ``written`` template store, for a test to damage or edit."""
+    return shutil.copytree(written[1], tmp_path / "feats.zarr")
 
 
 @pytest.fixture

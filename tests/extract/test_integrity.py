@@ -17,25 +17,13 @@ from click.testing import CliRunner
 from astar.extract import collect_inputs, extract_videos, open_store, video_key
 from astar.extract.store import DamagedVideoError, verify_store
 from astar.extract.verify import main as verify_main
-from tests.videos import write_video
+from tests.extract.conftest import template_store
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, extractor):
     """Two clips and the store the extractor wrote from them (copied by each test that damages it)."""
-    folder = tmp_path_factory.mktemp("clips")
-    rng = np.random.default_rng(1)
-    for name, frames in (("a.mp4", 20), ("b.mp4", 10)):
-        write_video(folder / name, rng.integers(0, 255, (frames, 32, 48, 3), dtype=np.uint8), fps=10)
-    store = tmp_path_factory.mktemp("template") / "template.zarr"  # a folder of its own: basetemp is shared by modules
-    extract_videos(collect_inputs([str(folder)]), str(store), extractor=extractor, progress=False)
-    return folder, store
-
-
-@pytest.fixture
-def store(written, tmp_path):
-    shutil.copytree(written[1], tmp_path / "feats.zarr")
-    return tmp_path / "feats.zarr"
+    return template_store(tmp_path_factory, extractor, {"a.mp4": 20, "b.mp4": 10}, seed=1)
 
 
 def chunk_files(store, video_id, array):

@@ -5,9 +5,7 @@ might, then opens it as ``open_store``, ``astar-verify`` and a resumed ``astar-e
 each refuses it in one line naming the store and the first problem.
 """
 import json
-import shutil
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -15,23 +13,13 @@ from astar.extract import LayerGeometry, StoreError, collect_inputs, extract_vid
 from astar.extract.cli import main as extract_main
 from astar.extract.root_attributes import LAYER_RULES
 from astar.extract.verify import main as verify_main
-from tests.videos import write_video
+from tests.extract.conftest import template_store
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, extractor):
     """One short clip and the store the extractor wrote from it (copied by each test that edits it)."""
-    folder = tmp_path_factory.mktemp("clip")
-    write_video(folder / "a.mp4", np.random.default_rng(2).integers(0, 255, (10, 32, 48, 3), dtype=np.uint8), fps=10)
-    store = tmp_path_factory.mktemp("template") / "template.zarr"  # a folder of its own: basetemp is shared by modules
-    extract_videos(collect_inputs([str(folder)]), str(store), extractor=extractor, progress=False)
-    return folder, store
-
-
-@pytest.fixture
-def store(written, tmp_path):
-    shutil.copytree(written[1], tmp_path / "feats.zarr")
-    return tmp_path / "feats.zarr"
+    return template_store(tmp_path_factory, extractor, {"a.mp4": 10}, seed=2)
 
 
 def edit_root(store, edit) -> None:
