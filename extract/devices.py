@@ -17,18 +17,23 @@ class DeviceError(AstarError):
     """A device that was asked for but is not there."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a ``DeviceError``.
-
-    Every command that computes resolves its device here first, so this is also where
-    torch's CPU threads are capped at the cores the process may use (``cores.machine_cores``:
-    torch counts the host's cores, not a container's quota). Children started afterwards
-    (decoders, loader workers) inherit the cap through ``OMP_NUM_THREADS``.
-    """
+def use_available_cores() -> None:
+    """Cap torch's CPU threads at the cores this process may use (``cores.machine_cores``: torch
+    counts the host's cores, not a container's quota); children started afterwards (decoders,
+    loader workers) inherit the cap through ``OMP_NUM_THREADS``, unless it is already set."""
     cores = machine_cores()
     if torch.get_num_threads() > cores:
         torch.set_num_threads(cores)
     os.environ.setdefault("OMP_NUM_THREADS", str(cores))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a ``DeviceError``.
+
+    Every command that computes resolves its device here first, so this is also where its
+    threads are capped (``use_available_cores``).
+    """
+    use_available_cores()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():

@@ -1,17 +1,15 @@
 """Shared test configuration: GPU marker handling, CPU threads, and the path to ../shared/fixtures."""
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from astar.extract.cores import machine_cores
+from astar.extract.devices import use_available_cores
 
 # The suite runs where astar's users run it, in containers with CPU quotas too: torch and
 # every child process it starts get the cores the quota gives, as every command does
 # (``astar.extract.devices.resolve_device``), not one thread per host core.
-os.environ.setdefault("OMP_NUM_THREADS", str(machine_cores()))
-torch.set_num_threads(min(torch.get_num_threads(), machine_cores()))
+use_available_cores()
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
