@@ -17,18 +17,18 @@ their ratios. Both must report the same ids and lengths.
 """
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
 
 import click
 import fsspec
-import zarr
 from fsspec.implementations.local import LocalFileSystem
 
-from astar.extract import SCHEMA_VERSION, open_store, padded_frame_count, video_key
+from astar.extract import ExtractionConfig, Extractor, open_store, padded_frame_count, video_key
 from astar.extract.index import INDEX, RunIndex
-from astar.extract.store import FAILURES, MANIFEST, VIDEOS, _group_once
+from astar.extract.store import MANIFEST, VIDEOS, StoreWriter, _group_once
 
 MARKER_ARRAYS = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")
 
@@ -48,11 +48,15 @@ class CountingFileSystem(LocalFileSystem):
 fsspec.register_implementation("counting", CountingFileSystem, clobber=True)
 
 
+@functools.cache
+def identity() -> dict:
+    """The root attributes of a random-init C3D extraction, as a run writes them."""
+    return Extractor.build(ExtractionConfig(device="cpu")).identity()
+
+
 def synthetic_store(path: Path, videos: int) -> None:
     """A store of ``videos`` complete videos (N = 1 … 300 frames), markers and index written as a run writes them."""
-    root = zarr.open_group(str(path), mode="w", attributes={"astar_schema_version": SCHEMA_VERSION})
-    for name in (VIDEOS, MANIFEST, FAILURES, INDEX):
-        root.create_group(name)
+    root = StoreWriter(str(path), identity()).root  # a root every reader accepts (storage_schema.md §3)
     run = RunIndex(root[INDEX])
     for number in range(videos):
         video_id, frames = f"clip{number:07d}", 1 + number % 300
