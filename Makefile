@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/cider.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/store_index.py
+	$(PY) benchmarks/codec_choice.py
+	$(PY) benchmarks/datapath.py
 	$(PY) benchmarks/loader.py $$(test -d demo_output/feats.zarr && echo demo_output/feats.zarr || echo --small)
 
 clean:
