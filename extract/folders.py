@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import AstarError
@@ -97,11 +99,12 @@ def _entries(fs: fsspec.AbstractFileSystem, path: str) -> list[str] | None:
 
 
 def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: dict | None = None) -> bool:
-    """Whether ``claim_folder`` may take ``url`` for ``kind``, without writing anything; True when it holds something.
+    """Whether ``claim_folder`` may take ``url`` for ``kind``, leaving nothing behind; True when it holds something.
 
     Raises:
         FolderError: ``url`` is a file, a non-empty folder astar did not make, or one
-            it made for another kind (whether or not ``overwrite`` is given).
+            it made for another kind (whether or not ``overwrite`` is given), or a local
+            folder this process cannot write (``_writable_or_raise``).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown folder kind {kind!r}; choose from {', '.join(KINDS)}")
@@ -117,7 +120,28 @@ def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: 
         made = f"is astar's {KINDS[found]}" if found else "is not empty and was not made by astar"
         deleting = " (--overwrite deletes only what astar made for this)" if overwrite else ""
         raise FolderError(f"{url}: {made}, not {_a(kind)}; choose another path{deleting}")
+    if _is_local(fs):
+        _writable_or_raise(url, path)
     return bool(entries)
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def _writable_or_raise(url: str, path: str) -> None:
+    """Create and remove a file in ``path``, or in its deepest existing folder when it does not exist yet.
+
+    Permission bits do not say it (root passes them on a read-only mount): only a write does.
+    """
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise FolderError(f"{url}: cannot write here ({error.strerror or error}); choose another path") from None
 
 
 def claim_folder(

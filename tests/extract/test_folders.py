@@ -4,7 +4,7 @@ from click.testing import CliRunner
 
 from astar.extract import open_store
 from astar.extract.cli import main as extract_main
-from astar.extract.folders import MARKER, FolderError, claim_folder, folder_kind
+from astar.extract.folders import MARKER, FolderError, check_folder, claim_folder, folder_kind
 
 
 def extract(*args):
@@ -46,6 +46,17 @@ def test_a_file_is_refused_in_one_line(tmp_path, kind):
     with pytest.raises(FolderError, match="taken: is a file"):
         claim_folder(str(target), kind, overwrite=True, own=("zarr.json",))
     assert target.read_text() == "data"
+
+
+@pytest.mark.parametrize("kind", ["store", "run", "eval", "figures"])
+@pytest.mark.parametrize("where", ["/sys/astar-{kind}", "/sys/astar-{kind}/deeper", "{tmp}/a-file/{kind}"])
+def test_a_place_no_one_can_write_is_refused_before_any_work(tmp_path, kind, where):
+    # sysfs takes no new files, whoever asks (root passes permission bits, so only a write tells).
+    (tmp_path / "a-file").write_text("data")
+    target = where.format(kind=kind, tmp=tmp_path)
+    with pytest.raises(FolderError, match="cannot (write here|read)"):
+        check_folder(target, kind)
+    assert (tmp_path / "a-file").read_text() == "data"
 
 
 def test_a_folder_is_reused_and_overwritten_only_as_the_kind_astar_made_it(tmp_path):

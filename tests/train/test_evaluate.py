@@ -106,6 +106,7 @@ def test_cli_prints_the_table_and_says_the_features_were_random_init(trained_run
         (["{tmp}/nowhere"], "nowhere: not an astar-train run directory"),
         (["{run}", "--store", "{tmp}/missing.zarr"], "missing.zarr: no feature store here"),
         (["{run}", "--annotations", "{tmp}/none.csv"], "none.csv: no such file or folder"),
+        (["{run}", "--out", "/sys/astar-eval"], "/sys/astar-eval: cannot write here"),
     ],
 )
 def test_bad_input_is_one_line_without_traceback(trained_run, tmp_path, args, message):
