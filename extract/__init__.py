@@ -15,7 +15,7 @@ __all__ = export_lazily(__name__, {
     "backbones": ("BACKBONES", "DEFAULT_BACKBONE", "Backbone", "get_backbone"),
     "c3d": ("C3D", "load_weights", "random_init"),
     "clitools": ("CONTEXT_SETTINGS", "EXIT_INTERRUPTED", "EXIT_SOME_FAILED", "FiniteFloat", "KeyValue", "decode_timeout_option",
-                 "printable", "say", "storage_option"),
+                 "command_error", "printable", "say", "storage_option"),
     "decode": ("DecodedVideo", "DecodeError", "decode_video"),
     "devices": ("PRECISIONS", "DeviceError", "autocast_dtype", "resolve_device"),
     "distributed": ("ClusterError", "dask_client"),

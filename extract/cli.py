@@ -6,7 +6,7 @@ import sys
 import click
 
 from .backbones import BACKBONES, DEFAULT_BACKBONE
-from .clitools import CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, decode_timeout_option, say, storage_option
+from .clitools import CONTEXT_SETTINGS, command_error, EXIT_INTERRUPTED, EXIT_SOME_FAILED, decode_timeout_option, say, storage_option
 from .errors import AstarError
 from .inputs import InputError, scan_inputs
 from .options import DEVICES, MAX_FRAMES_PER_PASS, PRECISION_NAMES
@@ -86,14 +86,14 @@ def main(
     try:
         scan = scan_inputs(list(inputs))
     except InputError as error:
-        raise click.UsageError(str(error)) from None
+        raise command_error(error, usage=True) from None
     except OSError as error:
-        raise click.ClickException(f"cannot read inputs: {error}") from None
+        raise command_error(f"cannot read inputs: {error}") from None
     if scan.summary():
         say(scan.summary())
     videos = list(scan.videos)
     if not videos:
-        raise click.UsageError(f"no videos found in {', '.join(inputs)}")
+        raise command_error(f"no videos found in {', '.join(inputs)}", usage=True)
     settings = ExtractionConfig(
         weights=weights,
         backbone=backbone,
@@ -109,13 +109,10 @@ def main(
     try:
         extractor = Extractor.build(settings)
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     click.echo(extractor.banner(), err=True)
-    click.echo(
-        f"{len(videos)} videos → {out} on {extractor.device.type} ({extractor.precision}, "
-        f"preprocessing {extractor.preprocessing.name})",
-        err=True,
-    )
+    say(f"{len(videos)} videos → {out} on {extractor.device.type} ({extractor.precision}, "
+        f"preprocessing {extractor.preprocessing.name})")
     try:
         if workers or scheduler:
             with dask_client(workers, scheduler) as client:
@@ -126,9 +123,9 @@ def main(
             summary = extract_videos(videos, out, settings, overwrite=overwrite, progress=not quiet, extractor=extractor,
                                      reextract_changed=reextract_changed)
     except StoreMismatchError as error:
-        raise click.ClickException(f"{error}; use --overwrite to start it afresh, or another --out") from None
+        raise command_error(f"{error}; use --overwrite to start it afresh, or another --out") from None
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: completed videos are kept; re-run the same command to resume", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -74,6 +74,14 @@ UNPRINTABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})
 """Unicode categories escaped in printed lines: controls, surrogates, line and paragraph separators."""
 
 
+def command_error(message: object, usage: bool = False) -> click.ClickException:
+    """The one ``Error: …`` line a command ends with, ``printable``: a file name it quotes may hold a line break.
+
+    ``usage``: a mistake in the command line, shown under the usage line with exit code 2.
+    """
+    return (click.UsageError if usage else click.ClickException)(printable(str(message)))
+
+
 def printable(text: str) -> str:
     """``text`` as one printable line: control characters and line breaks escaped as Python writes
     them (``\\n``, ``\\x1b``), and a file name's bytes that were not UTF-8 (lone surrogates, as

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .clitools import CONTEXT_SETTINGS, EXIT_SOME_FAILED, say, storage_option
+from .clitools import CONTEXT_SETTINGS, command_error, EXIT_SOME_FAILED, say, storage_option
 from .errors import AstarError
 
 EPILOG = f"""\b
@@ -45,7 +45,7 @@ def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...]
         with progress(total=total, desc="verify", unit="video", enabled=not quiet) as bar:
             damaged = verify_store(store, options, mark=not dry_run, progress=bar.update)
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     for damage in damaged:
         say(f"damaged: {damage.reason}")
     action = "found" if dry_run else "marked for re-extraction"

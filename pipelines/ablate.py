@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, claim_folder, get_backbone, say, storage_option
+from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, claim_folder, command_error, get_backbone, say, storage_option
 from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
 )
@@ -261,15 +261,15 @@ def main(quiet: bool, **values: Any) -> None:
         for row in settings.table_rows(backbone):
             settings.train_config(row)  # a ValueError here names a row this preset cannot train
     except ValueError as error:
-        raise click.UsageError(str(error)) from None
+        raise command_error(error, usage=True) from None
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     try:
         results = ablate(settings, backbone)
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     click.echo(format_results_table(settings.dataset, results, backbone))
-    click.echo(f"results: {settings.out_dir / RESULTS_JSON}, {settings.out_dir / RESULTS_CSV}", err=True)
+    say(f"results: {settings.out_dir / RESULTS_JSON}, {settings.out_dir / RESULTS_CSV}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import click
 
 from astar.extract import (
     claim_folder,
+    command_error,
     CONTEXT_SETTINGS,
     AstarError,
     ExtractionConfig,
@@ -315,7 +316,7 @@ def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed
     try:
         summary = run_demo(settings)
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     if summary.count("failed"):
         sys.exit(summary.exit_code)
 

@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from astar.extract import (
-    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, FiniteFloat, decode_timeout_option,
+    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, FiniteFloat, command_error, decode_timeout_option,
     printable, random_init_warning, say, storage_option,
 )
 
@@ -116,7 +116,7 @@ def train_command(ctx: click.Context, **values: Any) -> None:
         config = (resume_config(values["resume"], **{name: values[name] for name in explicit - {"resume"}})
                   if values["resume"] else _fresh_config(values, explicit))
     except ValueError as error:
-        raise click.UsageError(str(error)) if main else click.exceptions.Exit(2) from None
+        raise command_error(error, usage=True) if main else click.exceptions.Exit(2) from None
     except AstarError as error:
         raise _failure(str(error), main) from None
     try:
@@ -129,17 +129,17 @@ def train_command(ctx: click.Context, **values: Any) -> None:
     except OSError as error:
         raise _failure(f"{error.filename or 'run directory'}: {error.strerror or error}", main) from None
     if main:
-        click.echo(f"run directory: {result.run_dir}", err=True)
+        say(f"run directory: {result.run_dir}")
     if result.stopped == "interrupted":
         if main:
-            click.echo(f"stopped; continue with: astar-train --resume {result.run_dir}", err=True)
+            say(f"stopped; continue with: astar-train --resume {result.run_dir}")
         sys.exit(EXIT_INTERRUPTED)
 
 
 def _failure(message: str, main: bool) -> Exception:
     """The one-line error of a run that cannot start or go on; under torchrun only rank 0 prints it, the others just exit 1."""
     if main:
-        return click.ClickException(message)
+        return command_error(message)
     return click.exceptions.Exit(1)
 
 
@@ -225,7 +225,7 @@ def eval_command(run_dir: str, quiet: bool, **values: Any) -> None:
     try:
         result = evaluate(run_dir, options)
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     click.echo(result.report.summary(), err=True)
     for warning in result.scores.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -234,7 +234,7 @@ def eval_command(run_dir: str, quiet: bool, **values: Any) -> None:
     click.echo(f"{settings['split']} split, {len(result.scores.per_video)} videos, beam size {settings['beam_size']}, "
                f"{settings['checkpoint']} checkpoint (epoch {settings['epoch']}); scores ×100:")
     click.echo(format_scores(result.scores))
-    click.echo(f"wrote {result.out_dir / 'scores.json'} and {result.out_dir / 'per_video.csv'}", err=True)
+    say(f"wrote {result.out_dir / 'scores.json'} and {result.out_dir / 'per_video.csv'}")
 
 
 CAPTION_EPILOG = f"""\b
@@ -279,13 +279,13 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
         run = load_run(run_dir, checkpoint, torch_device)
         settings, extractor = prepare_extraction(run, weights, torch_device.type, decode_timeout)
     except AstarError as error:
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     _warn_random_init(run.store_attrs)
     try:
         results = caption_videos(run, videos, settings, extractor, beam_size, length_penalty, max_len, attention,
                                  progress=not quiet)
     except AstarError as error:  # an --attention folder astar may not write into
-        raise click.ClickException(str(error)) from None
+        raise command_error(str(error)) from None
     for result in results:
         if result.error is not None:
             say(f"failed: {result.video}: {result.error}")

@@ -92,6 +92,32 @@ def test_a_file_name_with_a_newline_or_escape_keeps_its_failed_line_one_line(vid
     assert open_store(str(tmp_path / "f.zarr")).failures["video_id"].tolist() == ["new\nline\x1b[2K"]  # stored exactly
 
 
+@pytest.mark.parametrize("command", ["extract", "extract --out", "verify", "train", "eval", "caption", "ablate"])
+def test_a_file_name_with_a_newline_keeps_every_commands_error_line_one_line(tmp_path, command):
+    from astar.extract.verify import main as verify_main
+    from astar.pipelines.ablate import main as ablate_main
+    from astar.train.cli import caption_command, eval_command, train_command
+
+    target, empty = tmp_path / "new\nline", tmp_path / "empty\nnew\nline"
+    target.write_text("a file where a folder belongs")
+    empty.mkdir()
+    commands = {
+        "extract": (main, [str(empty), "--out", str(target)]),
+        "extract --out": (main, [str(target), "--out", str(target)]),
+        "verify": (verify_main, [str(target)]),
+        "train": (train_command, [str(target), "--dataset", "msvd", "--device", "cpu"]),
+        "eval": (eval_command, [str(target), "--device", "cpu"]),
+        "caption": (caption_command, [str(target), str(target), "--device", "cpu"]),
+        "ablate": (ablate_main, [str(target), "--dataset", "msvd", "--out", str(target), "--device", "cpu"]),
+    }
+    entry, args = commands[command]
+    result = CliRunner().invoke(entry, args)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert result.exit_code != 0 and len(errors) == 1, result.output
+    assert "new\\nline" in errors[0], result.output
+    assert "Traceback" not in result.output and not any(line.startswith("line") or line.startswith("here") for line in result.output.splitlines())
+
+
 @pytest.mark.parametrize("text, shown", [
     ("café 视频 -x.mp4", "café 视频 -x.mp4"),
     ("a\nb\rc\td", "a\\nb\\rc\\td"),
