@@ -24,7 +24,7 @@ __all__ = export_lazily(__name__, {
     "extractor": ("ExtractionConfig", "Extractor"),
     "finite": ("require_finite",),
     "folders": ("FolderError", "check_folder", "claim_folder"),
-    "ids": ("VideoInput", "video_id_from_key", "video_key"),
+    "ids": ("VideoInput", "has_scheme", "local_path", "video_id_from_key", "video_key"),
     "inputs": ("InputError", "InputScan", "collect_inputs", "scan_inputs"),
     "lazy": ("export_lazily",),
     "options": ("AUTOCAST_PRECISIONS", "DEVICES"),

@@ -58,6 +58,7 @@ import av
 import numpy as np
 
 from .errors import AstarError
+from .ids import is_url, local_path
 from .preprocessing import Preprocessing
 from .schema import FPS
 
@@ -117,7 +118,7 @@ class DecodedVideo:
 
 def open_container(source: str) -> av.container.InputContainer:
     """Open a local path or an fsspec URL (``s3://…``) for reading."""
-    if "://" in source and not source.startswith("file://"):
+    if is_url(source):
         import fsspec
 
         return av.open(fsspec.open(source, "rb").open())
@@ -173,9 +174,9 @@ def decode_video(source: str | Path, preprocessing: Preprocessing, fps: int = FP
 
 def _refuse_special_file(source: str) -> None:
     """A local source must be a regular file: a FIFO would block the decoder, a device never ends."""
-    if "://" in source and not source.startswith("file://"):
+    path = local_path(source)
+    if path is None:
         return
-    path = source.removeprefix("file://")
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

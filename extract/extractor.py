@@ -13,6 +13,7 @@ from torch import nn
 from .backbones import DEFAULT_BACKBONE, Backbone, get_backbone
 from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
+from .ids import has_scheme
 from .inputs import source_fingerprint
 from .features import VideoFeatures, extract_features, pad_frames, prepare_model
 from .finite import require_finite
@@ -136,5 +137,5 @@ def absolute_source(source: str) -> str:
 
     Symlinks are not resolved: a failure line names the link, never what it points to.
     """
-    return source if "://" in source else os.path.normpath(os.path.abspath(source))
+    return source if has_scheme(source) else os.path.normpath(os.path.abspath(source))
 

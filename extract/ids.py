@@ -57,5 +57,16 @@ def video_id_from_key(key: str) -> str | None:
     return out.decode("utf-8")
 
 
+def has_scheme(source: str) -> bool:
+    """Whether ``source`` is written as a URL (``s3://…``, ``file://…``): kept as given, never made absolute."""
+    return "://" in source
+
+
 def is_url(source: str) -> bool:
-    return "://" in source and not source.startswith("file://")
+    """Whether ``source`` is remote: a URL of any protocol but ``file://``, which names a local path."""
+    return has_scheme(source) and not source.startswith("file://")
+
+
+def local_path(source: str) -> str | None:
+    """The local path a plain path or ``file://`` URL names; None for a remote URL."""
+    return None if is_url(source) else source.removeprefix("file://")

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from astar.extract import AstarError
+from astar.extract import AstarError, local_path
 
 from .text import normalize
 
@@ -489,8 +489,9 @@ DATASETS = tuple(ADAPTERS)
 def default_annotation_paths(dataset: str, store: str | Path | None = None) -> list[Path]:
     """Where ``load_annotations`` looks when given no path, in order (see the module docstring)."""
     paths = []
-    if store is not None and "://" not in str(store):
-        paths.append(Path(store).absolute().parent / "annotations" / dataset)
+    store_path = None if store is None else local_path(str(store))
+    if store_path is not None:
+        paths.append(Path(store_path).absolute().parent / "annotations" / dataset)
     if os.environ.get("ASTAR_DATA"):
         paths.append(Path(os.environ["ASTAR_DATA"]) / dataset)
     return paths

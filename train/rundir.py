@@ -35,7 +35,7 @@ from typing import Any
 import tomli_w
 import torch
 
-from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, say, upgraded_attributes
+from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, has_scheme, say, upgraded_attributes
 from astar.extract.folders import MARKER as FOLDER_MARKER
 
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
@@ -321,7 +321,7 @@ def resume_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
 
 def _absolute(path: str | None) -> str | None:
     """Local paths made absolute, so a run resumes from any folder; URLs as they are."""
-    return path if path is None or "://" in path else str(Path(path).absolute())
+    return path if path is None or has_scheme(path) else str(Path(path).absolute())
 
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:

@@ -1,5 +1,6 @@
 """The input scanner: folders, list files and odd file-system entries, each counted or kept, never dropped."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,24 @@ def test_a_store_without_fingerprints_compares_paths(tmp_path):
     path.write_bytes(b"video")
     assert source_change({"source": str(path)}, str(path)) is None
     assert "cannot compare contents" in source_change({"source": "/elsewhere/c00.mp4"}, str(path))
+
+
+@pytest.mark.parametrize("source, scheme, remote, local", [
+    ("s3://bucket/v.mp4", True, True, None),
+    ("file:///data/v.mp4", True, False, "/data/v.mp4"),
+    ("/data/v.mp4", False, False, "/data/v.mp4"),
+    ("clips/v.mp4", False, False, "clips/v.mp4"),
+])
+def test_one_rule_says_what_is_a_url_what_is_remote_and_which_local_path_it_names(source, scheme, remote, local):
+    from astar.extract import has_scheme, local_path
+    from astar.extract.ids import is_url
+
+    assert (has_scheme(source), is_url(source), local_path(source)) == (scheme, remote, local)
+
+
+def test_a_file_url_store_finds_its_annotations_beside_it_and_a_remote_one_does_not(monkeypatch):
+    from astar.train.datasets import default_annotation_paths
+
+    monkeypatch.delenv("ASTAR_DATA", raising=False)
+    assert default_annotation_paths("msvd", "file:///data/feats.zarr") == [Path("/data/annotations/msvd")]
+    assert default_annotation_paths("msvd", "s3://bucket/feats.zarr") == []
