@@ -68,7 +68,17 @@ class StoreMismatchError(StoreError):
 
 
 class DamagedVideoError(StoreError):
-    """A complete video whose data cannot be read back as written; the message names the store, video and array."""
+    """A complete video whose data cannot be read back as written; the message names the store, video and array.
+
+    ``damage`` is the message without what to do about it: what ``verify_store`` records.
+    """
+
+    def __init__(self, message: str, damage: str | None = None) -> None:
+        super().__init__(message)
+        self.damage = damage or message
+
+    def __reduce__(self):
+        return type(self), (str(self), self.damage)  # through DataLoader workers and Dask, both parts survive
 
 
 def _reason(error: BaseException) -> str:
@@ -207,10 +217,9 @@ class FeatureStore:
 
     def damage(self, video_id: str, array: str, reason: str) -> DamagedVideoError:
         """The one-line error for damaged data of a complete video, with what to do about it."""
-        return DamagedVideoError(
-            f"{self.url}: video {video_id!r}, {array}: damaged ({reason}); "
-            f"run astar-verify {self.url} to mark damaged videos, then astar-extract again to rewrite them"
-        )
+        damage = f"{self.url}: video {video_id!r}, {array}: damaged ({reason})"
+        remedy = f"run astar-verify {self.url} to mark damaged videos, then astar-extract again to rewrite them"
+        return DamagedVideoError(f"{damage}; {remedy}", damage)
 
     def group(self, video_id: str) -> zarr.Group:
         """The Zarr group of a completed video.
@@ -572,7 +581,7 @@ def _video_damage(store: FeatureStore, video_id: str, marker: dict[str, Any]) ->
                 return f"{store.url}: video {video_id!r}, {name}: shape {list(array.shape)}, its marker records {shape}"
             store.read(video_id, name)
     except DamagedVideoError as error:
-        return str(error).split("; run astar-verify")[0]
+        return error.damage
     return None
 
 
