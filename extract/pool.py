@@ -75,13 +75,26 @@ def _serve(conn: Connection, preprocessing: Preprocessing, fps: int, environment
     # the caller's, as it is now, holds what fsspec needs (e.g. credentials set since).
     os.environ.clear()
     os.environ.update(environment)
-    while (source := conn.recv()) is not None:
+    while (source := _next_source(conn)) is not None:
         try:
             conn.send(decode_video(source, preprocessing, fps, threads=1))
         except DecodeError as error:
             conn.send(str(error))
         except Exception as error:  # an unexpected failure is still only this video's
             conn.send(f"{type(error).__name__}: {' '.join(str(error).split())}")
+
+
+def _next_source(conn: Connection) -> str | None:
+    """The next source to decode; None when the parent says so or has closed its end.
+
+    The parent closes without a word a child it has lost track of: when the forkserver
+    dies, every child it forked looks dead to the parent (their exit is learnt through
+    it), so the parent starts fresh ones and drops the old, which then just exit.
+    """
+    try:
+        return conn.recv()
+    except EOFError:
+        return None
 
 
 class _Decoder:

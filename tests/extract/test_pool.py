@@ -78,6 +78,20 @@ def test_a_finished_decoder_takes_no_new_video_until_its_result_is_taken(tmp_pat
         results.close()
 
 
+def test_killing_the_forkserver_loses_no_video_and_prints_no_traceback(tmp_path, capfd):
+    import multiprocessing.forkserver
+
+    videos = [good_input(tmp_path / f"v{index}.mp4", frames=4 + index) for index in range(6)]
+    with DecoderPool(PAPER, decoders=2) as pool:
+        results = pool.map(videos)
+        done = dict([next(results)])
+        os.kill(multiprocessing.forkserver._forkserver._forkserver_pid, signal.SIGKILL)
+        done.update(results)
+    time.sleep(0.5)  # the children it forked see their pipes close and exit
+    assert all(result.frames.shape[0] > 0 for result in done.values()) and len(done) == len(videos)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_gpu_machine_gives_every_core_but_one_to_decoding_and_a_cpu_one_decoder():
     assert default_decoders("cuda", cores=16) == 15
     assert default_decoders("cuda", cores=1) == 1
