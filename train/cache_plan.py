@@ -70,13 +70,16 @@ def available_host_memory(meminfo: Path = MEMINFO, cgroups: tuple[tuple[Path, Pa
     return max(available, 0)
 
 
-def host_budget(available: int, shared: Path = SHARED_MEMORY) -> Budget:
-    """``HOST_MEMORY_SHARE`` of ``available`` bytes (``available_host_memory``), no more than ``shared`` has free."""
-    budget = Budget(int(available * HOST_MEMORY_SHARE), f"{HOST_MEMORY_SHARE:.0%} of {gib(available)} available RAM")
+def host_budget(available: int, shared: Path = SHARED_MEMORY, processes: int = 1) -> Budget:
+    """``HOST_MEMORY_SHARE`` of ``available`` bytes (``available_host_memory``), no more than ``shared`` has free,
+    split evenly among the ``processes`` on this machine that each cache for themselves (torchrun's)."""
+    among = f" among {processes} processes" if processes > 1 else ""
+    budget = Budget(int(available * HOST_MEMORY_SHARE) // processes,
+                    f"{HOST_MEMORY_SHARE:.0%} of {gib(available)} available RAM{among}")
     if shared.is_dir():
         free = shutil.disk_usage(shared).free
-        if free < budget.size:
-            budget = Budget(free, f"{gib(free)} free in {shared} (Docker: raise --shm-size)")
+        if free // processes < budget.size:
+            budget = Budget(free // processes, f"{gib(free)} free in {shared}{among} (Docker: raise --shm-size)")
     return budget
 
 
@@ -123,11 +126,14 @@ def plan_cache(asked: str, needed: int, training: torch.device, on_device: Budge
 
 
 
-def plan_read_path(asked: str, reader: FeatureReader, video_ids: Sequence[str], training: torch.device) -> CachePlan:
-    """``plan_cache`` for caching what ``reader`` gives of ``video_ids``, against this machine's budgets.
+def plan_read_path(asked: str, reader: FeatureReader, video_ids: Sequence[str], training: torch.device,
+                   processes: int = 1) -> CachePlan:
+    """``plan_cache`` for caching what ``reader`` gives of ``video_ids``, against this machine's budgets
+    (the host's split among the ``processes`` training on it, each with its own GPU).
 
     Raises:
         TrainingError: as ``plan_cache``.
     """
     needed = 0 if asked == "none" else cache_bytes(reader, video_ids)
-    return plan_cache(asked, needed, training, device_budget(training), host_budget(available_host_memory()))
+    on_host = host_budget(available_host_memory(), processes=processes)
+    return plan_cache(asked, needed, training, device_budget(training), on_host)

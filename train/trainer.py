@@ -278,7 +278,7 @@ class Trainer:
         said in one line; damage met while caching stops the run before it trains, in one line."""
         data = self.data
         videos = [*data.train_ids, *data.train_references, *data.val_ids, *data.references]
-        plan = plan_read_path(self.config.feature_cache, reader, videos, self.device)
+        plan = plan_read_path(self.config.feature_cache, reader, videos, self.device, self.processes.local_world_size)
         self.processes.say(plan.line)
         if plan.device is None:
             return reader

@@ -59,8 +59,10 @@ def test_available_host_memory_is_meminfo_within_the_cgroup_limit(tmp_path: Path
     assert available_host_memory(tmp_path / "absent", unlimited) == 0
 
 
-def test_the_host_budget_is_a_share_of_the_available_memory_within_what_shared_memory_holds(tmp_path: Path):
+def test_the_host_budget_is_a_share_of_the_available_memory_within_shared_memory_split_among_processes(tmp_path: Path):
     assert host_budget(1 << 20, tmp_path) == Budget(int((1 << 20) * HOST_MEMORY_SHARE), "50% of 1.0 MiB available RAM")
+    assert host_budget(1 << 20, tmp_path, processes=4) == Budget(int((1 << 20) * HOST_MEMORY_SHARE) // 4,
+                                                                 "50% of 1.0 MiB available RAM among 4 processes")
     capped = host_budget(1 << 62, tmp_path)
     assert capped.size < (1 << 62) * HOST_MEMORY_SHARE and capped.source.endswith(f"free in {tmp_path} (Docker: raise --shm-size)")
 
