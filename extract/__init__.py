@@ -32,7 +32,7 @@ __all__ = export_lazily(__name__, {
     "progress": ("progress",),
     "preprocessing": ("C3D_CAFFE", "PAPER", "PREPROCESSINGS", "Preprocessing"),
     "provenance": ("random_init_warning", "weights_line"),
-    "schema": ("FPS", "SCHEMA_VERSION", "LayerGeometry", "padded_frame_count"),
+    "schema": ("FEATURE_DTYPE", "FPS", "SCHEMA_VERSION", "LayerGeometry", "padded_frame_count"),
     "root_attributes": ("upgraded_attributes",),
     "store": ("DamagedVideoError", "FeatureStore", "StoreError", "StoreWriter", "open_store", "verify_store"),
     "weights": ("WeightsError", "WeightsSpec"),

@@ -16,7 +16,7 @@ from astar.extract import (
 
 from .datasets import DATASETS, SPLITS
 from .model_config import Attention
-from .options import ALIGNED_NORMS, CHECKPOINTS, DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS, INPUT_NORMS
+from .options import ALIGNED_NORMS, CHECKPOINTS, DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS, DEVICE_MEMORY_SHARE, FEATURE_CACHES, HOST_MEMORY_SHARE, INPUT_NORMS
 from .recipe_options import DEFAULTS, RECIPE_HELP, recipe_options
 from .train_config import MODEL_FIELDS, OBJECTIVES, PRESETS, RECIPES, SCST_BASELINES, TrainConfig
 from .variants import VARIANTS
@@ -89,10 +89,11 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--temperature", type=FiniteFloat(min=0, min_open=True), help="--objective scst samples words from softmax(logits / temperature). Default: the preset's recipe, " + RECIPE_HELP["scst_temperature"] + ".")
 @click.option("--bleu-weight", type=FiniteFloat(min=0), default=DEFAULTS["bleu_weight"], show_default=True, help="--objective scst rewards CIDEr-D + this weight x BLEU-4.")
 @click.option("--loader-workers", type=click.IntRange(min=0), default=DEFAULTS["loader_workers"], show_default=True, help="Processes reading features from the store (0: in the training process).")
+@click.option("--feature-cache", type=click.Choice(FEATURE_CACHES), default=DEFAULTS["feature_cache"], show_default=True, help="Decompress the train and val features the model reads once and serve them from memory: device (on the training GPU), host (one copy in shared RAM for every loader worker), none (stream from the store), auto (device if it fits " + f"{DEVICE_MEMORY_SHARE:.0%} of the GPU's free memory, else host if it fits {HOST_MEMORY_SHARE:.0%} of the available RAM, else none; prints which). Same results whichever.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=DEFAULTS["checkpoint_every"], show_default=True, help="Also save last.pt every this many steps (0: only at epoch ends).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps in total (resumable).")
 @storage_option(" Not saved in the run (give again with --resume).")
-@click.option("--resume", metavar="RUN_DIR", help="Continue a run exactly where it stopped; its config.toml fixes every setting but store, epochs, patience, max-steps, device, loader-workers, checkpoint-every and storage options.")
+@click.option("--resume", metavar="RUN_DIR", help="Continue a run exactly where it stopped; its config.toml fixes every setting but store, epochs, patience, max-steps, device, loader-workers, feature-cache, checkpoint-every and storage options.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context
 def train_command(ctx: click.Context, **values: Any) -> None:

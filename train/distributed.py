@@ -43,16 +43,19 @@ Result = TypeVar("Result")
 
 @dataclass(frozen=True)
 class Processes:
-    """This process's place among the training processes: ``rank`` of ``world_size``, ``local_rank`` on its machine."""
+    """This process's place among the training processes: ``rank`` of ``world_size``, ``local_rank`` of the
+    ``local_world_size`` on its machine."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1
 
     @classmethod
     def from_environment(cls) -> Processes:
-        """What torchrun set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); one process when it did not."""
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+        """What torchrun set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``); one process when it did not."""
+        return cls(*(int(os.environ.get(name, default)) for name, default in
+                     (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0), ("LOCAL_WORLD_SIZE", 1))))
 
     @property
     def is_main(self) -> bool:

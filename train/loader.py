@@ -23,7 +23,10 @@ model's). Only the layers the model attends to are read (none for the fc7 baseli
 Caching: a video appears in a batch once per caption (MSVD: ~40 times an epoch), so each
 ``FeatureReader`` keeps the features it read in memory, least recently used out, up to
 ``cache_bytes`` per process (``DEFAULT_CACHE_BYTES``): while the training set's features
-fit, each video is read from Zarr once per loader worker, not once per caption.
+fit, each video is read from Zarr once per loader worker, not once per caption. A
+``FeatureCache`` (``astar.train.feature_cache``) instead holds a whole split's features,
+decompressed once, in one copy that every worker shares or on the GPU; ``CaptionBatches``
+reads from either, since both ``read`` a video as tensors.
 
 Bucketing: videos of one batch have similar top-layer (C3D: pool5) lengths, so little of the padded
 (B, T, H, W, C) tensors is padding (see ``padding_fraction``).
@@ -34,6 +37,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -45,13 +49,27 @@ from astar.extract import FeatureStore, open_store
 from .model_config import ModelConfig
 from .normalise import ChannelStatistics
 from .options import DEFAULT_LOADER_WORKERS
-from .video_batch import VideoBatch
+from .video_batch import VideoBatch, to_device
 from .text import PAD_ID
 
 DEFAULT_CACHE_BYTES = 1 << 30
 """Features one reader keeps in memory per process (module docstring): 1 GiB."""
 PREFETCH_BATCHES = 4
 """Batches each loader worker prepares ahead of the trainer."""
+
+
+class FeatureSource(Protocol):
+    """Where ``CaptionBatches`` gets a video's features: a ``FeatureReader`` or a ``FeatureCache``."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where ``read`` gives its tensors, and so where batches are gathered."""
+
+    def read(self, video_id: str) -> tuple[dict[str, Tensor], Tensor]:
+        """Per layer (T_l, H_l, W_l, C_l) and fc7 (fc7_dim,), float16; not to be modified."""
+
+    def pool5_steps(self, video_id: str) -> int:
+        """T_L, the video's top-layer time steps."""
 
 
 def model_layers(config: ModelConfig) -> tuple[str, ...]:
@@ -82,10 +100,11 @@ class FeatureReader:
         self.channels = {name: config.channels(name) for name in self.layers}
         self.fc7_dim = config.fc7_dim
         self.top = config.top
+        self.geometry = {layer.name: layer for layer in config.geometry if layer.name in self.layers}
         self.cache_bytes = cache_bytes
         self._store: FeatureStore | None = store
         self._opened_by = os.getpid()
-        self._cache: OrderedDict[str, tuple[dict[str, np.ndarray], np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[dict[str, Tensor], Tensor]] = OrderedDict()
         self._cached_bytes = 0
 
     @property
@@ -112,8 +131,20 @@ class FeatureReader:
         """T_L, the video's top-layer time steps (C3D: pool5's, padded frames / 16)."""
         return self.top.time_steps(self.store.padded_frames(video_id))
 
-    def read(self, video_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed; not to be modified.
+    @property
+    def device(self) -> torch.device:
+        """Features read from a store arrive on the CPU."""
+        return torch.device("cpu")
+
+    def shapes(self, video_id: str) -> dict[str, tuple[int, ...]]:
+        """What ``read`` gives for ``video_id``, from the store index alone: per layer (T_l, H_l, W_l, C_l), fc7 (fc7_dim,)."""
+        padded = self.store.padded_frames(video_id)
+        layers = {name: (layer.time_steps(padded), layer.height, layer.width, self.channels[name])
+                  for name, layer in self.geometry.items()}
+        return {**layers, "fc7": (self.fc7_dim,)}
+
+    def read(self, video_id: str) -> tuple[dict[str, Tensor], Tensor]:
+        """Per layer (T_l, H_l, W_l, C_l) float16 and fc7 (fc7_dim,) float16, narrowed, on the CPU; not to be modified.
 
         Raises:
             DamagedVideoError: a chunk of the video is corrupt or missing (one line naming video and array).
@@ -121,9 +152,8 @@ class FeatureReader:
         if video_id in self._cache:
             self._cache.move_to_end(video_id)
             return self._cache[video_id]
-        layers = {name: self.store.read(video_id, name, (..., slice(self.channels[name]))) for name in self.layers}
-        features = layers, self.store.read(video_id, "fc7", slice(self.fc7_dim))
-        size = sum(array.nbytes for array in layers.values()) + features[1].nbytes
+        features = self.decompress(video_id)
+        size = sum(array.nbytes for array in features[0].values()) + features[1].nbytes
         if size <= self.cache_bytes:
             self._cache[video_id], self._cached_bytes = features, self._cached_bytes + size
             while self._cached_bytes > self.cache_bytes:
@@ -131,21 +161,28 @@ class FeatureReader:
                 self._cached_bytes -= sum(array.nbytes for array in old_layers.values()) + old_fc7.nbytes
         return features
 
+    def decompress(self, video_id: str) -> tuple[dict[str, Tensor], Tensor]:
+        """What ``read`` gives, read from the store every time; safe to call from several threads at once."""
+        layers = {name: torch.from_numpy(self.store.read(video_id, name, (..., slice(self.channels[name]))))
+                  for name in self.layers}
+        return layers, torch.from_numpy(self.store.read(video_id, "fc7", slice(self.fc7_dim)))
 
-def feature_statistics(reader: FeatureReader, video_ids: Sequence[str], limit: int = 64) -> dict[str, ChannelStatistics]:
-    """Per-channel statistics of every input ``reader`` gives (its layers and ``fc7``) over some videos.
+
+def feature_statistics(features: FeatureSource, video_ids: Sequence[str], limit: int = 64) -> dict[str, ChannelStatistics]:
+    """Per-channel statistics of every input ``features`` gives (its layers and ``fc7``) over some videos.
 
     Uses up to ``limit`` of ``video_ids`` spread evenly over the sorted list, every element
     of each (narrowed, unpadded) array, summed in float64: what ``ASTAR`` normalises its
-    inputs by (``ASTAR.set_feature_statistics``, ``astar.train.normalise``).
+    inputs by (``ASTAR.set_feature_statistics``, ``astar.train.normalise``). The same bytes
+    give the same statistics whether they come from the store or a ``FeatureCache``.
     """
     chosen = sorted(set(video_ids))
     chosen = [chosen[index] for index in np.linspace(0, len(chosen) - 1, min(limit, len(chosen))).round().astype(int)]
     sums: dict[str, list] = {}
     for video_id in chosen:
-        layers, fc7 = reader.read(video_id)
+        layers, fc7 = features.read(video_id)
         for name, values in {**layers, "fc7": fc7}.items():
-            values = np.asarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+            values = values.cpu().numpy().astype(np.float64).reshape(-1, values.shape[-1])
             total = sums.setdefault(name, [0.0, 0.0, 0])
             total[0] = total[0] + values.sum(0)
             total[1] = total[1] + np.square(values).sum(0)
@@ -153,8 +190,8 @@ def feature_statistics(reader: FeatureReader, video_ids: Sequence[str], limit: i
     return {name: ChannelStatistics.from_sums(*total) for name, total in sums.items()}
 
 
-def collate_videos(videos: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], steps: Sequence[int]) -> VideoBatch:
-    """Zero-pad ``FeatureReader.read`` results in time into a float16 ``VideoBatch``.
+def collate_videos(videos: Sequence[tuple[dict[str, Tensor], Tensor]], steps: Sequence[int]) -> VideoBatch:
+    """Zero-pad ``FeatureSource.read`` results in time into a float16 ``VideoBatch`` on their device.
 
     Args:
         videos: one (layers, fc7) per video.
@@ -162,16 +199,17 @@ def collate_videos(videos: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], s
             to max(T_L)·r_l.
     """
     longest = max(steps)
+    device = videos[0][1].device
     features = {}
     for name in videos[0][0]:
         first = videos[0][0][name]
         ratio = len(first) // steps[0]
-        padded = np.zeros((len(videos), longest * ratio, *first.shape[1:]), dtype=first.dtype)
+        padded = torch.zeros((len(videos), longest * ratio, *first.shape[1:]), dtype=first.dtype, device=device)
         for row, (layers, _) in enumerate(videos):
             padded[row, : len(layers[name])] = layers[name]
-        features[name] = torch.from_numpy(padded)
-    fc7 = torch.from_numpy(np.stack([fc7 for _, fc7 in videos]))
-    return VideoBatch(features, torch.tensor(list(steps), dtype=torch.long), fc7)
+        features[name] = padded
+    fc7 = torch.stack([fc7 for _, fc7 in videos])
+    return VideoBatch(features, torch.tensor(list(steps), dtype=torch.long, device=device), fc7)
 
 
 def pad_tokens(captions: Sequence[Sequence[int]]) -> Tensor:
@@ -198,6 +236,16 @@ class CaptionBatch:
     caption_videos: Tensor
     tokens: Tensor | None
 
+    def to(self, device: torch.device | str) -> CaptionBatch:
+        """The same batch with its tensors on ``device`` (``VideoBatch.to``: without waiting, to CUDA)."""
+        return CaptionBatch(self.video_ids, self.videos.to(device), to_device(self.caption_videos, device),
+                            None if self.tokens is None else to_device(self.tokens, device))
+
+    def pin_memory(self) -> CaptionBatch:
+        """The same batch in page-locked memory, which CUDA copies from while the host goes on (``DataLoader``'s pin_memory)."""
+        return CaptionBatch(self.video_ids, self.videos.pin_memory(), self.caption_videos.pin_memory(),
+                            None if self.tokens is None else self.tokens.pin_memory())
+
 
 class CaptionBatches(Dataset):
     """Items that are (video, caption) pairs or bare videos, fetched a whole batch at a time.
@@ -207,20 +255,20 @@ class CaptionBatches(Dataset):
     ``BucketBatchSampler``.
 
     Args:
-        reader: where features come from.
+        features: where videos' features come from (a ``FeatureReader`` or a ``FeatureCache``).
         video_ids: video of each item.
         captions: token ids of each item's caption (ending in <eos>), or None for videos only.
     """
 
     def __init__(
-        self, reader: FeatureReader, video_ids: Sequence[str], captions: Sequence[Sequence[int]] | None = None
+        self, features: FeatureSource, video_ids: Sequence[str], captions: Sequence[Sequence[int]] | None = None
     ) -> None:
         if captions is not None and len(captions) != len(video_ids):
             raise ValueError(f"{len(video_ids)} items but {len(captions)} captions")
-        self.reader = reader
+        self.features = features
         self.video_ids = list(video_ids)
         self.captions = None if captions is None else [tuple(caption) for caption in captions]
-        steps = {video_id: reader.pool5_steps(video_id) for video_id in dict.fromkeys(self.video_ids)}
+        steps = {video_id: features.pool5_steps(video_id) for video_id in dict.fromkeys(self.video_ids)}
         self.lengths = [steps[video_id] for video_id in self.video_ids]
 
     def __len__(self) -> int:
@@ -230,7 +278,7 @@ class CaptionBatches(Dataset):
         ids = [self.video_ids[index] for index in indices]
         rows = {video_id: row for row, video_id in enumerate(dict.fromkeys(ids))}
         lengths = {self.video_ids[index]: self.lengths[index] for index in indices}
-        videos = collate_videos([self.reader.read(video_id) for video_id in rows], [lengths[video_id] for video_id in rows])
+        videos = collate_videos([self.features.read(video_id) for video_id in rows], [lengths[video_id] for video_id in rows])
         tokens = None if self.captions is None else pad_tokens([self.captions[index] for index in indices])
         return CaptionBatch(ids, videos, torch.tensor([rows[video_id] for video_id in ids]), tokens)
 
@@ -355,12 +403,18 @@ def _whole(batch: CaptionBatch) -> CaptionBatch:
 
 
 def make_loader(
-    dataset: CaptionBatches, sampler: BucketBatchSampler, workers: int = DEFAULT_LOADER_WORKERS, persistent: bool = False
+    dataset: CaptionBatches, sampler: BucketBatchSampler, workers: int = DEFAULT_LOADER_WORKERS, persistent: bool = False,
+    target: torch.device = torch.device("cpu"),
 ) -> DataLoader:
-    """A ``DataLoader`` of ``CaptionBatch`` in ``sampler``'s order, read by ``workers`` processes.
+    """A ``DataLoader`` of ``CaptionBatch`` in ``sampler``'s order, read by ``workers`` processes, for a model on ``target``.
 
     The order is the sampler's whatever the number of workers (0 reads in this process).
+    Batches for a CUDA model come in pinned memory, so ``CaptionBatch.to`` copies them
+    without waiting; batches gathered on the GPU already (a ``FeatureCache`` there) are
+    made in this process, as CUDA tensors cannot be made in forked workers.
     """
+    on_device = dataset.features.device.type != "cpu"
+    workers = 0 if on_device else workers
     return DataLoader(
         dataset,
         sampler=sampler,
@@ -369,6 +423,7 @@ def make_loader(
         num_workers=workers,
         persistent_workers=persistent and workers > 0,
         prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+        pin_memory=target.type == "cuda" and not on_device,
         # A private generator: creating worker iterators must not draw from torch's global RNG.
         generator=torch.Generator().manual_seed(sampler.seed),
     )

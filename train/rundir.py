@@ -61,7 +61,8 @@ the schema, frame rate and size, preprocessing, and the C3D weights (name, sha25
 random_init and seed). Extraction precision may differ."""
 
 RESUME_OVERRIDES = frozenset(
-    {"store", "epochs", "patience", "max_steps", "device", "loader_workers", "checkpoint_every", "storage_options", "progress"}
+    {"store", "epochs", "patience", "max_steps", "device", "loader_workers", "feature_cache", "checkpoint_every",
+     "storage_options", "progress"}
 )
 """Fields a resumed run may change: where the store now is, how long to go on, and
 where and how fast it runs. Everything that defines the model and its data is fixed

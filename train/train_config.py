@@ -34,7 +34,7 @@ from .model_config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
 from .variants import VARIANTS
 from .model_config import Attention
 from .datasets import DATASETS
-from .options import DEFAULT_LOADER_WORKERS
+from .options import DEFAULT_LOADER_WORKERS, FEATURE_CACHES
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
 
 PRESETS = ("paper", "small")
@@ -139,6 +139,10 @@ class TrainConfig:
             recipe (paper 1, small 0.3).
         bleu_weight: ``scst``'s reward is CIDEr-D + bleu_weight · BLEU-4.
         loader_workers: processes reading the store (0: in the training process).
+        feature_cache: where the training and val features are read from (``astar.train.cache_plan``):
+            ``device`` (decompressed once onto the training GPU), ``host`` (once, into shared
+            RAM every loader worker maps), ``none`` (streamed from the store) or ``auto`` (the
+            first of those that fits). Results are the same whichever.
         checkpoint_every: also write ``last.pt`` every this many steps (0: at epoch ends only).
         max_steps: stop (resumably) after this many optimizer steps in total.
         storage_options: fsspec options of a remote store.
@@ -181,6 +185,7 @@ class TrainConfig:
     temperature: float | None = None
     bleu_weight: float = 0.0
     loader_workers: int = DEFAULT_LOADER_WORKERS
+    feature_cache: str = "auto"
     checkpoint_every: int = 1000
     max_steps: int | None = None
     storage_options: dict[str, str] = field(default_factory=dict)
@@ -191,7 +196,7 @@ class TrainConfig:
         choices = {
             "dataset": DATASETS, "preset": PRESETS, "variant": VARIANTS, "metric": STOPPING_METRICS,
             "device": DEVICES, "precision": AUTOCAST_PRECISIONS, "objective": OBJECTIVES,
-            "scst_baseline": SCST_BASELINES, "vocabulary_from": VOCABULARY_SPLITS,
+            "scst_baseline": SCST_BASELINES, "vocabulary_from": VOCABULARY_SPLITS, "feature_cache": FEATURE_CACHES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -55,8 +55,12 @@ from .distributed import (
     word_mean,
 )
 from .errors import TrainingError
+from .feature_cache import FeatureCache
 from .health import combined_figures, health_line, tally_videos
-from .loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, feature_statistics, make_loader, model_layers
+from .cache_plan import plan_read_path
+from .loader import (
+    BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, FeatureSource, feature_statistics, make_loader, model_layers,
+)
 from .model import ASTAR
 from .model_config import ModelConfig
 from .rundir import (
@@ -101,9 +105,9 @@ def optimizer_step(
     returns the loss (this process's share of the global batch's, ``word_mean``)."""
     assert batch.tokens is not None
     device = next(objective.parameters()).device
-    videos, tokens = batch.videos.to(device), batch.tokens.to(device)
+    batch = batch.to(device)
     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-        loss = word_mean(objective(videos, tokens, batch.caption_videos.to(device)), tokens, PAD_ID)
+        loss = word_mean(objective(batch.videos, batch.tokens, batch.caption_videos), batch.tokens, PAD_ID)
     return apply_gradients(objective, optimizer, scaler, loss, clip_norm)
 
 
@@ -144,10 +148,10 @@ def validation_loss(model: ASTAR, batches: Iterator[CaptionBatch], device: torch
     total, words = 0.0, 0
     for batch in batches:
         assert batch.tokens is not None
-        tokens = batch.tokens.to(device)
+        batch = batch.to(device)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            loss = model.loss(batch.videos.to(device), tokens, batch.caption_videos.to(device))
-        count = int((tokens != PAD_ID).sum())
+            loss = model.loss(batch.videos, batch.tokens, batch.caption_videos)
+        count = int((batch.tokens != PAD_ID).sum())
         total, words = total + float(loss) * count, words + count
     total, words = sum_over_processes(torch.tensor([total, words], dtype=torch.float64)).tolist()
     return total / words
@@ -250,23 +254,40 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
 
-        workers = config.loader_workers
+        self.features = self.read_path(reader)
+        workers, features, on = config.loader_workers, self.features, self.device
         share = {"rank": processes.rank, "world_size": processes.world_size}
         if reward is not None:
-            train_set = CaptionBatches(reader, list(data.train_references))
+            train_set = CaptionBatches(features, list(data.train_references))
             self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed, **share)
         else:
-            train_set = CaptionBatches(reader, data.train_ids, data.train_captions)
+            train_set = CaptionBatches(features, data.train_ids, data.train_captions)
             self.sampler = BucketBatchSampler(train_set.lengths, config.batch_size, seed=config.seed,
                                               captions_per_video=config.captions_per_video, videos=data.train_ids, **share)
-        self.train_loader = make_loader(train_set, self.sampler, workers, persistent=True)
-        val_pairs = CaptionBatches(reader, data.val_ids, data.val_captions)
+        self.train_loader = make_loader(train_set, self.sampler, workers, persistent=True, target=on)
+        val_pairs = CaptionBatches(features, data.val_ids, data.val_captions)
         val_sampler = BucketBatchSampler(val_pairs.lengths, config.batch_size, shuffle=False,
                                          captions_per_video=config.captions_per_video, videos=data.val_ids, **share)
-        self.val_pairs = make_loader(val_pairs, val_sampler, workers)
-        val_videos = CaptionBatches(reader, list(data.references))
+        self.val_pairs = make_loader(val_pairs, val_sampler, workers, target=on)
+        val_videos = CaptionBatches(features, list(data.references))
         self.val_videos = make_loader(
-            val_videos, BucketBatchSampler(val_videos.lengths, config.batch_size, shuffle=False, **share), workers)
+            val_videos, BucketBatchSampler(val_videos.lengths, config.batch_size, shuffle=False, **share), workers, target=on)
+
+    def read_path(self, reader: FeatureReader) -> FeatureSource:
+        """What the run reads its training and val videos from (``--feature-cache``, ``astar.train.cache_plan``),
+        said in one line; damage met while caching stops the run before it trains, in one line."""
+        data = self.data
+        videos = [*data.train_ids, *data.train_references, *data.val_ids, *data.references]
+        plan = plan_read_path(self.config.feature_cache, reader, videos, self.device, self.processes.local_world_size)
+        self.processes.say(plan.line)
+        if plan.device is None:
+            return reader
+        try:
+            return FeatureCache.build(reader, videos, plan.device)
+        except StoreError as damage:
+            kept = (f"{self.paths.checkpoint('last')} is as it was, and astar-train --resume {self.paths.root} continues "
+                    "exactly once the store is repaired" if self.config.resume else "repair the store and start again")
+            raise TrainingError(f"{damage}; met while caching features, before training: {kept}") from None
 
     def scalar(self, writer: SummaryWriter | None, name: str, value: float) -> None:
         """One TensorBoard point at the current step (rank 0 holds the only writer)."""
@@ -604,7 +625,7 @@ def _train(config: TrainConfig, processes: Processes, lock: RunLock) -> TrainRes
             origin = start_from(trainer.model, config.init_from, model_config)
             processes.say(f"starting from {config.init_from} (best checkpoint, epoch {origin['epoch']}, step {origin['step']})")
         else:
-            trainer.model.set_feature_statistics(feature_statistics(reader, data.train_ids))
+            trainer.model.set_feature_statistics(feature_statistics(trainer.features, data.train_ids))
             processes.say(f"inputs normalised ({model_config.input_norm}) by statistics of training videos: "
                           + ", ".join(f"{name} ÷{value['scale']:.3g}" for name, value in trainer.model.normaliser.summary().items()
                                       if name in (*model_layers(model_config), "fc7")))

@@ -16,6 +16,13 @@ from .align import time_mask
 from .model_config import C3D_GEOMETRY
 
 
+def to_device(values: Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> Tensor:
+    """``values`` on ``device`` (optionally cast to ``dtype``); a copy to CUDA does not wait for
+    the GPU, so one from pinned memory overlaps the host's work. The one place batches are moved."""
+    device = torch.device(device)
+    return values.to(device, dtype, non_blocking=device.type == "cuda")
+
+
 @dataclass
 class VideoBatch:
     """Features of B videos, zero-padded in time to the longest one.
@@ -38,12 +45,17 @@ class VideoBatch:
         return self.fc7.shape[0]
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> VideoBatch:
-        """The same batch on ``device``; float tensors optionally cast to ``dtype``."""
+        """The same batch on ``device`` (``to_device``); float tensors optionally cast to ``dtype``."""
         return VideoBatch(
-            features={name: value.to(device, dtype) for name, value in self.features.items()},
-            pool5_steps=self.pool5_steps.to(device),
-            fc7=self.fc7.to(device, dtype),
+            features={name: to_device(value, device, dtype) for name, value in self.features.items()},
+            pool5_steps=to_device(self.pool5_steps, device),
+            fc7=to_device(self.fc7, device, dtype),
         )
+
+    def pin_memory(self) -> VideoBatch:
+        """The same batch in page-locked host memory (``CaptionBatch.pin_memory``)."""
+        return VideoBatch({name: value.pin_memory() for name, value in self.features.items()},
+                          self.pool5_steps.pin_memory(), self.fc7.pin_memory())
 
 
 def random_batch(

@@ -4,18 +4,23 @@
 lengths differ: 16 or 32 padded frames), their ``captions.csv`` (generic CSV form,
 70/15/15 % train/val/test), extracted on the CPU with random-init C3D. A copy of the
 captions sits at the default annotation location, ``annotations/csv/`` beside the store.
-Later evaluation tests can reuse it.
+Later evaluation tests can reuse it. ``store`` opens it; ``logged_store`` opens it through
+zarr's ``LoggingStore``, which records every key read.
 """
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zarr
+from zarr.storage import LocalStore, LoggingStore
 
-from astar.extract import ExtractionConfig, collect_inputs, extract_videos
+from astar.extract import ExtractionConfig, FeatureStore, collect_inputs, extract_videos, open_store
 from astar.pipelines.synthetic import CAPTIONS_FILE, SyntheticClip, generate_dataset
 from astar.train.train_config import TrainConfig
 
@@ -71,3 +76,32 @@ def quick_config(synthetic_store: SyntheticStore, tmp_path: Path) -> Callable[..
         return synthetic_store.train_config(overrides.pop("out", tmp_path / name), **overrides)
 
     return make
+
+
+class KeyLog(logging.Handler):
+    """Collects the store keys a ``LoggingStore`` reads."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.keys: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.search(r"Calling \w+\.get\((.*)\)", record.getMessage())
+        if found:
+            self.keys.append(found.group(1))
+
+
+@pytest.fixture
+def logged_store(synthetic_store):
+    """The shared store opened through zarr's ``LoggingStore``, and the log of keys it reads."""
+    log = KeyLog()
+    logging_store = LoggingStore(LocalStore(synthetic_store.store, read_only=True), log_level="INFO", log_handler=log)
+    logging_store.logger.addHandler(log)
+    root = zarr.open_group(store=logging_store, mode="r")
+    yield FeatureStore(root, str(synthetic_store.store)), log
+    logging_store.logger.removeHandler(log)
+
+
+@pytest.fixture
+def store(synthetic_store) -> FeatureStore:
+    return open_store(str(synthetic_store.store))

@@ -53,7 +53,7 @@ def uninterrupted(synthetic_store, tmp_path_factory) -> Path:
 
 def test_damage_met_in_training_saves_and_stops_and_resume_after_repair_is_exact(
         synthetic_store, store_copy, quick_config, uninterrupted):
-    run = quick_config("run", store=str(store_copy), eval_every=1, max_steps=1)
+    run = quick_config("run", store=str(store_copy), eval_every=1, max_steps=1, feature_cache="none")  # damage met streaming
     train(run)  # a checkpoint, then the damage: resuming reads the training videos again
     chunk = first_chunk(store_copy, split_ids(synthetic_store, "train")[0], "pool5")
     original = chunk.read_bytes()
@@ -74,7 +74,7 @@ def test_damage_met_in_validation_keeps_the_epoch_and_resume_validates_it(
     chunk = first_chunk(store_copy, split_ids(synthetic_store, "val")[0], "fc7")
     original = chunk.read_bytes()
     chunk.write_bytes(original[:-5])
-    run = quick_config("run", store=str(store_copy), eval_every=1)
+    run = quick_config("run", store=str(store_copy), eval_every=1, feature_cache="none")  # damage met streaming
     with pytest.raises(TrainingError, match="fc7: damaged \\(a chunk is corrupt"):
         train(run)
     assert load_checkpoint(RunPaths(Path(run.out)).checkpoint("last"))["progress"]["epoch"] == 1  # validation due

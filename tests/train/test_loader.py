@@ -1,7 +1,6 @@
 """The lazy loader on a store built by real extraction: laziness, bucketing, narrowing, padding, workers."""
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 
@@ -10,10 +9,8 @@ import fsspec
 import numpy as np
 import pytest
 import torch
-import zarr
-from zarr.storage import LocalStore, LoggingStore
 
-from astar.extract import FeatureStore, open_store, video_key
+from astar.extract import open_store, video_key
 from astar.train.model_config import C3D_FC7_DIM, C3D_LAYER_CHANNELS, ModelConfig
 from astar.train.loader import (
     BucketBatchSampler,
@@ -24,35 +21,6 @@ from astar.train.loader import (
 )
 
 SMALL = ModelConfig.small(vocab_size=10, pad_id=0, eos_id=2)
-
-
-class KeyLog(logging.Handler):
-    """Collects the store keys a ``LoggingStore`` reads."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.keys: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        found = re.search(r"Calling \w+\.get\((.*)\)", record.getMessage())
-        if found:
-            self.keys.append(found.group(1))
-
-
-@pytest.fixture
-def logged_store(synthetic_store):
-    """The shared store opened through zarr's ``LoggingStore``, and the log of keys it reads."""
-    log = KeyLog()
-    logging_store = LoggingStore(LocalStore(synthetic_store.store, read_only=True), log_level="INFO", log_handler=log)
-    logging_store.logger.addHandler(log)
-    root = zarr.open_group(store=logging_store, mode="r")
-    yield FeatureStore(root, str(synthetic_store.store)), log
-    logging_store.logger.removeHandler(log)
-
-
-@pytest.fixture
-def store(synthetic_store) -> FeatureStore:
-    return open_store(str(synthetic_store.store))
 
 
 def test_reading_one_batch_touches_only_its_videos(logged_store):
