@@ -489,7 +489,7 @@ class StoreWriter:
                 pass  # the store refuses every write; what is left has no metadata and no reader lists it
             raise StoreError(f"{self.url}: cannot record the failure of {video_id!r} ({_reason(failure)})") from None
 
-    def feature_array(self, group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> zarr.Array:
+    def _feature_array(self, group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> zarr.Array:
         """The array ``name`` of a video's group, to be written whole: created, or reused when one of the
         same shape and chunks (left by a crash or a concurrent writer) is there, whose every chunk is then overwritten."""
         try:
@@ -554,7 +554,7 @@ class VideoWrite:
             # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
             self._group = _group_once(self.writer.root[VIDEOS], self.key, {**self.record.__dict__, "status": "writing"})
             self._arrays = {
-                name: self.writer.feature_array(self._group, name, shape, (self.chunk_steps[name], *shape[1:]))
+                name: self.writer._feature_array(self._group, name, shape, (self.chunk_steps[name], *shape[1:]))
                 for name, shape in self.shapes.items()
             }
 
@@ -579,7 +579,7 @@ class VideoWrite:
         top_chunks = {TOP_FEATURE: fc7.shape, TOP_WINDOWS: (max(1, min(len(fc7_windows), MAX_TIME_CHUNK)), fc7_windows.shape[1])}
         with self._storing():
             for name, data in ((TOP_FEATURE, fc7), (TOP_WINDOWS, fc7_windows)):
-                self.writer.feature_array(self._group, name, data.shape, top_chunks[name])[...] = data
+                self.writer._feature_array(self._group, name, data.shape, top_chunks[name])[...] = data
             self._group.attrs.update({**record.__dict__, "status": "complete", "extracted_at": _utc_now()})
             shapes = {**{name: list(shape) for name, shape in self.shapes.items()},
                       TOP_FEATURE: list(fc7.shape), TOP_WINDOWS: list(fc7_windows.shape)}
