@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cider.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/store_index.py
+	$(PY) benchmarks/stream_memory.py
 	$(PY) benchmarks/loader.py $$(test -d demo_output/feats.zarr && echo demo_output/feats.zarr || echo --small)
 
 clean:
