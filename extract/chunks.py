@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .memory import offheap_copy
+
 
 @dataclass
 class ChunkRuns:
@@ -32,6 +34,6 @@ class ChunkRuns:
         if end > self.length:
             raise ValueError(f"steps up to {end} overrun an array of {self.length}")
         whole = len(pending) if end == self.length else end // self.chunk * self.chunk - first
-        self._held = pending[whole:].copy() if whole < len(pending) else None  # a copy: the tile it came from is freed
+        self._held = offheap_copy(pending[whole:]) if whole < len(pending) else None  # a copy: the tile it came from is freed
         self._first = first + whole
         return (first, pending[:whole]) if whole > 0 else None

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .devices import PRECISIONS
+from .memory import offheap_copy, offheap_empty
 from .options import MAX_FRAMES_PER_PASS
 from .schema import CLIP_FRAMES, WINDOW_STRIDE, padded_frame_count
 
@@ -111,7 +112,7 @@ def feature_tiles(model: nn.Module, frames: FrameSlicer, padded: int, max_frames
     """
     for start, stop in tile_plan(padded, max_frames_per_pass, model.halo_frames):
         outputs = _tile(model, frames, padded, start, stop)
-        windows = outputs.pop("fc7")
+        windows = torch.from_numpy(offheap_copy(outputs.pop("fc7").numpy()))  # kept to the video's end
         layers = {name: _to_float16(maps.permute(0, 2, 3, 1)) for name, maps in outputs.items()}  # (T, C, H, W) → (T, H, W, C)
         yield FeatureTile(start, stop, layers, windows)
 
@@ -164,5 +165,8 @@ def _tile(model: nn.Module, frames: FrameSlicer, padded: int, start: int, stop: 
 
 
 def _to_float16(tensor: torch.Tensor) -> np.ndarray:
-    """float32 → float16 numpy, clamped so large activations saturate instead of becoming inf."""
-    return tensor.clamp(-FLOAT16_MAX, FLOAT16_MAX).to(torch.float16).contiguous().numpy()
+    """float32 → float16 numpy outside the heap (``memory.offheap_empty``), clamped so large activations saturate
+    instead of becoming inf (clamping after the cast gives the same values: what rounds to inf was above the maximum)."""
+    values = offheap_empty(tuple(tensor.shape), np.float16)
+    torch.from_numpy(values).copy_(tensor).clamp_(-FLOAT16_MAX, FLOAT16_MAX)
+    return values

@@ -110,6 +110,7 @@ class WriteBehind:
                     self._held_bytes, self._busy = 0, False
                     self._changed.notify_all()
                 continue
+            del job  # its maps are freed now, not when the next write replaces it
             with self._changed:
                 if result is not None:
                     self._results.append(result)
