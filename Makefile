@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/store_index.py
 	$(PY) benchmarks/codec_choice.py
 	$(PY) benchmarks/datapath.py
+	$(PY) benchmarks/stream_memory.py
 	$(PY) benchmarks/loader.py $$(test -d demo_output/feats.zarr && echo demo_output/feats.zarr || echo --small)
 	$(PY) benchmarks/feature_cache.py --small
 

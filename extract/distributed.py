@@ -5,7 +5,7 @@ collects small ``VideoOutcome`` records; the
 scheduler never sees a feature tensor. A task (``extract_video_task``) runs in a
 worker process: it builds the ``Extractor`` once per process (cached by settings),
 decodes the video, runs C3D and writes the video with the store's crash-safe order
-(storage_schema.md §6) through ``store_decoded`` — the same step the in-process
+(storage_schema.md §6) through ``store_decoded`` and a writer thread of its own — the same step the in-process
 batch uses, so both paths write the same bytes when C3D runs on as many torch threads
 (oneDNN splits convolution sums by thread count, which moves the last float16 bit of
 some pool4/pool5 values; a task gets ``torch_threads_per_task``).
@@ -49,10 +49,11 @@ from .extractor import ExtractionConfig, Extractor
 from .errors import AstarError
 from .ids import VideoInput, video_key
 from .pool import DecoderPool
-from .outcomes import VideoOutcome, show_outcome, store_decoded
+from .outcomes import RunTally, VideoOutcome, show_outcome, store_decoded
 from .plan import ExtractionPlan
 from .store import MANIFEST, VIDEOS, StoreWriter
 from .progress import ProgressDisplay
+from .writebehind import WriteBehind
 
 RETRIES = 2
 """Reruns of a task that raised (a transient store error); worker deaths are counted by the scheduler."""
@@ -128,7 +129,9 @@ def extract_video_task(video: VideoInput, out: str, settings: ExtractionConfig, 
     if video_key(video.video_id) in writer.root[MANIFEST]:
         stored = writer.root[VIDEOS][video_key(video.video_id)].attrs
         return VideoOutcome(video.video_id, video.source, "done", frames=stored["frames"], seconds=stored["seconds"])
-    return store_decoded(extractor, writer, video, decode_in_worker(video, settings, extractor), started)
+    with WriteBehind() as queue:
+        failed = store_decoded(extractor, writer, queue, video, decode_in_worker(video, settings, extractor), started)
+        return failed or queue.drain()[0]
 
 
 def _cpu_count() -> int:
@@ -239,12 +242,11 @@ def run_on_dask(
         retries=RETRIES,
     )
     videos = {future.key: video for future, video in zip(futures, todo)}
-    outcomes = list(plan.skipped)
+    tally = RunTally(started, plan.skipped)
     try:
         for future in as_completed(futures):
             outcome = _collect(future, videos[future.key], plan.writer)
-            outcomes.append(outcome)
-            show_outcome(bar, outcome, outcomes, started, report_failures)
+            show_outcome(bar, outcome, tally, report_failures)
             yield outcome
     finally:
         client.cancel(futures)  # after Ctrl-C or a store error nothing keeps running for this run

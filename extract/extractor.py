@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
 from .ids import has_scheme
 from .inputs import source_fingerprint
-from .features import VideoFeatures, extract_features, pad_frames, prepare_model
+from .features import FeatureTile, VideoFeatures, feature_tiles, gather_tiles, padded_slice, prepare_model
 from .finite import require_finite
 from .memory import keep_freed_memory
 from .options import MAX_FRAMES_PER_PASS
@@ -107,10 +108,19 @@ class Extractor:
         identity = self.weights.describe()
         return random_init_warning(identity) or weights_line(identity)
 
+    def tiles(self, video: DecodedVideo) -> Iterator[FeatureTile]:
+        """The backbone's pass over a decoded video (frames padded to N′ by repeating the last), tile by tile.
+
+        Each tile's frames are preprocessed on their own, so no float32 copy of the whole video is made.
+        """
+        def frames(first: int, last: int) -> torch.Tensor:
+            return self.preprocessing.to_tensor(padded_slice(video.frames, first, last))
+
+        return feature_tiles(self.model, frames, padded_frame_count(len(video.frames)), self.max_frames_per_pass)
+
     def features(self, video: DecodedVideo) -> VideoFeatures:
-        """The backbone's features of a decoded video (frames padded to N′ by repeating the last)."""
-        frames = self.preprocessing.to_tensor(pad_frames(video.frames))
-        return extract_features(self.model, frames, self.max_frames_per_pass)
+        """The backbone's features of a decoded video, gathered in memory (``tiles``, whole)."""
+        return gather_tiles(self.tiles(video))
 
     def record(self, video_id: str, source: str, video: DecodedVideo, started: float) -> VideoRecord:
         """Per-video attributes for the store."""

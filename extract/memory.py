@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
+import mmap
 import platform
+
+import numpy as np
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters from glibc's malloc.h
 _LARGEST = 2**31 - 1  # mallopt takes a C int: blocks up to 2 GiB come from (and go back to) the heap
@@ -32,3 +36,24 @@ def keep_freed_memory() -> bool:
     mmap_set = libc.mallopt(_M_MMAP_THRESHOLD, _LARGEST)
     trim_set = libc.mallopt(_M_TRIM_THRESHOLD, _LARGEST)
     return bool(mmap_set and trim_set)
+
+
+def offheap_empty(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
+    """An uninitialised array in an anonymous mapping of its own, given back to the OS when it is freed.
+
+    For buffers that outlive one tile of a pass (maps waiting for the writer thread, a
+    chunk's held steps, the top-feature windows): in the heap that ``keep_freed_memory``
+    keeps, each would pin a few MB amid the hundreds freed by the tile's activations, and
+    the next tile's activations, no longer fitting, would grow the heap by a tile's worth
+    (peak memory then rose ~1 MB per sampled frame of a long video).
+    """
+    dtype = np.dtype(dtype)
+    nbytes = max(1, math.prod(shape) * dtype.itemsize)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype, count=math.prod(shape)).reshape(shape)
+
+
+def offheap_copy(values: np.ndarray) -> np.ndarray:
+    """``values`` copied into ``offheap_empty``."""
+    copy = offheap_empty(values.shape, values.dtype)
+    copy[...] = values
+    return copy

@@ -1,14 +1,16 @@
 """What happens to each video of an extraction run, and the one step that turns a decoded video into one.
 
 Both executors (``local``, in this process; ``distributed``, on Dask) call
-``store_decoded`` for every video and ``show_outcome`` for the progress bar, so they
-write the same bytes and report the same way.
+``store_decoded`` for every video, with a write-behind queue (``writebehind``) that
+writes it, and ``show_outcome`` for the progress bar, so they write the same bytes and
+report the same way.
 """
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 import pandas as pd
 import torch
@@ -17,7 +19,10 @@ from .decode import DecodedVideo, DecodeError
 from .clitools import EXIT_SOME_FAILED, say
 from .extractor import Extractor, absolute_source
 from .ids import VideoInput
-from .store import StoreError, StoreWriter
+from .chunks import ChunkRuns
+from .features import FeatureTile, top_features
+from .store import StoreWriter, VideoWrite
+from .writebehind import WriteBehind
 from .progress import ProgressDisplay
 
 
@@ -68,43 +73,88 @@ class RunSummary:
 
 
 def store_decoded(
-    extractor: Extractor, writer: StoreWriter, video: VideoInput, decoded: DecodedVideo | DecodeError, started: float
-) -> VideoOutcome:
-    """Run C3D on one decoded video and write it, or record why it failed."""
+    extractor: Extractor, writer: StoreWriter, queue: WriteBehind, video: VideoInput, decoded: DecodedVideo | DecodeError,
+    started: float,
+) -> VideoOutcome | None:
+    """Run the backbone on one decoded video, streaming its layers to the store through ``queue``, or record why it failed.
+
+    Each tile's runs of whole chunks are queued as the tile finishes, then the top
+    features, attributes and marker (``store.VideoWrite``). Returns the ``failed``
+    outcome of a video that failed; the ``done`` one of a video that is written becomes
+    one of ``queue``'s results once its marker is written.
+
+    Raises:
+        StoreError: an earlier write of ``queue`` failed (this video's tiles then are not queued).
+    """
     source = absolute_source(video.source)
     if isinstance(decoded, DecodeError):
         error = str(decoded)
     else:
+        write = VideoWrite(writer, extractor.record(video.video_id, source, decoded, started))
+        queue.submit(write.open)
         try:
-            features = extractor.features(decoded)
+            windows = _queue_tiles(write, extractor.tiles(decoded), queue)
         except torch.OutOfMemoryError:
             error = f"out of memory in C3D ({len(decoded.frames)} frames); lower --max-frames-per-pass"
         else:
+            fc7_windows, fc7 = top_features(windows)
             record = extractor.record(video.video_id, source, decoded, started)
-            try:
-                writer.write_video(record, features.layers, features.fc7, features.fc7_windows)
-            except OSError as failure:
-                raise StoreError(f"{writer.url}: writing {video.video_id!r} failed ({failure})") from None
             note = None if decoded.timing == "timestamps" else decoded.timing
-            return VideoOutcome(video.video_id, source, "done", frames=record.frames, seconds=record.seconds, note=note)
+            done = VideoOutcome(video.video_id, source, "done", frames=record.frames, seconds=record.seconds, note=note)
+
+            def finish() -> VideoOutcome:
+                write.finish(record, fc7, fc7_windows)
+                return done
+
+            queue.submit(finish, fc7_windows.nbytes)
+            return None
     writer.record_failure(video.video_id, source, error)
     return VideoOutcome(video.video_id, source, "failed", error=error, seconds=round(time.perf_counter() - started, 3))
 
 
-def show_outcome(bar: ProgressDisplay, outcome: VideoOutcome, outcomes: Iterable[VideoOutcome], started: float, report_failures: bool) -> None:
-    """Advance a run's progress bar by one finished video: frames/s and failures so far, its failure or note line.
+def _queue_tiles(write: VideoWrite, tiles: Iterator[FeatureTile], queue: WriteBehind) -> list[torch.Tensor]:
+    """Queue every tile's layers as runs of whole chunks; returns the tiles' (W, D) float32 top-feature windows."""
+    runs = {name: ChunkRuns(shape[0], write.chunk_steps[name]) for name, shape in write.shapes.items()}
+    windows = []
+    for tile in tiles:
+        for name, steps in tile.layers.items():
+            run = runs[name].add(steps)
+            if run is not None:
+                queue.submit(functools.partial(write.write_steps, name, *run), run[1].nbytes)
+        windows.append(tile.windows)
+    return windows
+
+
+class RunTally:
+    """Running totals of a run's outcomes for its progress bar: frames of finished videos and failures."""
+
+    def __init__(self, started: float, outcomes: Iterable[VideoOutcome] = ()) -> None:
+        """``started``: the run's start (perf_counter); ``outcomes``: those known before any video ran (skipped)."""
+        self.started = started
+        self.frames = 0
+        self.failed = 0
+        for outcome in outcomes:
+            self.add(outcome)
+
+    def add(self, outcome: VideoOutcome) -> None:
+        self.frames += outcome.frames
+        self.failed += outcome.status == "failed"
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / (time.perf_counter() - self.started)
+
+
+def show_outcome(bar: ProgressDisplay, outcome: VideoOutcome, tally: RunTally, report_failures: bool) -> None:
+    """Count one finished video in ``tally`` and advance the progress bar: frames/s and failures so far, its failure or note line.
 
     Args:
-        outcomes: every outcome of the run so far, ``outcome`` included. started: the run's start (perf_counter).
         report_failures: print ``failed: SOURCE: REASON`` (the recorded, absolute source) for a failed video.
     """
     if outcome.status == "failed" and report_failures:
         say(f"failed: {outcome.source}: {outcome.error}")
     if outcome.note:
         say(f"note: {outcome.source}: {outcome.note}")
-    outcomes = list(outcomes)
-    frames = sum(o.frames for o in outcomes)
-    failed = sum(o.status == "failed" for o in outcomes)
-    bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.1f}", failed=failed, refresh=False)
+    tally.add(outcome)
+    bar.set_postfix(frames_per_s=f"{tally.frames_per_s:.1f}", failed=tally.failed, refresh=False)
     bar.update()
-

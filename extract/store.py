@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -452,36 +453,22 @@ class StoreWriter:
             raise StoreError(f"{self.url}: cannot write the store index ({_reason(error)})") from None
 
     def write_video(self, record: VideoRecord, layers: dict[str, np.ndarray], fc7: np.ndarray, fc7_windows: np.ndarray) -> None:
-        """Write one video's arrays, then its attributes, then its completion marker (storage_schema.md §6, §8).
-
-        A video that is already complete is left as it is. Nothing another writer of the
-        same video may be writing is deleted: the group and marker are created only when
-        absent (or unreadable, which no writer leaves), and arrays are rewritten in place
-        chunk by chunk (each chunk one whole-object write), so two runs extracting one
-        video at once both leave it complete and intact.
+        """Write one video held in memory whole, through the steps of ``VideoWrite`` (in this thread).
 
         Args:
             layers: the backbone's layers (C3D: ``pool2`` … ``pool5``) as (T, H, W, C) float16.
             fc7: (D,) float16. fc7_windows: (W, D) float16.
+
+        Raises:
+            StoreError: the store refuses a write.
         """
-        key = video_key(record.video_id)
-        if readable_attrs(self.root[MANIFEST], key) is not None:
-            return
-        # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
-        group = _group_once(self.root[VIDEOS], key, {**record.__dict__, "status": "writing"})
         if sorted(layers) != sorted(self.layers):
             raise ValueError(f"layers {sorted(layers)} are not the store's {sorted(self.layers)}")
-        arrays = {**layers, TOP_FEATURE: fc7, TOP_WINDOWS: fc7_windows}
-        for name, data in layers.items():
-            self._write_array(group, name, data, (max(1, min(len(data), self.layers[name].time_chunk)), *data.shape[1:]))
-        self._write_array(group, TOP_FEATURE, fc7, fc7.shape)
-        self._write_array(group, TOP_WINDOWS, fc7_windows, (max(1, min(len(fc7_windows), MAX_TIME_CHUNK)), fc7_windows.shape[1]))
-        group.attrs.update({**record.__dict__, "status": "complete", "extracted_at": _utc_now()})
-        shapes = {name: list(data.shape) for name, data in arrays.items()}
-        _group_once(self.root[MANIFEST], key, {"video_id": record.video_id, "arrays": shapes})
-        failures = self.root[FAILURES]
-        if key in child_names(failures):
-            del failures[key]
+        video = VideoWrite(self, record)
+        video.open()
+        for name, steps in layers.items():
+            video.write_steps(name, 0, steps)
+        video.finish(record, fc7, fc7_windows)
 
     def unmark(self, video_id: str) -> None:
         """Take away a video's completion marker, so that it is written again (its source changed).
@@ -511,22 +498,22 @@ class StoreWriter:
                 pass  # the store refuses every write; what is left has no metadata and no reader lists it
             raise StoreError(f"{self.url}: cannot record the failure of {video_id!r} ({_reason(failure)})") from None
 
-    def _write_array(self, group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...]) -> None:
-        """Create the array, or overwrite every chunk of one of the same shape left by a crash or a concurrent writer."""
-        if data.dtype != np.dtype(FEATURE_DTYPE):
-            raise TypeError(f"{name} must be {FEATURE_DTYPE}, got {data.dtype}")
+    def _feature_array(self, group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> zarr.Array:
+        """The array ``name`` of a video's group, to be written whole: created, or reused when one of the
+        same shape and chunks (left by a crash or a concurrent writer) is there, whose every chunk is then overwritten."""
         try:
             existing = group.get(name)
         except ValueError:  # unreadable metadata: damage, which is rewritten
             existing = "damaged"
-        if isinstance(existing, zarr.Array) and (existing.shape, existing.chunks, existing.dtype) == (data.shape, chunks, data.dtype):
-            existing[...] = data  # every chunk: none equals the NaN fill value, so no stale chunk survives
-            return
+        chunks = tuple(int(c) for c in chunks)
+        if isinstance(existing, zarr.Array) and (existing.shape, existing.chunks, existing.dtype) == (shape, chunks, np.dtype(FEATURE_DTYPE)):
+            return existing  # every chunk is written: none equals the NaN fill value, so no stale chunk survives
         try:
-            group.create_array(
+            return group.create_array(
                 name,
-                data=data,
-                chunks=tuple(int(c) for c in chunks),
+                shape=shape,
+                dtype=FEATURE_DTYPE,
+                chunks=chunks,
                 compressors=(COMPRESSOR, CHECKSUM),
                 fill_value=FILL_VALUE,
                 dimension_names=self.dimensions[name],
@@ -534,7 +521,93 @@ class StoreWriter:
                 overwrite=existing is not None,  # only a different or damaged leftover (an earlier, changed source) is deleted
             )
         except zarr.errors.ContainsArrayError:  # a concurrent writer created it just now
-            group[name][...] = data
+            return group[name]
+
+
+class VideoWrite:
+    """One video's way into the store (storage_schema.md §6, §8), in steps that run in order, on any one thread.
+
+    ``open`` makes the group (status ``writing``) and every layer's array at its full
+    shape, known from N′ and the layer geometry; ``write_steps`` writes runs of whole
+    chunks (``chunks.ChunkRuns``) as the network's tiles finish; ``finish`` writes the top
+    features, the attributes (status ``complete``) and last the marker. A crash between
+    steps leaves no marker, and a rerun rewrites the video.
+
+    A video that is already complete when ``open`` runs is left as it is: the later steps
+    do nothing. Nothing another writer of the same video may be writing is deleted: the
+    group and marker are created only when absent (or unreadable, which no writer leaves),
+    and arrays are rewritten in place chunk by chunk (each chunk one whole-object write),
+    so two runs extracting one video at once both leave it complete and intact.
+
+    Every step raises ``StoreError`` (naming the store and the video) when the store refuses a write.
+
+    Attributes:
+        shapes: per stored layer its (N′/time_stride, H, W, C). chunk_steps: time steps per chunk of each.
+    """
+
+    def __init__(self, writer: StoreWriter, record: VideoRecord) -> None:
+        self.writer = writer
+        self.video_id = record.video_id
+        self.key = video_key(record.video_id)
+        self.record = record
+        self.shapes = {name: (layer.time_steps(record.padded_frames), *layer.step_shape) for name, layer in writer.layers.items()}
+        self.chunk_steps = {name: max(1, min(self.shapes[name][0], layer.time_chunk)) for name, layer in writer.layers.items()}
+        self._group: zarr.Group | None = None
+        self._arrays: dict[str, zarr.Array] = {}
+
+    def open(self) -> None:
+        """Create (or join) the video's group with the record as its ``writing`` attributes, and its layers' arrays."""
+        with self._storing():
+            if readable_attrs(self.writer.root[MANIFEST], self.key) is not None:
+                return
+            # The record goes in now too: a writer that recreates this group while another completes it loses nothing but the status.
+            self._group = _group_once(self.writer.root[VIDEOS], self.key, {**self.record.__dict__, "status": "writing"})
+            self._arrays = {
+                name: self.writer._feature_array(self._group, name, shape, (self.chunk_steps[name], *shape[1:]))
+                for name, shape in self.shapes.items()
+            }
+
+    def write_steps(self, name: str, first: int, steps: np.ndarray) -> None:
+        """Write time steps [first, first + T) of layer ``name``: (T, H, W, C) float16, whole chunks (or up to the end)."""
+        if self._group is None:
+            return
+        _require_feature_dtype(name, steps)
+        with self._storing():
+            self._arrays[name][first : first + len(steps)] = steps
+
+    def finish(self, record: VideoRecord, fc7: np.ndarray, fc7_windows: np.ndarray) -> None:
+        """Write the top features, the final attributes (``record``, status ``complete``), then the marker.
+
+        Args:
+            fc7: (D,) float16. fc7_windows: (W, D) float16.
+        """
+        if self._group is None:
+            return
+        for name, data in ((TOP_FEATURE, fc7), (TOP_WINDOWS, fc7_windows)):
+            _require_feature_dtype(name, data)
+        top_chunks = {TOP_FEATURE: fc7.shape, TOP_WINDOWS: (max(1, min(len(fc7_windows), MAX_TIME_CHUNK)), fc7_windows.shape[1])}
+        with self._storing():
+            for name, data in ((TOP_FEATURE, fc7), (TOP_WINDOWS, fc7_windows)):
+                self.writer._feature_array(self._group, name, data.shape, top_chunks[name])[...] = data
+            self._group.attrs.update({**record.__dict__, "status": "complete", "extracted_at": _utc_now()})
+            shapes = {**{name: list(shape) for name, shape in self.shapes.items()},
+                      TOP_FEATURE: list(fc7.shape), TOP_WINDOWS: list(fc7_windows.shape)}
+            _group_once(self.writer.root[MANIFEST], self.key, {"video_id": self.video_id, "arrays": shapes})
+            failures = self.writer.root[FAILURES]
+            if self.key in child_names(failures):
+                del failures[self.key]
+
+    @contextmanager
+    def _storing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as failure:
+            raise StoreError(f"{self.writer.url}: writing {self.video_id!r} failed ({failure})") from None
+
+
+def _require_feature_dtype(name: str, data: np.ndarray) -> None:
+    if data.dtype != np.dtype(FEATURE_DTYPE):
+        raise TypeError(f"{name} must be {FEATURE_DTYPE}, got {data.dtype}")
 
 
 def _group_once(parent: zarr.Group, name: str, attributes: dict[str, Any] | None = None) -> zarr.Group:

@@ -1,9 +1,11 @@
 """Progress in a log is plain lines at an interval; diagnostics go to stderr, results to stdout."""
 import subprocess
 import sys
+import time
 
 import numpy as np
 
+from astar.extract.outcomes import RunTally, VideoOutcome
 from astar.extract.progress import LineProgress
 from tests.videos import write_video
 
@@ -44,3 +46,12 @@ def test_a_command_logged_to_a_file_writes_no_carriage_returns(tmp_path):
     assert verify.returncode == 0, verify.stderr
     assert "\r" not in verify.stderr and "verify: 1/1 video (100%)" in verify.stderr
     assert verify.stdout == "1 complete videos checked; 0 damaged marked for re-extraction\n"
+
+
+def test_a_run_tally_keeps_the_totals_of_every_outcome_it_was_given():
+    skipped = VideoOutcome("s", "/v/s.mp4", "skipped")
+    tally = RunTally(time.perf_counter(), [skipped])
+    for outcome in (VideoOutcome("a", "/v/a.mp4", "done", frames=30), VideoOutcome("b", "/v/b.mp4", "failed", error="x"),
+                    VideoOutcome("c", "/v/c.mp4", "done", frames=12)):
+        tally.add(outcome)
+    assert (tally.frames, tally.failed) == (42, 1) and tally.frames_per_s > 0
