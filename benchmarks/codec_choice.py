@@ -8,9 +8,10 @@ candidate blosc setting times, on one core (blosc's own threads off, one chunk a
 1. encode: the float16 chunk → compressed bytes;
 2. decode: back, checked bit for bit;
 
-and prints per sampled frame the bytes stored (and their share of float16), encode and
-decode milliseconds per core, and the cores a GPU's C3D rate would need for each. Then
-encoding the same chunks from 1 and 2 threads (target: 2 threads ≥ 1.8× one).
+and prints per sampled frame the bytes stored (and their share of float16) and encode and
+decode milliseconds per core (``benchmarks/datapath.py`` turns the store codec's into the
+cores a GPU's C3D rate needs). Then encoding the same chunks from 1 and 2 threads
+(target: 2 threads ≥ 1.8× one).
 
     .venv/bin/python benchmarks/codec_choice.py                       # demo store if present, plus a generated set
     .venv/bin/python benchmarks/codec_choice.py feats.zarr --clips 0  # only a store of yours
@@ -42,8 +43,6 @@ CANDIDATES = (
     ("lz4hc", 1, "shuffle"), ("blosclz", 5, "shuffle"),
 )
 """(cname, clevel, shuffle) settings of blosc, the codec the store already uses (storage_schema.md §3)."""
-H100_C3D_FRAMES_PER_S = 30_000
-"""A C3D rate of tens of thousands of frames/s on one GPU, as benchmarks/extract.py's sizing line computes it."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def report(label: str, chunks: Chunks) -> None:
         encode_ms = 1e3 * measured.encode_s / chunks.frames
         print(f"{name:<24} {measured.stored_bytes / chunks.raw_bytes:>7.1%} {measured.stored_bytes / chunks.frames / 1024:>10.1f} "
               f"{encode_ms:>16.3f} {1e3 * measured.decode_s / chunks.frames:>16.3f} "
-              f"{chunks.raw_bytes / measured.encode_s / 1e6:>12.0f} {H100_C3D_FRAMES_PER_S * encode_ms / 1e3:>16.1f}")
+              f"{chunks.raw_bytes / measured.encode_s / 1e6:>12.0f}")
     default = blosc(COMPRESSOR.cname.name, COMPRESSOR.clevel, COMPRESSOR.shuffle.name)
     one, two = (threaded_encode_seconds(default, chunks, threads) for threads in (1, 2))
     print(f"default codec encoding from 2 threads: {one / two:.2f}× one thread (target ≥ 1.8×)")
