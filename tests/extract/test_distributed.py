@@ -94,12 +94,18 @@ def test_a_cluster_run_returns_one_row_per_video(client, video_folder, tmp_path)
     assert list(again.status) == ["skipped", "failed", "skipped", "skipped"]
 
 
-def test_workers_compute_in_the_precision_the_driver_recorded(client, video_folder, tmp_path):
+def test_workers_compute_in_the_precision_the_driver_recorded(client, tmp_path):
     # As when a CPU-only machine drives GPU workers: "auto" would resolve differently on the two sides.
+    # A worker opens the store with its own extractor's identity before it decodes, so one built in another
+    # precision is refused there (StoreMismatchError); a video that cannot be decoded then fails for its
+    # own reason alone, and no bf16 pass is run (minutes on CPUs without bf16 kernels).
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
     driver = Extractor.build(ExtractionConfig(device="cpu", precision="bf16"))
     out = str(tmp_path / "feats.zarr")
-    summary = extract_videos(collect_inputs([str(video_folder)]), out, CPU, client=client, progress=False, extractor=driver)
-    assert summary.count("done") == 3
+    summary = extract_videos(collect_inputs([str(tmp_path / "broken.mp4")]), out, CPU, client=client, progress=False,
+                             extractor=driver)
+    [outcome] = summary.outcomes
+    assert outcome.status == "failed" and "FFmpeg cannot decode it" in outcome.error, outcome
     assert open_store(out).attrs["precision"] == "bf16"
 
 
