@@ -10,7 +10,10 @@ no arrays) and indexed by the writer's ``RunIndex`` as a run would, it times
    marker, then each video's attributes for its length, as the trainer did before the index;
 
 and prints the objects each opened (counted by a ``counting://`` local file system) and
-their ratios. Both must report the same ids and lengths.
+their ratios. Both must report the same ids and lengths. Then, for ``--s3-sizes``, the same
+stores uploaded to a moto S3 server on 127.0.0.1: the HTTP requests each way sends
+(counted by a botocore hook on the session), which on S3 include listing ``manifest/``,
+1000 keys a page.
 
     .venv/bin/python benchmarks/store_index.py                 # 1k, 10k and 100k videos
     .venv/bin/python benchmarks/store_index.py --sizes 1000    # smoke run
@@ -18,6 +21,7 @@ their ratios. Both must report the same ids and lengths.
 from __future__ import annotations
 
 import functools
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -80,9 +84,46 @@ def lengths(url: str, use_index: bool) -> tuple[dict[str, int], float, int]:
     return found, time.perf_counter() - started, CountingFileSystem.opened
 
 
+S3_MARKER_LIMIT = 1000
+"""Largest store read marker by marker on moto S3 too: 6 requests a video, about 0.13 s each there."""
+
+
+def s3_requests(path: Path, videos: int) -> None:
+    """Upload the store at ``path`` to a moto S3 server and print the requests each way of opening it sends."""
+    import s3fs
+    from aiobotocore.session import AioSession
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server._server.server_port}"
+        credentials = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+        uploader = s3fs.S3FileSystem(**credentials)
+        uploader.mkdir("bench")
+        uploader.put(str(path), "bench/feats.zarr", recursive=True)
+        requests = {False: (float("nan"), float("nan"))}
+        for use_index in (True, False) if videos <= S3_MARKER_LIMIT else (True,):
+            session, sent = AioSession(), []
+            session.register("before-send.s3", lambda **_: sent.append(1))
+            options = {**credentials, "session": session, "skip_instance_cache": True}
+            started = time.perf_counter()
+            store = open_store("s3://bench/feats.zarr", options, use_index=use_index)
+            found = {video_id: store.padded_frames(video_id) if use_index else int(store.info(video_id)["padded_frames"])
+                     for video_id in store.video_ids}
+            assert len(found) == videos, "a video is missing"
+            requests[use_index] = (len(sent), time.perf_counter() - started)
+        (index_n, index_s), (markers_n, markers_s) = requests[True], requests[False]
+        click.echo(f"{videos:>8} {index_s:>9.2f} {markers_s:>10.2f} {index_n:>15} {markers_n:>16.0f} {markers_n / index_n:>7.0f}x")
+    finally:
+        server.stop()
+
+
 @click.command()
 @click.option("--sizes", default="1000,10000,100000", show_default=True, help="Store sizes in videos, comma-separated.")
-def main(sizes: str) -> None:
+@click.option("--s3-sizes", default="1000,10000", show_default=True, help="Sizes also measured on moto S3 ('' for none).")
+def main(sizes: str, s3_sizes: str) -> None:
     click.echo(f"{'videos':>8} {'index s':>9} {'markers s':>10} {'speed-up':>9} {'index objects':>14} {'marker objects':>15} {'ratio':>8}")
     for videos in (int(size) for size in sizes.split(",")):
         with tempfile.TemporaryDirectory() as folder:
@@ -94,6 +135,12 @@ def main(sizes: str) -> None:
             assert indexed == listed and len(indexed) == videos, "the index and the markers disagree"
             click.echo(f"{videos:>8} {index_s:>9.3f} {markers_s:>10.3f} {markers_s / index_s:>8.1f}x "
                        f"{index_objects:>14} {marker_objects:>15} {marker_objects / index_objects:>7.0f}x")
+    if s3_sizes:
+        click.echo(f"\non moto S3:\n{'videos':>8} {'index s':>9} {'markers s':>10} {'index requests':>15} {'marker requests':>16} {'ratio':>8}")
+    for videos in (int(size) for size in s3_sizes.split(",") if size):
+        with tempfile.TemporaryDirectory() as folder:
+            synthetic_store(Path(folder) / "feats.zarr", videos)
+            s3_requests(Path(folder) / "feats.zarr", videos)
 
 
 if __name__ == "__main__":
