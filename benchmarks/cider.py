@@ -1,4 +1,4 @@
-"""Time of one SCST reward: ``astar.train.cider.CiderD`` against pycocoevalcap's ``Cider``.
+"""Time of one SCST reward: ``astar.train.objectives.cider.CiderD`` against pycocoevalcap's ``Cider``.
 
 One SCST step scores B videos × K sampled captions against each video's references.
 pycocoevalcap recounts document frequencies over the scored videos on every call and
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pycocoevalcap.cider.cider import Cider
 
-from astar.train.cider import CiderD, DocumentFrequencies
+from astar.train.objectives.cider import CiderD, DocumentFrequencies
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "annotations" / "msvd" / "captions_vid_tab.txt"
 

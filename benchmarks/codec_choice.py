@@ -33,7 +33,7 @@ import numpy as np
 from numcodecs import Blosc
 
 from astar.extract import ExtractionConfig, collect_inputs, extract_videos, open_store
-from astar.extract.store import COMPRESSOR
+from astar.extract.store.writer import COMPRESSOR
 from astar.pipelines.synthetic import generate_dataset
 
 SHUFFLES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}

@@ -42,11 +42,11 @@ from astar.extract import PAPER, ExtractionConfig, Extractor, VideoInput, decode
 from astar.extract.cores import machine_cores
 from astar.extract.features import extract_features
 from astar.extract.outcomes import store_decoded
-from astar.extract.store import COMPRESSOR, StoreWriter
+from astar.extract.store.writer import COMPRESSOR, StoreWriter
 from astar.extract.writebehind import WriteBehind
-from astar.train.model import ASTAR
-from astar.train.model_config import ModelConfig
-from astar.train.video_batch import random_batch
+from astar.train.model.astar import ASTAR
+from astar.train.model.config import ModelConfig
+from astar.train.model.batch import random_batch
 from ceilings import GPU_PEAK_TFLOPS, best_seconds
 from codec_choice import blosc, rate, stored_chunks, threaded_encode_seconds
 from extract import GPU_EFFICIENCY, count_flops, pool_rate, write_clip

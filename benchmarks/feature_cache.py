@@ -29,10 +29,10 @@ from loader import CAPTION_WORDS, VOCAB, pairs, small_store
 
 from astar.extract import open_store
 from astar.train.distributed import Objective
-from astar.train.feature_cache import FeatureCache, cache_bytes
-from astar.train.loader import DEFAULT_CACHE_BYTES, BucketBatchSampler, CaptionBatches, make_loader
-from astar.train.model import ASTAR
-from astar.train.model_config import ModelConfig
+from astar.train.data.feature_cache import FeatureCache, cache_bytes
+from astar.train.data.loader import DEFAULT_CACHE_BYTES, BucketBatchSampler, CaptionBatches, make_loader
+from astar.train.model.astar import ASTAR
+from astar.train.model.config import ModelConfig
 from astar.train.trainer import optimizer_step
 
 EPOCHS = 2

@@ -27,9 +27,9 @@ import torch
 
 from astar.extract import ExtractionConfig, collect_inputs, extract_videos, open_store
 from astar.pipelines.synthetic import generate_dataset
-from astar.train.model_config import ModelConfig
-from astar.train.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader, padding_fraction
-from astar.train.model import ASTAR
+from astar.train.model.config import ModelConfig
+from astar.train.data.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader, padding_fraction
+from astar.train.model.astar import ASTAR
 from astar.train.distributed import Objective
 from astar.train.trainer import optimizer_step
 

@@ -26,9 +26,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from astar.train.video_batch import random_batch
-from astar.train.model_config import ModelConfig
-from astar.train.model import ASTAR
+from astar.train.model.batch import random_batch
+from astar.train.model.config import ModelConfig
+from astar.train.model.astar import ASTAR
 from ceilings import measure_ceilings
 
 BATCH = 32

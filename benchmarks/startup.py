@@ -36,7 +36,7 @@ def command_code(entry_point: str, script: str) -> str:
 def store_code(store: Path) -> str:
     """Open a store and read what a notebook or a DataLoader worker reads first."""
     return (
-        "from astar.extract.store import open_store\n"
+        "from astar.extract.store.reader import open_store\n"
         f"store = open_store({str(store)!r})\n"
         "ids = store.video_ids\n"
         "store.read(ids[0], store.layer_names[0])\n"

@@ -31,8 +31,9 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from astar.extract import ExtractionConfig, Extractor, open_store, padded_frame_count, video_key
-from astar.extract.index import INDEX, RunIndex
-from astar.extract.store import MANIFEST, VIDEOS, StoreWriter, _group_once
+from astar.extract.store.index import INDEX, RunIndex
+from astar.extract.store.reader import MANIFEST, VIDEOS
+from astar.extract.store.writer import StoreWriter, group_once
 
 MARKER_ARRAYS = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")
 
@@ -66,8 +67,8 @@ def synthetic_store(path: Path, videos: int) -> None:
         video_id, frames = f"clip{number:07d}", 1 + number % 300
         key = video_key(video_id)
         attributes = {"video_id": video_id, "frames": frames, "padded_frames": padded_frame_count(frames), "status": "complete"}
-        _group_once(root[VIDEOS], key, attributes)
-        _group_once(root[MANIFEST], key, {"video_id": video_id, "arrays": dict.fromkeys(MARKER_ARRAYS, [1])})
+        group_once(root[VIDEOS], key, attributes)
+        group_once(root[MANIFEST], key, {"video_id": video_id, "arrays": dict.fromkeys(MARKER_ARRAYS, [1])})
         run.add(key, video_id, frames)
     run.close()
 

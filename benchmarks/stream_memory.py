@@ -62,7 +62,7 @@ def compression_seconds(store: str, repeats: int = 3) -> tuple[float, float, int
     import zarr
 
     from astar.extract import open_store
-    from astar.extract.store import CHECKSUM, COMPRESSOR
+    from astar.extract.store.writer import CHECKSUM, COMPRESSOR
 
     features = open_store(store)
     video = features.video_ids[0]

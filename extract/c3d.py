@@ -14,7 +14,7 @@ from torch import nn
 
 from .backbones.c3d_geometry import CONV_LAYERS, FC7_DIM, LAYERS, SPORTS1M_CLASSES
 from .preprocessing import C3D_CAFFE, PAPER
-from .schema import halo_frames
+from .store.schema import halo_frames
 from .weights import RANDOM_INIT, WeightsSpec, load_matching, read_checkpoint, state_dict_of
 
 CPU_REDUCED_CONV4B_STEPS = 8

@@ -79,7 +79,7 @@ def main(
     from .distributed import dask_client
     from .extraction import extract_videos
     from .extractor import ExtractionConfig, Extractor
-    from .store import StoreMismatchError
+    from .store.reader import StoreMismatchError
 
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster and --scheduler uses an existing one; give one")

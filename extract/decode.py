@@ -58,9 +58,9 @@ import av
 import numpy as np
 
 from .errors import AstarError
-from .ids import is_url, local_path
 from .preprocessing import Preprocessing
-from .schema import FPS
+from .store.ids import is_url, local_path
+from .store.schema import FPS
 
 TRUNCATION_TOLERANCE_S = 1.0
 """Decoded duration may fall this far (plus 10 %) short of the declared one before the file counts as truncated."""

@@ -43,16 +43,17 @@ import dask.system
 import torch
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed, get_worker
 
-from .decode import DecodedVideo, DecodeError, decode_video
 from .clitools import say
-from .extractor import ExtractionConfig, Extractor
+from .decode import DecodedVideo, DecodeError, decode_video
 from .errors import AstarError
-from .ids import VideoInput, video_key
-from .pool import DecoderPool
+from .extractor import ExtractionConfig, Extractor
 from .outcomes import RunTally, VideoOutcome, show_outcome, store_decoded
 from .plan import ExtractionPlan
-from .store import MANIFEST, VIDEOS, StoreWriter
+from .pool import DecoderPool
 from .progress import ProgressDisplay
+from .store.ids import VideoInput, video_key
+from .store.reader import MANIFEST, VIDEOS
+from .store.writer import StoreWriter
 from .writebehind import WriteBehind
 
 RETRIES = 2

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from .extractor import ExtractionConfig, Extractor
 from .folders import is_process_local
-from .ids import VideoInput
 from .local import run_in_process
 from .outcomes import RunSummary
 from .plan import plan_extraction
 from .progress import progress as progress_display
-from .store import StoreError, store_size_bytes
+from .store.ids import VideoInput
+from .store.reader import StoreError, store_size_bytes
 
 if TYPE_CHECKING:
     from distributed import Client

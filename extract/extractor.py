@@ -14,16 +14,16 @@ from torch import nn
 from .backbones import DEFAULT_BACKBONE, Backbone, get_backbone
 from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
-from .ids import has_scheme
-from .inputs import source_fingerprint
 from .features import FeatureTile, VideoFeatures, feature_tiles, gather_tiles, padded_slice, prepare_model
 from .finite import require_finite
+from .inputs import source_fingerprint
 from .memory import keep_freed_memory
 from .options import MAX_FRAMES_PER_PASS
 from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
-from .schema import FPS, SCHEMA_VERSION, padded_frame_count
-from .store import VideoRecord
+from .store.ids import has_scheme
+from .store.schema import FPS, SCHEMA_VERSION, padded_frame_count
+from .store.writer import VideoRecord
 from .weights import WeightsSpec
 
 

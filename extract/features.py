@@ -24,7 +24,7 @@ from torch import nn
 from .devices import PRECISIONS
 from .memory import offheap_copy, offheap_empty
 from .options import MAX_FRAMES_PER_PASS
-from .schema import CLIP_FRAMES, WINDOW_STRIDE, padded_frame_count
+from .store.schema import CLIP_FRAMES, WINDOW_STRIDE, padded_frame_count
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 

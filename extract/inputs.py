@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import AstarError
-from .ids import VideoInput, is_url
+from .store.ids import VideoInput, is_url
 
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .flv .wmv .3gp .ogv .ts .mts .m2ts .y4m .gif .h264 .264 .hevc .h265".split()

@@ -15,15 +15,15 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 import torch
 
-from .decode import DecodedVideo, DecodeError
-from .clitools import EXIT_SOME_FAILED, say
-from .extractor import Extractor, absolute_source
-from .ids import VideoInput
 from .chunks import ChunkRuns
+from .clitools import EXIT_SOME_FAILED, say
+from .decode import DecodedVideo, DecodeError
+from .extractor import Extractor, absolute_source
 from .features import FeatureTile, top_features
-from .store import StoreWriter, VideoWrite
-from .writebehind import WriteBehind
 from .progress import ProgressDisplay
+from .store.ids import VideoInput
+from .store.writer import StoreWriter, VideoWrite
+from .writebehind import WriteBehind
 
 
 

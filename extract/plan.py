@@ -14,10 +14,11 @@ from typing import Any
 
 from .clitools import say
 from .extractor import ExtractionConfig, absolute_source
-from .ids import VideoInput, is_url
 from .inputs import source_change
 from .outcomes import VideoOutcome
-from .store import FeatureStore, StoreError, StoreWriter
+from .store.ids import VideoInput, is_url
+from .store.reader import FeatureStore, StoreError
+from .store.writer import StoreWriter
 
 
 @dataclass(frozen=True)

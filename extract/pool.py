@@ -41,11 +41,11 @@ import time
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 
-from .decode import DecodedVideo, DecodeError, decode_video
 from .cores import machine_cores
-from .ids import VideoInput
+from .decode import DecodedVideo, DecodeError, decode_video
 from .preprocessing import Preprocessing
-from .schema import FPS
+from .store.ids import VideoInput
+from .store.schema import FPS
 
 DEFAULT_TIMEOUT_S = 600.0
 FRAME_BYTES = 112 * 112 * 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from .schema import FRAME_SIZE
+from .store.schema import FRAME_SIZE
 
 if TYPE_CHECKING:
     import numpy as np

@@ -37,7 +37,8 @@ def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...]
     STORE is a feature store written by astar-extract (path or fsspec URL).
     """
     from .progress import progress  # the store reader (Zarr) and tqdm load after parsing, not for --help
-    from .store import open_store, verify_store
+    from .store.reader import open_store
+    from .store.verify import verify_store
 
     options = dict(storage_options)
     try:

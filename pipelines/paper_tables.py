@@ -24,7 +24,7 @@ METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "CIDEr")
 """The paper's columns, named as ``astar.train.scoring`` names its corpus scores."""
 
 PAPER_DATASETS: dict[str, str] = {"msvd": "Youtube2Text", "m-vad": "M-VAD", "msr-vtt": "MSR-VTT"}
-"""Our dataset names (``astar.train.datasets.DATASETS``) → the paper's."""
+"""Our dataset names (``astar.train.data.datasets.DATASETS``) → the paper's."""
 
 MISSING = "—"
 

@@ -53,7 +53,7 @@ def one_clip_store(tmp_path_factory) -> Path:
 
 def test_reading_a_store_loads_neither_torch_nor_dask(one_clip_store):
     code = (
-        "from astar.extract.store import open_store\n"
+        "from astar.extract.store.reader import open_store\n"
         f"store = open_store({str(one_clip_store)!r})\n"
         "[video] = store.video_ids\n"
         "features = store.read(video, store.layer_names[0])\n"

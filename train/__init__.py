@@ -5,7 +5,7 @@ API is what the README's examples and the pipelines use: ``train`` runs the pape
 recipe (Section 4.2) into a run directory that ``load_run`` reads back, ``evaluate``
 scores a run, ``caption_videos`` captions new files, and ``ModelConfig`` / ``ASTAR`` /
 ``named_models`` describe the models. Everything else stays importable from its module
-(``astar.train.loader``, ``astar.train.search``, …).
+(``astar.train.data.loader``, ``astar.train.model.search``, …).
 
 Every name is imported from its module on first use (``astar.extract.export_lazily``): the
 configurations, presets and choices load without torch; ``train`` or ``ASTAR`` load it.
@@ -14,15 +14,15 @@ from astar.extract import export_lazily
 
 __all__ = export_lazily(__name__, {
     "caption": ("VideoCaption", "caption_videos", "prepare_extraction"),
-    "datasets": ("DATASETS", "SPLITS"),
+    "data.datasets": ("DATASETS", "SPLITS"),
     "evaluate": ("TABLE_METRICS", "EvalConfig", "EvalResult", "evaluate", "format_scores"),
-    "model": ("ASTAR",),
-    "model_config": ("ModelConfig",),
+    "model.astar": ("ASTAR",),
+    "model.config": ("ModelConfig",),
     "options": ("DEFAULT_BEAM_SIZE",),
     "recipe_options": ("RECIPE_FIELDS", "recipe_options"),
     "rundir": ("LoadedRun", "load_run", "read_run_config", "saved_run_differences"),
     "scoring": ("SCORES_FILE", "ScoresError", "read_scores"),
     "train_config": ("PRESETS", "RECIPES", "TrainConfig"),
     "trainer": ("TrainResult", "train", "train_resumably"),
-    "variants": ("NAMED_MODELS", "VARIANTS", "NamedModel", "named_models"),
+    "model.variants": ("NAMED_MODELS", "VARIANTS", "NamedModel", "named_models"),
 })

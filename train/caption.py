@@ -28,12 +28,12 @@ from astar.extract import (
     AstarError, ExtractionConfig, Extractor, VideoInput, decode_video, extract_videos, open_store, weights_line,
 )
 
+from .data.loader import collate_videos
 from .figures import FIGURES_FOLDER, WordAttention, caption_words, save_attention_figure
-from .loader import collate_videos
-from .model import CaptionAttention
+from .model.astar import CaptionAttention
+from .model.search import beam_search
 from .options import DEFAULT_BEAM_SIZE
 from .rundir import LoadedRun
-from .search import beam_search
 
 CAPTION_BATCH = 8
 """Videos captioned per beam search."""

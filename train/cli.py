@@ -14,12 +14,12 @@ from astar.extract import (
     printable, random_init_warning, say, storage_option,
 )
 
-from .datasets import DATASETS, SPLITS
-from .model_config import Attention
+from .data.datasets import DATASETS, SPLITS
+from .model.config import Attention
+from .model.variants import VARIANTS
 from .options import ALIGNED_NORMS, CHECKPOINTS, DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS, DEVICE_MEMORY_SHARE, FEATURE_CACHES, HOST_MEMORY_SHARE, INPUT_NORMS
 from .recipe_options import DEFAULTS, RECIPE_HELP, recipe_options
 from .train_config import MODEL_FIELDS, OBJECTIVES, PRESETS, RECIPES, SCST_BASELINES, TrainConfig
-from .variants import VARIANTS
 
 # Each command imports torch and the modules that need it in its body, after click has
 # parsed the arguments: --help and usage errors answer without loading them.

@@ -34,9 +34,9 @@ from torch import Tensor, nn
 
 from astar.extract import say
 
-from .model import ASTAR
-from .scst import CaptionReward, ScstStep, self_critical_step
-from .video_batch import VideoBatch
+from .model.astar import ASTAR
+from .model.batch import VideoBatch
+from .objectives.scst import CaptionReward, ScstStep, self_critical_step
 
 Result = TypeVar("Result")
 
@@ -106,7 +106,7 @@ class Objective(nn.Module):
 
 @dataclass(frozen=True)
 class ScstSettings:
-    """How ``SelfCritical`` samples and rewards (``astar.train.scst``): K samples, baseline, τ, most tokens."""
+    """How ``SelfCritical`` samples and rewards (``astar.train.objectives.scst``): K samples, baseline, τ, most tokens."""
 
     samples: int
     baseline: str

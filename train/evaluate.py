@@ -14,7 +14,7 @@ the others still report and a warning says what to install), ROUGE-L and CIDEr-D
 PTB-tokenised. ``OUT`` (default ``RUN_DIR/eval-<split>``) receives ``scores.json``
 (corpus scores, warnings and an ``evaluation`` block saying what was decoded how) and
 ``per_video.csv`` (video id, generated caption, references, per-video scores) and
-``health.json`` (``astar.train.health``: dead alignment channels, α's entropy against
+``health.json`` (``astar.train.model.health``: dead alignment channels, α's entropy against
 uniform, β per layer, on the split's videos and greedy captions).
 
 The store must have been extracted like the run's training store (same schema,
@@ -32,13 +32,13 @@ from astar.extract import (
     AstarError, FeatureStore, check_folder, claim_folder, open_store, progress, require_finite, resolve_device, weights_line,
 )
 
-from .datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
-from .loader import BucketBatchSampler, CaptionBatches, make_loader
+from .data.datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
+from .data.loader import BucketBatchSampler, CaptionBatches, make_loader
+from .model.health import HEALTH_FILE, combined_figures, tally_videos
+from .model.search import decode_captions
 from .options import DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS
-from .health import HEALTH_FILE, combined_figures, tally_videos
 from .rundir import LoadedRun, load_run, write_text
 from .scoring import METRICS, CaptionScores, score_captions, write_scores
-from .search import decode_captions
 
 TABLE_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 MISSING = "—"
@@ -107,7 +107,7 @@ class EvalResult:
         report: how the split's captions matched the store.
         store_attrs: the evaluated store's root attributes (its extraction identity).
         settings: the ``evaluation`` block of ``scores.json``.
-        health: the mechanism's health on the split (``astar.train.health``; ``health.json``).
+        health: the mechanism's health on the split (``astar.train.model.health``; ``health.json``).
     """
 
     scores: CaptionScores

@@ -30,8 +30,8 @@ import numpy as np
 
 from astar.extract import FPS, LayerGeometry
 
-from .model_config import C3D_GEOMETRY, ModelConfig
-from .model import CaptionAttention
+from .model.astar import CaptionAttention
+from .model.config import C3D_GEOMETRY, ModelConfig
 from .text import EOS_ID, Vocabulary
 
 if TYPE_CHECKING:

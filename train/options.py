@@ -9,15 +9,15 @@ import them from here.
 from __future__ import annotations
 
 INPUT_NORMS = ("channel", "rms")
-"""``ModelConfig.input_norm`` choices (``astar.train.normalise``'s docstring)."""
+"""``ModelConfig.input_norm`` choices (``astar.train.model.normalise``'s docstring)."""
 ALIGNED_NORMS = ("layer", "rms", "none")
-"""``ModelConfig.aligned_norm`` choices (``astar.train.normalise``'s docstring)."""
+"""``ModelConfig.aligned_norm`` choices (``astar.train.model.normalise``'s docstring)."""
 
 DEFAULT_LOADER_WORKERS = 2
 """Processes reading features from the store for training and evaluation (0: in the calling process)."""
 
 FEATURE_CACHES = ("auto", "device", "host", "none")
-"""Where training reads features from (``astar.train.cache_plan``): decompressed once onto the GPU or into
+"""Where training reads features from (``astar.train.data.cache_plan``): decompressed once onto the GPU or into
 shared host memory, streamed from the store (``none``), or the fastest of those that fits (``auto``)."""
 DEVICE_MEMORY_SHARE = 0.5
 """The most of the training GPU's free memory a feature cache may take; the rest holds the model,
@@ -27,7 +27,7 @@ HOST_MEMORY_SHARE = 0.5
 workers, their batches in flight and the training process."""
 
 DEFAULT_BEAM_SIZE = 5
-"""K of beam search when captioning (``astar.train.search``)."""
+"""K of beam search when captioning (``astar.train.model.search``)."""
 
 CHECKPOINTS = ("best", "last")
 """The checkpoints a run directory keeps: best validation score, latest state."""

@@ -6,7 +6,7 @@ Layout of ``RUN_DIR`` (written by ``astar-train``)::
     config.toml          [train]: every astar-train flag (TrainConfig, storage options left out);
                          [model]: the resolved ModelConfig; [features]: store vs model widths
                          and the mean shift and scale each input is normalised by (the
-                         checkpoints hold the per-channel values; astar.train.normalise);
+                         checkpoints hold the per-channel values; astar.train.model.normalise);
                          [init]: for a run started from another (--init-from), that run,
                          its checkpoint and the epoch and step the weights came from
     vocab.json           the Vocabulary (text.Vocabulary.save)
@@ -17,7 +17,7 @@ Layout of ``RUN_DIR`` (written by ``astar-train``)::
     checkpoints/last.pt  everything to resume (model, optimizer, RNG, progress, early stopping)
     checkpoints/best.pt  the model at the best validation so far (model and its metadata)
     cider_df.npz         self-critical runs: CIDEr-D document frequencies of the training
-                         references, counted once when the run starts (astar.train.cider)
+                         references, counted once when the run starts (astar.train.objectives.cider)
 
 Every file is written atomically (``checkpoint.write_atomically``).
 """
@@ -39,20 +39,20 @@ from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, 
 from astar.extract.folders import MARKER as FOLDER_MARKER
 
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
-from .loader import FeatureReader, model_layers
-from .model_config import ModelConfig
-from .options import CHECKPOINTS
-from .model import ASTAR
-from .train_config import TrainConfig
+from .data.loader import FeatureReader, model_layers
 from .errors import TrainingError
+from .model.astar import ASTAR
+from .model.config import ModelConfig
+from .options import CHECKPOINTS
 from .runlock import LOCK_FILE, RunLock
 from .text import Vocabulary
+from .train_config import TrainConfig
 
 RUN_FOLDER = "run"
 """The ``folders`` kind of a run directory."""
 RUN_FORMAT = "astar-run"
 RUN_VERSION = 2
-"""2: inputs normalised per channel and aligned maps normalised (``astar.train.normalise``);
+"""2: inputs normalised per channel and aligned maps normalised (``astar.train.model.normalise``);
 a version-1 run's weights expect other inputs, so it is refused rather than misread."""
 
 IDENTITY_KEYS = ("astar_schema_version", "fps", "frame_size", "preprocessing", "model")
@@ -137,7 +137,7 @@ def write_run_config(
         "train": config.to_dict(),
         "model": model,
         "features": {
-            "note": "the loader reads the first N channels of each stored array (N = read); see astar.train.loader",
+            "note": "the loader reads the first N channels of each stored array (N = read); see astar.train.data.loader",
             "read": read,
             "store": {name: model_config.layer(name).channels for name in read if name != "fc7"},
             "normalisation": normalisation,

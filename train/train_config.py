@@ -21,7 +21,7 @@ what a run saves, so a resumed run keeps them even if a recipe changes.
 
 Objectives (``--objective``): ``xent``, the paper's maximum likelihood (eq. 3, or the
 K-sample bound for hard attention); ``scst``, self-critical sequence training on
-CIDEr-D (``astar.train.scst``), which starts from a trained run (``init_from``).
+CIDEr-D (``astar.train.objectives.scst``), which starts from a trained run (``init_from``).
 """
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ from typing import Any, Literal
 
 from astar.extract import AUTOCAST_PRECISIONS, DEVICES, LayerGeometry, require_finite
 
-from .model_config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
-from .variants import VARIANTS
-from .model_config import Attention
-from .datasets import DATASETS
+from .data.datasets import DATASETS
+from .model.config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
+from .model.config import Attention
+from .model.variants import VARIANTS
 from .options import DEFAULT_LOADER_WORKERS, FEATURE_CACHES
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
 
@@ -41,7 +41,7 @@ PRESETS = ("paper", "small")
 STOPPING_METRICS = ("METEOR", "CIDEr", "loss")
 OBJECTIVES = ("xent", "scst")
 SCST_BASELINES = ("greedy", "mean")
-"""Reward baselines of self-critical training (``astar.train.scst``)."""
+"""Reward baselines of self-critical training (``astar.train.objectives.scst``)."""
 VOCABULARY_SPLITS = ("train", "all")
 """Captions the vocabulary is counted on: the training split (default) or every split
 (what the paper's YouTube2Text size implies; see the README's "Vocabulary")."""
@@ -139,7 +139,7 @@ class TrainConfig:
             recipe (paper 1, small 0.3).
         bleu_weight: ``scst``'s reward is CIDEr-D + bleu_weight · BLEU-4.
         loader_workers: processes reading the store (0: in the training process).
-        feature_cache: where the training and val features are read from (``astar.train.cache_plan``):
+        feature_cache: where the training and val features are read from (``astar.train.data.cache_plan``):
             ``device`` (decompressed once onto the training GPU), ``host`` (once, into shared
             RAM every loader worker maps), ``none`` (streamed from the store) or ``auto`` (the
             first of those that fits). Results are the same whichever.

@@ -10,7 +10,7 @@ validation loss decides. ``patience`` evaluations without improvement end the ru
 
 A run may start from another's best checkpoint (``init_from``: its weights, vocabulary
 and input scales), and may train by self-critical sequence training instead
-(``objective="scst"``, ``astar.train.scst``): an epoch then passes over the training
+(``objective="scst"``, ``astar.train.objectives.scst``): an epoch then passes over the training
 *videos*, ``batch_size`` at a time, sampling K captions of each and rewarding them by
 CIDEr-D against the video's training references, with document frequencies counted once
 from the training split and kept in the run (``cider_df.npz``). Validation, early
@@ -47,34 +47,34 @@ from torch.nn.utils import clip_grad_norm_
 
 from astar.extract import AstarError, StoreError, autocast_dtype, open_store, progress as progress_display, random_init_warning, resolve_device
 
-from .captions import CaptionData, caption_data
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from .cider import CiderD, DocumentFrequencies
+from .data.cache_plan import plan_read_path
+from .data.captions import CaptionData, caption_data
+from .data.feature_cache import FeatureCache
+from .data.loader import (
+    BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, FeatureSource, feature_statistics, make_loader, model_layers,
+)
+from .data.word2vec import load_word2vec
 from .distributed import (
     Objective, Processes, ScstSettings, SelfCritical, from_main, gather_to_main, global_mean, mean_and_any, sum_over_processes,
     word_mean,
 )
 from .errors import TrainingError
-from .feature_cache import FeatureCache
-from .health import combined_figures, health_line, tally_videos
-from .cache_plan import plan_read_path
-from .loader import (
-    BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, FeatureSource, feature_statistics, make_loader, model_layers,
-)
-from .model import ASTAR
-from .model_config import ModelConfig
+from .model.astar import ASTAR
+from .model.config import ModelConfig
+from .model.health import combined_figures, health_line, tally_videos
+from .model.search import decode_captions
+from .objectives.cider import CiderD, DocumentFrequencies
+from .objectives.scst import CaptionReward
 from .rundir import (
     RESUME_OVERRIDES, RunPaths, create_run_folder, edited_settings, load_run, prepare_run, resume_config,
     saved_run_differences, write_metrics, write_run_config, write_text,
 )
 from .runlock import RunLock
 from .scoring import JAVA_INSTALL_HINT, METRICS, score_captions
-from .scst import CaptionReward
-from .search import decode_captions
 from .signals import stop_requests
 from .text import PAD_ID
 from .train_config import TrainConfig
-from .word2vec import load_word2vec
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -274,7 +274,7 @@ class Trainer:
             val_videos, BucketBatchSampler(val_videos.lengths, config.batch_size, shuffle=False, **share), workers, target=on)
 
     def read_path(self, reader: FeatureReader) -> FeatureSource:
-        """What the run reads its training and val videos from (``--feature-cache``, ``astar.train.cache_plan``),
+        """What the run reads its training and val videos from (``--feature-cache``, ``astar.train.data.cache_plan``),
         said in one line; damage met while caching stops the run before it trains, in one line."""
         data = self.data
         videos = [*data.train_ids, *data.train_references, *data.val_ids, *data.references]

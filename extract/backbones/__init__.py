@@ -17,8 +17,8 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..schema import TOP_FEATURE, TOP_WINDOWS, CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry, traced_stages
 from . import c3d_geometry, resnet_designs
+from ..store.schema import TOP_FEATURE, TOP_WINDOWS, CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry, traced_stages
 
 if TYPE_CHECKING:
     from torch import nn

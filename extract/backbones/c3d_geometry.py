@@ -5,7 +5,7 @@ without building it; ``astar.extract.c3d`` builds the network from these facts.
 """
 from __future__ import annotations
 
-from ..schema import LayerGeometry, Operation, traced_stages
+from ..store.schema import LayerGeometry, Operation, traced_stages
 
 SPORTS1M_CLASSES = 487
 FC7_DIM = 4096

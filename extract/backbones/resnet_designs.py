@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..schema import Operation
+from ..store.schema import Operation
 
 KINETICS_CLASSES = 400
 STAGE_CHANNELS = (64, 128, 256, 512)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..preprocessing import KINETICS
-from ..schema import CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry, halo_frames, traced_stages
+from ..store.schema import CLIP_FRAMES, WINDOW_STRIDE, LayerGeometry, halo_frames, traced_stages
 from ..weights import RANDOM_INIT, WeightsError, WeightsSpec, load_matching, read_checkpoint, state_dict_of
 from .resnet_designs import DESIGNS, KINETICS_CLASSES, NAMED_WEIGHTS, STAGE_CHANNELS, Design
 

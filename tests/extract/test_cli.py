@@ -176,7 +176,7 @@ def test_broken_timestamps_and_display_rotation_are_noted_and_recorded(tmp_path)
 
 def test_a_store_of_other_settings_is_refused_with_the_cli_hint_the_library_leaves_out(video_folder, tmp_path):
     from astar.extract import ExtractionConfig, collect_inputs, extract_videos
-    from astar.extract.store import StoreMismatchError
+    from astar.extract.store.reader import StoreMismatchError
 
     out = tmp_path / "feats.zarr"
     assert run(video_folder / "a.mp4", "--out", out).exit_code == 0

@@ -10,8 +10,8 @@ import zarr
 from fsspec.implementations.local import LocalFileSystem
 
 from astar.extract import StoreWriter, collect_inputs, decode_video, extract_videos, open_store, verify_store, video_key
-from astar.extract.index import FLUSH_VIDEOS, INDEX, RunIndex, read_index
-from astar.extract.store import STORE_NODES
+from astar.extract.store.index import FLUSH_VIDEOS, INDEX, RunIndex, read_index
+from astar.extract.store.writer import STORE_NODES
 from tests.videos import write_video
 
 CLIPS = {"a.mp4": 25, "nested/b.mkv": 10, "c d.webm": 40}

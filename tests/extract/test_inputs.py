@@ -202,13 +202,13 @@ def test_a_store_without_fingerprints_compares_paths(tmp_path):
 ])
 def test_one_rule_says_what_is_a_url_what_is_remote_and_which_local_path_it_names(source, scheme, remote, local):
     from astar.extract import has_scheme, local_path
-    from astar.extract.ids import is_url
+    from astar.extract.store.ids import is_url
 
     assert (has_scheme(source), is_url(source), local_path(source)) == (scheme, remote, local)
 
 
 def test_a_file_url_store_finds_its_annotations_beside_it_and_a_remote_one_does_not(monkeypatch):
-    from astar.train.datasets import default_annotation_paths
+    from astar.train.data.datasets import default_annotation_paths
 
     monkeypatch.delenv("ASTAR_DATA", raising=False)
     assert default_annotation_paths("msvd", "file:///data/feats.zarr") == [Path("/data/annotations/msvd")]

@@ -8,7 +8,7 @@ import zarr
 from astar.extract import (
     SCHEMA_VERSION, StoreError, collect_inputs, extract_videos, get_backbone, open_store, video_id_from_key, video_key,
 )
-from astar.extract.ids import SAFE
+from astar.extract.store.ids import SAFE
 from astar.extract.inputs import InputError
 
 LAYERS = get_backbone("c3d").layers
@@ -150,7 +150,7 @@ def test_a_version_1_store_reads_as_c3d_and_takes_no_new_videos(video_folder, tm
 @pytest.mark.parametrize("path", ["", "  "])
 def test_an_empty_store_path_is_refused_not_taken_for_the_current_folder(path, tmp_path, monkeypatch):
     from astar.extract import StoreWriter, open_store
-    from astar.extract.store import StoreError
+    from astar.extract.store.reader import StoreError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StoreError, match="empty store path"):

@@ -10,8 +10,8 @@ import pytest
 
 from astar.extract import ExtractionConfig, Extractor, StoreError, collect_inputs, extract_videos, open_store
 from astar.extract.chunks import ChunkRuns
-from astar.extract.ids import video_key
-from astar.extract.store import StoreWriter
+from astar.extract.store.ids import video_key
+from astar.extract.store.writer import StoreWriter
 from astar.extract.writebehind import WriteBehind
 from tests.videos import write_video
 

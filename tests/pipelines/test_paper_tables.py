@@ -16,7 +16,7 @@ from astar.pipelines.paper_tables import (
     table_rows,
 )
 from astar.extract import get_backbone
-from astar.train.model_config import ModelConfig
+from astar.train.model.config import ModelConfig
 
 PAPER_TEXT = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_c4da59e5334ceffe.txt"
 

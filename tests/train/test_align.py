@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from astar.extract import BACKBONES, get_backbone
-from astar.train.align import ConvAlignment, axis_alignments, top_field
-from astar.train.model_config import ModelConfig
-from astar.train.model import ASTAR
+from astar.train.model.align import ConvAlignment, axis_alignments, top_field
+from astar.train.model.config import ModelConfig
+from astar.train.model.astar import ASTAR
 
 TOP_STEPS = 3
 SECTION_4_2_KERNEL = {"pool2": 7, "pool3": 5, "pool4": 3, "pool5": 1}

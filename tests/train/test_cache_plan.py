@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from astar.train.cache_plan import Budget, available_host_memory, gib, host_budget, plan_cache
+from astar.train.data.cache_plan import Budget, available_host_memory, gib, host_budget, plan_cache
 from astar.train.errors import TrainingError
 from astar.train.options import HOST_MEMORY_SHARE
 

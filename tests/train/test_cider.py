@@ -10,7 +10,7 @@ import pytest
 from pycocoevalcap.cider.cider import Cider
 
 from astar.extract import AstarError
-from astar.train.cider import CiderD, CiderError, DocumentFrequencies
+from astar.train.objectives.cider import CiderD, CiderError, DocumentFrequencies
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from astar.train.datasets import (
+from astar.train.data.datasets import (
     DATASETS,
     AnnotationError,
     Caption,

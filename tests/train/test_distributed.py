@@ -19,11 +19,11 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 
-from astar.train.model_config import C3D_GEOMETRY, ModelConfig
-from astar.train.video_batch import VideoBatch, random_batch
+from astar.train.model.config import C3D_GEOMETRY, ModelConfig
+from astar.train.model.batch import VideoBatch, random_batch
 from astar.train.distributed import Objective, Processes, word_mean
-from astar.train.loader import BucketBatchSampler, pad_tokens
-from astar.train.model import ASTAR
+from astar.train.data.loader import BucketBatchSampler, pad_tokens
+from astar.train.model.astar import ASTAR
 from astar.train.rundir import RunPaths
 from astar.train.train_config import TrainConfig
 from astar.train.trainer import train

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from astar.extract import ExtractionConfig, collect_inputs, extract_videos, open_store
 from astar.train.cli import eval_command
 from astar.train.evaluate import EvalError, EvalConfig, evaluate
-from astar.train.loader import CaptionBatches
+from astar.train.data.loader import CaptionBatches
 from astar.train.rundir import load_run
 from astar.train.trainer import train
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from astar.extract import open_store, video_key
-from astar.extract.store import DamagedVideoError
-from astar.train.feature_cache import FeatureCache, cache_bytes
-from astar.train.loader import BucketBatchSampler, CaptionBatch, CaptionBatches, FeatureReader, make_loader
-from astar.train.model_config import ModelConfig
+from astar.extract.store.reader import DamagedVideoError
+from astar.train.data.feature_cache import FeatureCache, cache_bytes
+from astar.train.data.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader
+from astar.train.model.batch import CaptionBatch
+from astar.train.model.config import ModelConfig
 
 SMALL = ModelConfig.small(vocab_size=10, pad_id=0, eos_id=2)
 CPU = torch.device("cpu")

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from astar.train.video_batch import VideoBatch, random_batch
-from astar.train.model_config import ModelConfig
-from astar.train.hard import multi_sample_bound, vimco_learning_signals, vimco_surrogate
-from astar.train.model import ASTAR, caption_log_likelihood
+from astar.train.model.batch import VideoBatch, random_batch
+from astar.train.model.config import ModelConfig
+from astar.train.model.hard import multi_sample_bound, vimco_learning_signals, vimco_surrogate
+from astar.train.model.astar import ASTAR, caption_log_likelihood
 
 
 

@@ -1,6 +1,6 @@
 """The mechanism is alive after training, not only correct: alignment channels fire, α is not mean pooling.
 
-Before per-channel input normalisation (``astar.train.normalise``), the eq. (4) convolutions
+Before per-channel input normalisation (``astar.train.model.normalise``), the eq. (4) convolutions
 of the small preset lost 41-44 % of their channels in the first Adam step and most of the
 rest soon after, and α's entropy was exactly ln P; these tests fail on that code.
 """
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from astar.extract import open_store
-from astar.train.health import combined_figures, health_line, position_entropy_ratio, tally_videos
-from astar.train.loader import BucketBatchSampler, CaptionBatches, make_loader
+from astar.train.model.health import combined_figures, health_line, position_entropy_ratio, tally_videos
+from astar.train.data.loader import BucketBatchSampler, CaptionBatches, make_loader
 from astar.train.rundir import load_run
 from astar.train.trainer import train
 

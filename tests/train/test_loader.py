@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from astar.extract import open_store, video_key
-from astar.train.model_config import C3D_FC7_DIM, C3D_LAYER_CHANNELS, ModelConfig
-from astar.train.loader import (
+from astar.train.model.config import C3D_FC7_DIM, C3D_LAYER_CHANNELS, ModelConfig
+from astar.train.data.loader import (
     BucketBatchSampler,
     CaptionBatches,
     FeatureReader,
@@ -220,7 +220,7 @@ def test_evaluation_shares_every_item_among_the_processes_even_a_last_batch_of_o
 def test_a_damaged_chunk_stops_the_loader_with_one_line_naming_video_and_array(synthetic_store, tmp_path, workers):
     import shutil
 
-    from astar.extract.store import DamagedVideoError
+    from astar.extract.store.reader import DamagedVideoError
 
     copy = shutil.copytree(synthetic_store.store, tmp_path / "feats.zarr")
     store = open_store(str(copy))

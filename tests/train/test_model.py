@@ -8,17 +8,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from astar.train.video_batch import VideoBatch, random_batch
-from astar.train.model_config import ModelConfig
+from astar.train.model.batch import VideoBatch, random_batch
+from astar.train.model.config import ModelConfig
 from astar.train.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from astar.train.variants import NAMED_MODELS
-from astar.train.normalise import ChannelStatistics
-from astar.train.model import ASTAR
+from astar.train.model.variants import NAMED_MODELS
+from astar.train.model.normalise import ChannelStatistics
+from astar.train.model.astar import ASTAR
 
 VOCAB = 12
 PAD, EOS = PAD_ID, EOS_ID
 VARIANTS = {name: model.model_fields() for name, model in NAMED_MODELS.items()}
-"""Every registered configuration (``astar.train.variants``): the model tests cover them all."""
+"""Every registered configuration (``astar.train.model.variants``): the model tests cover them all."""
 
 
 def small(**overrides: object) -> ModelConfig:

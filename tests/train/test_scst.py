@@ -8,11 +8,11 @@ import pytest
 import torch
 from pycocoevalcap.bleu.bleu import Bleu
 
-from astar.train.video_batch import VideoBatch, random_batch
-from astar.train.cider import CiderD, DocumentFrequencies
-from astar.train.model_config import ModelConfig
-from astar.train.model import ASTAR
-from astar.train.scst import (
+from astar.train.model.batch import VideoBatch, random_batch
+from astar.train.objectives.cider import CiderD, DocumentFrequencies
+from astar.train.model.config import ModelConfig
+from astar.train.model.astar import ASTAR
+from astar.train.objectives.scst import (
     CaptionReward, leave_one_out_mean, sample_captions, self_critical_step,
 )
 from astar.train.text import EOS_ID, PAD_ID, build_vocabulary

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from astar.train.cider import DocumentFrequencies
+from astar.train.objectives.cider import DocumentFrequencies
 from astar.train.cli import train_command
 from astar.train.errors import TrainingError
 from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences

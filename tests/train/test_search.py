@@ -6,17 +6,17 @@ import itertools
 import pytest
 import torch
 
-from astar.train.video_batch import VideoBatch, random_batch
-from astar.train.model_config import ModelConfig
+from astar.train.model.batch import VideoBatch, random_batch
+from astar.train.model.config import ModelConfig
 from astar.train.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from astar.train.model import ASTAR
-from astar.train.search import beam_search, length_penalty_divisor
-from astar.train.variants import NAMED_MODELS
+from astar.train.model.astar import ASTAR
+from astar.train.model.search import beam_search, length_penalty_divisor
+from astar.train.model.variants import NAMED_MODELS
 
 PAD, EOS = PAD_ID, EOS_ID
 SEARCHED = ("astar-soft", "astar-soft-layer-first", "astar-hard", "fc7", "pool3", "hypercolumn", "maxpool")
 VARIANTS = {name: NAMED_MODELS[name].model_fields() for name in SEARCHED}
-"""One registered configuration of each kind of attention (``astar.train.variants``)."""
+"""One registered configuration of each kind of attention (``astar.train.model.variants``)."""
 
 
 def spread_model(vocab: int, seed: int = 0, **overrides: object) -> ASTAR:

@@ -20,10 +20,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from astar.extract import open_store
 from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from astar.train.loader import CaptionBatches, feature_statistics
-from astar.train.model import ASTAR
-from astar.train.model_config import ModelConfig
-from astar.train.captions import caption_data
+from astar.train.data.loader import CaptionBatches, feature_statistics
+from astar.train.model.astar import ASTAR
+from astar.train.model.config import ModelConfig
+from astar.train.data.captions import caption_data
 from astar.train.errors import TrainingError
 from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
 from astar.train.text import EOS_ID, PAD_ID, Vocabulary
@@ -101,7 +101,7 @@ def test_the_run_directory_holds_config_vocabulary_store_identity_and_metrics(fi
     assert len(Vocabulary.load(paths.vocabulary)) == model_config.vocab_size
     assert json.loads(paths.store_attrs.read_text()) == open_store(str(synthetic_store.store)).attrs
     rows = paths.metrics.read_text().splitlines()
-    health = "dead_pool4,alpha_entropy,beta_pool4,top_pool4,beta_pool5,top_pool5"  # astar.train.health
+    health = "dead_pool4,alpha_entropy,beta_pool4,top_pool4,beta_pool5,top_pool5"  # astar.train.model.health
     assert rows[0] == f"epoch,step,train_loss,val_loss,{health}" and len(rows) == 4
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from astar.train.word2vec import load_word2vec
+from astar.train.data.word2vec import load_word2vec
 
 DIM = 4
 STORED = {"man": [0.5, -1.0, 2.0, 0.25], "Dog": [1.0, 2.0, 3.0, 4.0], "dog": [-1.0, -2.0, -3.0, -4.0], "Cat": [3.0, 1.0, 0.0, -1.0]}

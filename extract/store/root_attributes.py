@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .backbones import BACKBONES, DEFAULT_BACKBONE, get_backbone
-from .options import PRECISION_NAMES
-from .preprocessing import PREPROCESSINGS
+from ..backbones import BACKBONES, DEFAULT_BACKBONE, get_backbone
+from ..options import PRECISION_NAMES
+from ..preprocessing import PREPROCESSINGS
 from .schema import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOP_FEATURE, LayerGeometry
 
 

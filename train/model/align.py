@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from astar.extract import LayerGeometry
 
-from .model_config import ModelConfig
+from .config import ModelConfig
 
 Window = tuple[int, int, int]
 """(kernel, stride, padding) of a pooling window along one axis, in the layer's cells."""
@@ -267,7 +267,7 @@ class HypercolumnSample(nn.Module):
 
 
 LEARNT_ALIGNMENTS = (ConvAlignment, TileMLPAlignment, FieldPoolAlignment)
-"""Transforms that learn â_l and end in a ReLU, so their channels can die (``astar.train.health``)."""
+"""Transforms that learn â_l and end in a ReLU, so their channels can die (``astar.train.model.health``)."""
 
 
 def layer_transform(config: ModelConfig, name: str) -> nn.Module:

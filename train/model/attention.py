@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .model_config import ModelConfig
+from .config import ModelConfig
 
 
 @dataclass

@@ -16,7 +16,7 @@ i belongs to video i.
 Input and aligned-map scale: the paper does not say how it scaled C3D's maps. Every
 input (each stored layer and fc7) is normalised per channel by statistics the trainer
 measures once on training videos (``set_feature_statistics``), and every aligned map â_l
-is normalised before eqs. (5)–(6); ``astar.train.normalise`` says why and how. The
+is normalised before eqs. (5)–(6); ``astar.train.model.normalise`` says why and how. The
 statistics are buffers saved with the weights, so evaluation and captioning apply them too.
 
 Decoding never emits ``<pad>`` or ``config.never_emitted`` (``<bos>``, ``<unk>``), and
@@ -33,8 +33,8 @@ from torch import Tensor, nn
 
 from .align import Aligner
 from .attention import AdditiveScore, AttentionMemory, AttentionStep, TwoLevelAttention
-from .model_config import HARD_ATTENTION, ModelConfig
-from .video_batch import VideoBatch
+from .batch import VideoBatch
+from .config import HARD_ATTENTION, ModelConfig
 from .hard import vimco_surrogate
 from .normalise import ChannelStatistics, InputNormaliser, normalise_aligned
 
@@ -219,7 +219,7 @@ class ASTAR(nn.Module):
         """One word: (B,) y_{t−1} → (B, V) log p(y_t | y_<t, A), the new state, its attention.
 
         Hard attention's choices are sampled in training mode and, in eval mode, the
-        most probable ones (``astar.train.attention``). Attention is None for fc7.
+        most probable ones (``astar.train.model.attention``). Attention is None for fc7.
         """
         state, attention = self._advance(state, self._embed(previous_words))
         return self._word_logits(state.hidden).masked_fill(self.banned_words, float("-inf")).log_softmax(-1), state, attention

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from astar.extract import FeatureStore
 
+from ..errors import TrainingError
+from ..text import Vocabulary, build_vocabulary
+from ..train_config import TrainConfig
 from .datasets import MatchReport, load_annotations, match_store, references_by_video
-from .errors import TrainingError
-from .text import Vocabulary, build_vocabulary
-from .train_config import TrainConfig
 
 
 @dataclass

@@ -58,7 +58,7 @@ class NamedModel:
         variant: one of ``VARIANTS``.
         layers: the stored layers read; None keeps all of them.
         attention: ``soft`` (eq. 7), ``hard`` (eqs. 8-14 on positions and layers, the
-            paper's) or ``hard_layer`` (layers only; ``astar.train.attention``).
+            paper's) or ``hard_layer`` (layers only; ``astar.train.model.attention``).
         order: ``position_first`` (the paper's) or ``layer_first`` (Section 3.2's alternative).
     """
 

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from .align import LEARNT_ALIGNMENTS
-from .model import ASTAR
-from .video_batch import VideoBatch
+from .astar import ASTAR
+from .batch import VideoBatch
 
 HEALTH_FILE = "health.json"
 """Beside an evaluation's ``scores.json``."""

@@ -10,7 +10,7 @@ saying how they are scaled. Two things go wrong when they are fed as stored:
   and the channels pushed negative die under the ReLU for good. ``input_norm="channel"``
   (the default) centres every channel of every input (each layer and fc7) and divides it
   by its standard deviation, both measured once on training videos
-  (``astar.train.loader.feature_statistics``); ``"rms"`` divides each input by one root
+  (``astar.train.data.loader.feature_statistics``); ``"rms"`` divides each input by one root
   mean square and does not centre (astar before 0.2: most alignment channels died).
 - **Aligned maps (eqs. 5–6).** The learnt â_l are unnormalised ReLU outputs that grow to
   many times the top layer's scale; their stacked keys saturate eq. (5)'s tanh, α becomes

@@ -13,7 +13,7 @@ from torch import Tensor
 from astar.extract import LayerGeometry
 
 from .align import time_mask
-from .model_config import C3D_GEOMETRY
+from .config import C3D_GEOMETRY
 
 
 def to_device(values: Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> Tensor:
@@ -81,3 +81,30 @@ def random_batch(
         values = torch.rand(len(pool5_steps), longest * ratio, layer.height, layer.width, channels, generator=generator)
         features[layer.name] = values * time_mask(steps * ratio, longest * ratio)[:, :, None, None, None]
     return VideoBatch(features, steps, torch.rand(len(pool5_steps), fc7_dim, generator=generator))
+
+
+@dataclass
+class CaptionBatch:
+    """One batch: the distinct videos' features, the items' ids and, for training pairs, the captions.
+
+    Attributes:
+        video_ids: (B,) store ids, one per item (repeated when a video has several captions).
+        videos: (V ≤ B) features of each distinct video once, float16, zero-padded in time.
+        caption_videos: (B,) long, the row of ``videos`` each item is (``ASTAR.loss``).
+        tokens: (B, T) long captions padded with <pad>, or None for evaluation items.
+    """
+
+    video_ids: list[str]
+    videos: VideoBatch
+    caption_videos: Tensor
+    tokens: Tensor | None
+
+    def to(self, device: torch.device | str) -> CaptionBatch:
+        """The same batch with its tensors on ``device`` (``VideoBatch.to``: without waiting, to CUDA)."""
+        return CaptionBatch(self.video_ids, self.videos.to(device), to_device(self.caption_videos, device),
+                            None if self.tokens is None else to_device(self.tokens, device))
+
+    def pin_memory(self) -> CaptionBatch:
+        """The same batch in page-locked memory, which CUDA copies from while the host goes on (``DataLoader``'s pin_memory)."""
+        return CaptionBatch(self.video_ids, self.videos.pin_memory(), self.caption_videos.pin_memory(),
+                            None if self.tokens is None else self.tokens.pin_memory())

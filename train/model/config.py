@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from astar.extract import DEFAULT_BACKBONE, LayerGeometry, get_backbone
 
-from .options import check_modes
-from .text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from ..options import check_modes
+from ..text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .variants import VARIANTS
 
 Attention = Literal["soft", "hard", "hard_layer"]
@@ -54,16 +54,16 @@ class ModelConfig:
             and ``<unk>``): captions hold words, so no search or sample joins n-grams across a gap.
         input_norm: how each stored input is scaled before eq. (4): ``channel`` (centred
             and scaled per channel, the default) or ``rms`` (one divisor per input); see
-            ``astar.train.normalise``.
+            ``astar.train.model.normalise``.
         aligned_norm: ``rms`` (each video's â_l divided by its RMS before eqs. 5–6, the
             default), ``layer`` (each â_{i,l} normalised over its channels) or ``none``;
-            see ``astar.train.normalise``.
+            see ``astar.train.model.normalise``.
         variant: one of ``variants.VARIANTS``.
         layers: layers attended to, a subset of the stored layers (``geometry``) in
             their order; exactly one for ``single``. Empty (the default) means all.
         attention: ``soft`` (eq. 7); ``hard`` (eqs. 8–14), the paper's: a sampled position
             and a sampled layer per word; or ``hard_layer``: soft positions and a sampled
-            layer (see ``astar.train.attention``).
+            layer (see ``astar.train.model.attention``).
         order: ``position_first`` (eq. 5 then eq. 6, the paper's) or
             ``layer_first`` (abstraction attention before positions, Section 3.2's alternative).
         samples: K of the multi-sample bound (eq. 10), hard attention only.

@@ -171,7 +171,6 @@ def padded_frame_count(frames: int) -> int:
     return max(CLIP_FRAMES, CLIP_FRAMES * math.ceil(frames / CLIP_FRAMES))
 
 
-
 def top_dimensions() -> dict[str, list[str]]:
     """Dimension names of the top-feature arrays (xarray's ``_ARRAY_DIMENSIONS``)."""
     return {TOP_FEATURE: [f"{TOP_FEATURE}_channel"], TOP_WINDOWS: ["window", f"{TOP_FEATURE}_channel"]}

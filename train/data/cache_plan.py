@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import TrainingError
+from ..errors import TrainingError
+from ..options import DEVICE_MEMORY_SHARE, HOST_MEMORY_SHARE
 from .feature_cache import cache_bytes
 from .loader import FeatureReader
-from .options import DEVICE_MEMORY_SHARE, HOST_MEMORY_SHARE
 
 MEMINFO = Path("/proc/meminfo")
 CGROUP_MEMORY = ((Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),  # v2

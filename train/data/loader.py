@@ -24,7 +24,7 @@ Caching: a video appears in a batch once per caption (MSVD: ~40 times an epoch),
 ``FeatureReader`` keeps the features it read in memory, least recently used out, up to
 ``cache_bytes`` per process (``DEFAULT_CACHE_BYTES``): while the training set's features
 fit, each video is read from Zarr once per loader worker, not once per caption. A
-``FeatureCache`` (``astar.train.feature_cache``) instead holds a whole split's features,
+``FeatureCache`` (``astar.train.data.feature_cache``) instead holds a whole split's features,
 decompressed once, in one copy that every worker shares or on the GPU; ``CaptionBatches``
 reads from either, since both ``read`` a video as tensors.
 
@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -46,11 +45,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from astar.extract import FeatureStore, open_store
 
-from .model_config import ModelConfig
-from .normalise import ChannelStatistics
-from .options import DEFAULT_LOADER_WORKERS
-from .video_batch import VideoBatch, to_device
-from .text import PAD_ID
+from ..model.batch import CaptionBatch, VideoBatch
+from ..model.config import ModelConfig
+from ..model.normalise import ChannelStatistics
+from ..options import DEFAULT_LOADER_WORKERS
+from ..text import PAD_ID
 
 DEFAULT_CACHE_BYTES = 1 << 30
 """Features one reader keeps in memory per process (module docstring): 1 GiB."""
@@ -173,7 +172,7 @@ def feature_statistics(features: FeatureSource, video_ids: Sequence[str], limit:
 
     Uses up to ``limit`` of ``video_ids`` spread evenly over the sorted list, every element
     of each (narrowed, unpadded) array, summed in float64: what ``ASTAR`` normalises its
-    inputs by (``ASTAR.set_feature_statistics``, ``astar.train.normalise``). The same bytes
+    inputs by (``ASTAR.set_feature_statistics``, ``astar.train.model.normalise``). The same bytes
     give the same statistics whether they come from the store or a ``FeatureCache``.
     """
     chosen = sorted(set(video_ids))
@@ -218,33 +217,6 @@ def pad_tokens(captions: Sequence[Sequence[int]]) -> Tensor:
     for row, caption in enumerate(captions):
         tokens[row, : len(caption)] = torch.tensor(caption, dtype=torch.long)
     return tokens
-
-
-@dataclass
-class CaptionBatch:
-    """One batch: the distinct videos' features, the items' ids and, for training pairs, the captions.
-
-    Attributes:
-        video_ids: (B,) store ids, one per item (repeated when a video has several captions).
-        videos: (V ≤ B) features of each distinct video once, float16, zero-padded in time.
-        caption_videos: (B,) long, the row of ``videos`` each item is (``ASTAR.loss``).
-        tokens: (B, T) long captions padded with <pad>, or None for evaluation items.
-    """
-
-    video_ids: list[str]
-    videos: VideoBatch
-    caption_videos: Tensor
-    tokens: Tensor | None
-
-    def to(self, device: torch.device | str) -> CaptionBatch:
-        """The same batch with its tensors on ``device`` (``VideoBatch.to``: without waiting, to CUDA)."""
-        return CaptionBatch(self.video_ids, self.videos.to(device), to_device(self.caption_videos, device),
-                            None if self.tokens is None else to_device(self.tokens, device))
-
-    def pin_memory(self) -> CaptionBatch:
-        """The same batch in page-locked memory, which CUDA copies from while the host goes on (``DataLoader``'s pin_memory)."""
-        return CaptionBatch(self.video_ids, self.videos.pin_memory(), self.caption_videos.pin_memory(),
-                            None if self.tokens is None else self.tokens.pin_memory())
 
 
 class CaptionBatches(Dataset):

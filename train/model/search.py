@@ -37,12 +37,11 @@ from torch import Tensor
 
 from astar.extract import require_finite
 
+from ..options import DEFAULT_BEAM_SIZE
+from ..text import Vocabulary
+from .astar import ASTAR, CaptionAttention, stack_attention
 from .attention import AttentionStep
-from .loader import CaptionBatch
-from .model import ASTAR, CaptionAttention, stack_attention
-from .options import DEFAULT_BEAM_SIZE
-from .text import Vocabulary
-from .video_batch import VideoBatch
+from .batch import CaptionBatch, VideoBatch
 
 
 @dataclass

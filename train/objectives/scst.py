@@ -31,10 +31,10 @@ import torch
 from pycocoevalcap.bleu.bleu import Bleu
 from torch import Tensor
 
-from .video_batch import VideoBatch
+from ..model.astar import ASTAR, CaptionAttention, stack_attention
+from ..model.batch import VideoBatch
+from ..text import EOS_ID, SPECIALS, Vocabulary
 from .cider import CiderD
-from .model import ASTAR, CaptionAttention, stack_attention
-from .text import EOS_ID, SPECIALS, Vocabulary
 
 BASELINES = ("greedy", "mean")
 """Reward baselines of ``self_critical_loss`` (module docstring)."""

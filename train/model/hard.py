@@ -4,7 +4,7 @@ For caption Y and K independent choice trajectories m^1 … m^K, each with
 ℓ_k = log p(Y | m^k, A) and log-probability log p(m^k | A) = Σ_t log p(m_t^k | h_{t−1}),
 where m_t is word t's position and layer (i_t, l_t) with p = α_ti β_tl|i for the
 paper's hard attention, or its layer alone with p = β_tl for ``hard_layer``
-(``astar.train.attention``); the estimator below is the same for both:
+(``astar.train.model.attention``); the estimator below is the same for both:
 
     L^K = log (1/K) Σ_k exp ℓ_k                                              (eq. 10)
     ∇L^K ≈ Σ_k L̂(m^k | m^−k) ∇ log p(m^k | A) + ω_k ∇ℓ_k                     (eq. 12)
