@@ -33,7 +33,7 @@ from astar.train.data.feature_cache import FeatureCache, cache_bytes
 from astar.train.data.loader import DEFAULT_CACHE_BYTES, BucketBatchSampler, CaptionBatches, make_loader
 from astar.train.model.astar import ASTAR
 from astar.train.model.config import ModelConfig
-from astar.train.trainer import optimizer_step
+from astar.train.steps import optimizer_step
 
 EPOCHS = 2
 TARGET = 0.05

@@ -6,7 +6,7 @@ dataset would give), batches are drawn as the trainer draws them, and
 1. loader batches/s: ``--loader-workers`` processes reading and collating batches from
    Zarr, at the small preset's widths (what the CPU trainer reads) and at the paper's
    full widths (what a GPU run reads);
-2. trainer steps/s: ``trainer.optimizer_step`` of the small preset on the CPU on batches
+2. trainer steps/s: ``steps.optimizer_step`` of the small preset on the CPU on batches
    already in memory, so no I/O is counted;
 3. their ratio (target ≥ 5: training never waits for the store);
 4. the share of padded time steps in a batch, bucketed by length vs plainly shuffled.
@@ -31,7 +31,7 @@ from astar.train.model.config import ModelConfig
 from astar.train.data.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader, padding_fraction
 from astar.train.model.astar import ASTAR
 from astar.train.distributed import Objective
-from astar.train.trainer import optimizer_step
+from astar.train.steps import optimizer_step
 
 VOCAB = 1_000
 CAPTION_WORDS = 9

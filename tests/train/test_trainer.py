@@ -27,7 +27,8 @@ from astar.train.data.captions import caption_data
 from astar.train.errors import TrainingError
 from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
 from astar.train.text import EOS_ID, PAD_ID, Vocabulary
-from astar.train.trainer import finite_weights, train
+from astar.train.steps import finite_weights
+from astar.train.trainer import train
 
 
 def parameters(run_dir: Path, checkpoint: str = "last") -> dict[str, torch.Tensor]:
