@@ -31,7 +31,7 @@ from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarErro
 from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
 )
-from astar.train import DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, RECIPES, SPLITS, TrainConfig, recipe_options
+from astar.train import DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, SPLITS, TrainConfig, preset_help, recipe_options
 
 if TYPE_CHECKING:
     from astar.train import EvalConfig
@@ -236,7 +236,7 @@ half-trained row continues from its last checkpoint.
 @click.option("--paper-split", is_flag=True, help="MSR-VTT: the paper's re-split of the official training set (Table 2).")
 @click.option("--rows", callback=split_rows, help="Comma-separated rows to run. Default: all, in the paper's order.")
 @click.option("--out", help="Folder for the runs and results. Default: ablation-<dataset>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=TRAIN_DEFAULTS.preset, show_default=True, help=f"Model sizes and recipe for every row (paper: {RECIPES['paper'].summary}; small: a CPU-sized model, {RECIPES['small'].summary}).")
+@click.option("--preset", type=click.Choice(tuple(PRESETS)), default=TRAIN_DEFAULTS.preset, show_default=True, help=f"Model sizes and recipe for every row. {preset_help()}")
 @click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.epochs, show_default=True, help="Most epochs per row (early stopping on val may end a row sooner).")
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True, help="The same seed for every row.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step. Default: the preset's recipe (paper 32, small 16).")

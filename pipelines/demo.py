@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 

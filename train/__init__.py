@@ -22,7 +22,8 @@ __all__ = export_lazily(__name__, {
     "recipe_options": ("RECIPE_FIELDS", "recipe_options"),
     "rundir": ("LoadedRun", "load_run", "read_run_config", "saved_run_differences"),
     "scoring": ("SCORES_FILE", "ScoresError", "read_scores"),
-    "train_config": ("PRESETS", "RECIPES", "TrainConfig"),
+    "presets": ("PRESETS", "preset_help"),
+    "train_config": ("TrainConfig",),
     "trainer": ("TrainResult", "train", "train_resumably"),
     "model.variants": ("NAMED_MODELS", "VARIANTS", "NamedModel", "named_models"),
 })

@@ -18,8 +18,9 @@ from .data.datasets import DATASETS, SPLITS
 from .model.config import Attention
 from .model.variants import VARIANTS
 from .options import ALIGNED_NORMS, CHECKPOINTS, DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS, DEVICE_MEMORY_SHARE, FEATURE_CACHES, HOST_MEMORY_SHARE, INPUT_NORMS
+from .presets import PRESETS, preset_help
 from .recipe_options import DEFAULTS, RECIPE_HELP, recipe_options
-from .train_config import MODEL_FIELDS, OBJECTIVES, PRESETS, RECIPES, SCST_BASELINES, TrainConfig
+from .train_config import MODEL_FIELDS, OBJECTIVES, SCST_BASELINES, TrainConfig
 
 # Each command imports torch and the modules that need it in its body, after click has
 # parsed the arguments: --help and usage errors answer without loading them.
@@ -68,7 +69,7 @@ def _config_values(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str
 @click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format: msvd (YouTube2Text), msr-vtt, m-vad (LSMDC form) or csv (video_id,caption,split).")
 @click.option("--annotations", type=click.Path(), help="Annotation file or folder. Default: annotations/<dataset>/ beside the store, then $ASTAR_DATA/<dataset>/.")
 @click.option("--out", metavar="RUN_DIR", help="Run directory to create. Default: runs/<dataset>-<variant>-<timestamp>.")
-@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULTS["preset"], show_default=True, help=f"paper: the paper's sizes and recipe ({RECIPES['paper'].summary}). small: a tiny CPU model reading the first 8/16/16/32 channels of the stored layers (C3D: pool2-pool5) and 64 of fc7, with the recipe that trains it ({RECIPES['small'].summary}).")
+@click.option("--preset", type=click.Choice(tuple(PRESETS)), default=DEFAULTS["preset"], show_default=True, help=preset_help())
 @click.option("--variant", type=click.Choice(tuple(VARIANTS)), default=DEFAULTS["variant"], show_default=True, help="ASTAR or one of the paper's baselines (Table 1). " + "; ".join(f"{v.name}: {v.summary}" for v in VARIANTS.values()) + ".")
 @click.option("--layers", multiple=True, callback=split_layers, help="Layers attended to, named as the store names them (C3D: pool2-pool5; video ResNets: layer1-layer4), e.g. --layers pool4,pool5 (repeatable). Default: every stored layer; exactly one for --variant single.")
 @click.option("--attention", type=click.Choice(get_args(Attention)), default=DEFAULTS["attention"], show_default=True, help="soft (eq. 7); hard, the paper's hard attention (Section 3.2): a position i ~ Mult(alpha_t) and a layer l ~ Mult(beta_t) per word, trained by the K-sample VIMCO bound (eqs. 8-14), the most probable pair at test time; hard_layer: only the layer is sampled, positions stay soft (lower-variance).")

@@ -12,10 +12,11 @@ import click
 
 from astar.extract import AUTOCAST_PRECISIONS, FiniteFloat
 
-from .train_config import RECIPES, STOPPING_METRICS, VOCABULARY_SPLITS, TrainConfig
+from .presets import PRESETS
+from .train_config import STOPPING_METRICS, VOCABULARY_SPLITS, TrainConfig
 
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
-RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(recipe, name):g}" for preset, recipe in RECIPES.items())
+RECIPE_HELP = {name: ", ".join(f"{preset} {getattr(entry.recipe, name):g}" for preset, entry in PRESETS.items())
                for name in ("lr", "batch_size", "scst_lr", "scst_temperature", "patience")}
 
 RECIPE_OPTIONS = [

@@ -5,7 +5,7 @@ The training recipe defaults are the paper's (Section 4.2): Adam with learning r
 samples for hard attention, early stopping on the validation set. What the paper does
 not state is chosen here and documented on the field.
 
-Presets (``--preset``) bring a model and the recipe that trains it (``RECIPES``):
+Presets (``--preset``, ``astar.train.presets``) bring a model and the recipe that trains it:
 
 - ``paper``: ``ModelConfig``'s defaults, the paper's sizes (512 LSTM units, 300-d word
   vectors, full C3D widths, dropout 0.5), trained with the paper's Adam lr 2e-4 on
@@ -35,9 +35,9 @@ from .model.config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
 from .model.config import Attention
 from .model.variants import VARIANTS
 from .options import DEFAULT_LOADER_WORKERS, FEATURE_CACHES
+from .presets import PRESETS
 from .text import DEFAULT_MIN_COUNT, EOS_ID, PAD_ID, SPECIALS
 
-PRESETS = ("paper", "small")
 STOPPING_METRICS = ("METEOR", "CIDEr", "loss")
 OBJECTIVES = ("xent", "scst")
 SCST_BASELINES = ("greedy", "mean")
@@ -46,35 +46,6 @@ VOCABULARY_SPLITS = ("train", "all")
 """Captions the vocabulary is counted on: the training split (default) or every split
 (what the paper's YouTube2Text size implies; see the README's "Vocabulary")."""
 
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a preset's model is trained: Adam's learning rate, the batch size, the learning
-    rate of self-critical fine-tuning (a tenth of the first: it starts from a trained model),
-    the temperature it samples at, and the early-stopping patience (validations without
-    improvement)."""
-
-    lr: float
-    batch_size: int
-    scst_lr: float
-    scst_temperature: float
-    patience: int
-
-    @property
-    def summary(self) -> str:
-        """The recipe in words, for ``--help``: "lr 0.0002, batches of 32, patience 5"."""
-        return f"lr {self.lr:g}, batches of {self.batch_size}, patience {self.patience}"
-
-
-RECIPES: dict[str, Recipe] = {
-    # Section 4.2; SCST is not in the paper: Rennie et al.'s sampling at temperature 1.
-    "paper": Recipe(lr=2e-4, batch_size=32, scst_lr=2e-5, scst_temperature=1.0, patience=5),
-    # What trains the small model on the demo data. Its 14 val videos make greedy CIDEr swing
-    # by ±30 % between epochs, and patience 5 stopped rows whose val loss was still falling.
-    # SCST at temperature 0.3: +14.1 % test CIDEr-D on 400 synthetic clips, against +0.9 % at 1.
-    "small": Recipe(lr=1e-2, batch_size=16, scst_lr=1e-3, scst_temperature=0.3, patience=10),
-}
-"""The recipe each preset brings; ``--lr``, ``--batch-size``, ``--temperature`` and ``--patience`` override it."""
 
 SCST_FIELDS = frozenset({"scst_samples", "scst_baseline", "temperature", "bleu_weight"})
 """Fields only ``objective="scst"`` reads: a cross-entropy run is the same run whatever they say."""
@@ -97,7 +68,7 @@ class TrainConfig:
         dataset: caption adapter, one of ``DATASETS``.
         annotations: annotation file or folder; None looks in ``default_annotation_paths``.
         out: run directory; None gives ``runs/<dataset>-<variant>-<YYYYmmdd-HHMMSS>``.
-        preset: ``paper`` or ``small`` (module docstring).
+        preset: a name of ``PRESETS`` (``paper`` or ``small``; module docstring).
         variant, layers, attention, order, samples: the model (``ModelConfig``); None
             keeps the preset's value (all four layers; K = 10 paper, 4 small).
             ``attention="hard"`` is the paper's hard attention (a sampled position and
@@ -154,7 +125,7 @@ class TrainConfig:
     dataset: str
     annotations: str | None = None
     out: str | None = None
-    preset: Literal["paper", "small"] = "paper"
+    preset: str = "paper"
     variant: str = "astar"
     layers: tuple[str, ...] | None = None
     attention: Attention = "soft"
@@ -194,14 +165,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         choices = {
-            "dataset": DATASETS, "preset": PRESETS, "variant": VARIANTS, "metric": STOPPING_METRICS,
+            "dataset": DATASETS, "preset": tuple(PRESETS), "variant": VARIANTS, "metric": STOPPING_METRICS,
             "device": DEVICES, "precision": AUTOCAST_PRECISIONS, "objective": OBJECTIVES,
             "scst_baseline": SCST_BASELINES, "vocabulary_from": VOCABULARY_SPLITS, "feature_cache": FEATURE_CACHES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        recipe = RECIPES[self.preset]
+        recipe = PRESETS[self.preset].recipe
         from_recipe = {"lr": recipe.scst_lr if self.objective == "scst" else recipe.lr, "batch_size": recipe.batch_size,
                        "patience": recipe.patience, "temperature": recipe.scst_temperature}
         for name, value in from_recipe.items():  # a field left None takes the preset's recipe
@@ -260,9 +231,7 @@ class TrainConfig:
             raise ValueError(f"variant 'single' needs exactly one layer: pass --layers, one of {names}")
         if self.samples is not None:
             chosen["samples"] = self.samples
-        if self.preset == "small":
-            return ModelConfig.small(**chosen)
-        return ModelConfig(**chosen, layer_channels=tuple(layer.channels for layer in geometry), fc7_dim=top_channels)
+        return ModelConfig(**{**PRESETS[self.preset].sizes(geometry, top_channels), **chosen})
 
     def to_dict(self) -> dict[str, Any]:
         """The saved fields (all but ``UNSAVED``) without None values, TOML-ready."""

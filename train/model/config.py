@@ -1,7 +1,8 @@
 """``ModelConfig``: one dataclass selecting ASTAR or one of the paper's baselines.
 
-Defaults are the paper's sizes (Section 4.2) on C3D's layers; ``ModelConfig.small`` is
-the CPU preset. A config carries the geometry of the stored layers it reads (from the
+Defaults are the paper's sizes (Section 4.2) on C3D's layers; ``paper_sizes`` and
+``small_sizes`` are the presets' fields (``astar.train.presets``), ``ModelConfig.small`` the
+CPU preset's model. A config carries the geometry of the stored layers it reads (from the
 store, ``FeatureStore.layers``), so the same model code serves every backbone.
 """
 from __future__ import annotations
@@ -40,6 +41,21 @@ def small_widths(geometry: Sequence[LayerGeometry]) -> tuple[int, ...]:
     (C3D: 8/16/16/32), never more than the layer holds."""
     wanted = [8] + [16] * (len(geometry) - 2) + [32] if len(geometry) > 1 else [32]
     return tuple(min(width, layer.channels) for width, layer in zip(wanted, geometry))
+
+
+def paper_sizes(geometry: Sequence[LayerGeometry], top_channels: int = C3D_FC7_DIM) -> dict[str, Any]:
+    """The paper preset's ``ModelConfig`` fields: its sizes (Section 4.2, the dataclass defaults) on
+    every channel of the stored layers and of a_{L+1} (``top_channels`` wide)."""
+    return {"layer_channels": tuple(layer.channels for layer in geometry), "fc7_dim": top_channels}
+
+
+def small_sizes(geometry: Sequence[LayerGeometry], top_channels: int = C3D_FC7_DIM) -> dict[str, Any]:
+    """The small preset's ``ModelConfig`` fields: a few-thousand-parameter model that a CPU trains
+    in minutes, reading ``small_widths(geometry)`` channels (C3D: 8/16/16/32) and
+    ``SMALL_FC7_DIM`` of a_{L+1} whatever ``top_channels`` the store holds; 64 LSTM units,
+    32-d words, no dropout, K = 4."""
+    return {"layer_channels": small_widths(geometry), "fc7_dim": SMALL_FC7_DIM, "embedding_dim": 32, "hidden_dim": 64,
+            "attention_dim": 32, "dropout": 0.0, "samples": 4}
 
 
 @dataclass(frozen=True)
@@ -188,23 +204,11 @@ class ModelConfig:
 
     @classmethod
     def small(cls, vocab_size: int, **overrides: object) -> ModelConfig:
-        """A few-thousand-parameter preset for CPU tests and demos on synthetic features.
+        """The small preset's model (``small_sizes``) for CPU tests and demos on synthetic features.
 
-        Feature channels are ``small_widths(geometry)`` (C3D: 8/16/16/32) and fc7 is 64
-        wide, so inputs must be generated at those widths; for real C3D features pass
+        Inputs must be generated at its widths; for real C3D features pass
         ``layer_channels=C3D_LAYER_CHANNELS, fc7_dim=C3D_FC7_DIM``. A ``geometry`` override
         (another backbone's layers) sets the widths for its layers.
         """
         geometry = tuple(overrides.get("geometry", C3D_GEOMETRY))
-        small = cls(
-            vocab_size=vocab_size,
-            layer_channels=small_widths(geometry),
-            fc7_dim=SMALL_FC7_DIM,
-            geometry=geometry,
-            embedding_dim=32,
-            hidden_dim=64,
-            attention_dim=32,
-            dropout=0.0,
-            samples=4,
-        )
-        return replace(small, **overrides)
+        return replace(cls(vocab_size=vocab_size, geometry=geometry, **small_sizes(geometry)), **overrides)
