@@ -6,13 +6,26 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 from astar.extract import FeatureStore
 
 from ..errors import TrainingError
 from ..text import Vocabulary, build_vocabulary
-from ..train_config import TrainConfig
 from .datasets import MatchReport, load_annotations, match_store, references_by_video
+
+
+class CaptionSettings(Protocol):
+    """What ``caption_data`` reads of a run's settings (``TrainConfig`` has them): the data layer
+    takes them as a shape, without importing the training configuration above it."""
+
+    dataset: str
+    annotations: str | None
+    store: str
+    paper_split: bool
+    vocabulary_from: str
+    min_count: int
+    max_caption_len: int
 
 
 @dataclass
@@ -52,7 +65,7 @@ def encode_caption(vocabulary: Vocabulary, text: str, max_words: int) -> list[in
     return ids if len(ids) <= max_words + 1 else ids[:max_words] + ids[-1:]
 
 
-def caption_data(config: TrainConfig, store: FeatureStore, vocabulary: Vocabulary | None = None) -> CaptionData:
+def caption_data(config: CaptionSettings, store: FeatureStore, vocabulary: Vocabulary | None = None) -> CaptionData:
     """Read ``config.dataset``'s annotations, match them with ``store`` and encode them.
 
     Raises:
