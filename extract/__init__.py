@@ -32,7 +32,7 @@ __all__ = export_lazily(__name__, {
     "progress": ("progress",),
     "preprocessing": ("C3D_CAFFE", "PAPER", "PREPROCESSINGS", "Preprocessing"),
     "provenance": ("random_init_warning", "weights_line"),
-    "store.schema": ("FEATURE_DTYPE", "FPS", "SCHEMA_VERSION", "LayerGeometry", "padded_frame_count"),
+    "store.schema": ("FEATURE_DTYPE", "FEATURE_IDENTITY_KEYS", "FPS", "SCHEMA_VERSION", "LayerGeometry", "padded_frame_count"),
     "store.root_attributes": ("upgraded_attributes",),
     "store.reader": ("DamagedVideoError", "FeatureStore", "StoreError", "open_store"),
     "store.verify": ("verify_store",),

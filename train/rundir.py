@@ -35,7 +35,9 @@ from typing import Any
 import tomli_w
 import torch
 
-from astar.extract import AstarError, FeatureStore, check_folder, claim_folder, has_scheme, say, upgraded_attributes
+from astar.extract import (
+    FEATURE_IDENTITY_KEYS, AstarError, FeatureStore, check_folder, claim_folder, has_scheme, say, upgraded_attributes,
+)
 from astar.extract.folders import MARKER as FOLDER_MARKER
 
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
@@ -54,11 +56,6 @@ RUN_FORMAT = "astar-run"
 RUN_VERSION = 2
 """2: inputs normalised per channel and aligned maps normalised (``astar.train.model.normalise``);
 a version-1 run's weights expect other inputs, so it is refused rather than misread."""
-
-IDENTITY_KEYS = ("astar_schema_version", "fps", "frame_size", "preprocessing", "model")
-"""Store attributes that must agree for features to mean the same to a trained model:
-the schema, frame rate and size, preprocessing, and the C3D weights (name, sha256,
-random_init and seed). Extraction precision may differ."""
 
 RESUME_OVERRIDES = frozenset(
     {"store", "epochs", "patience", "max_steps", "device", "loader_workers", "feature_cache", "checkpoint_every",
@@ -205,11 +202,11 @@ def read_store_attrs(paths: RunPaths) -> dict[str, Any]:
 
 
 def identity_differences(run_attrs: dict[str, Any], store_attrs: dict[str, Any]) -> list[str]:
-    """``IDENTITY_KEYS`` on which two stores' root attributes disagree, as 'key: a vs b' lines."""
+    """``FEATURE_IDENTITY_KEYS`` on which two stores' root attributes disagree, as 'key: a vs b' lines."""
     run_attrs, store_attrs = json.loads(json.dumps(run_attrs)), json.loads(json.dumps(store_attrs))
     return [
         f"{key}: {run_attrs.get(key)!r} vs {store_attrs.get(key)!r}"
-        for key in IDENTITY_KEYS
+        for key in FEATURE_IDENTITY_KEYS
         if run_attrs.get(key) != store_attrs.get(key)
     ]
 

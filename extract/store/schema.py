@@ -160,6 +160,15 @@ def traced_stages(stages: Sequence[tuple[str, int, Sequence[Operation]]]) -> tup
     return tuple(layers)
 
 
+EXTRACTION_IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "backbone", "model", "precision")
+"""Root attributes that must match for an extraction run to add videos to an existing store (§3)."""
+
+FEATURE_IDENTITY_KEYS = ("astar_schema_version", "fps", "frame_size", "preprocessing", "model")
+"""Root attributes that must agree for two stores' features to mean the same to a trained model:
+the schema, frame rate and size, preprocessing, and the network's weights (name, sha256,
+random_init and seed). Extraction precision may differ."""
+
+
 def padded_frame_count(frames: int) -> int:
     """N′ = max(16, 16·⌈N/16⌉): the frame count a video of N frames is padded to.
 

@@ -24,14 +24,12 @@ from .reader import (
     StoreMismatchError, check_root, error_reason, utc_now, zarr_store,
 )
 from .root_attributes import layer_geometry
-from .schema import FEATURE_DTYPE, FILL_VALUE, MAX_TIME_CHUNK, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS, top_dimensions
+from .schema import EXTRACTION_IDENTITY_KEYS, FEATURE_DTYPE, FILL_VALUE, MAX_TIME_CHUNK, SCHEMA_VERSION, TOP_FEATURE, TOP_WINDOWS, top_dimensions
 from .zarrnodes import child_names, readable_attrs
 
 
 STORE_NODES = ("zarr.json", VIDEOS, MANIFEST, FAILURES, INDEX)
 """The nodes storage_schema.md §1 defines at a store's root: all ``--overwrite`` ever removes."""
-IDENTITY_KEYS = ("astar_schema_version", "fps", "preprocessing", "backbone", "model", "precision")
-"""Root attributes that must match for a run to add videos to an existing store."""
 
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 """Lossless; byte shuffle groups float16 exponents, which ReLU zeros and small values make compressible.
@@ -105,7 +103,7 @@ class StoreWriter:
                 raise StoreError(f"{self.url}: exists and is not an astar feature store; choose another --out")
             root.attrs.update(attributes)
         check_root(root, self.url, (SCHEMA_VERSION,))
-        different = [k for k in IDENTITY_KEYS if root.attrs.get(k) != identity.get(k)]
+        different = [k for k in EXTRACTION_IDENTITY_KEYS if root.attrs.get(k) != identity.get(k)]
         if different:
             details = "; ".join(f"{k}: store has {root.attrs.get(k)!r}, this run {identity.get(k)!r}" for k in different)
             raise StoreMismatchError(f"{self.url}: extracted with different settings ({details})")
