@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/fidelity.py                       # 300 clips, seeds 0,1,2, 15 epochs
     .venv/bin/python benchmarks/fidelity.py --videos 120 --seeds 0,1 --epochs 6 --rows fc7,pool5,astar-soft
+    .venv/bin/python benchmarks/fidelity.py --epochs 10 --rows astar-soft --scst 10   # and SCST from each seed's row
 
 1. generates ``--videos`` captioned synthetic clips (``pipelines.synthetic``) lasting
    ``--durations`` seconds, so that the longer ones give C3D's pool5 two or more time
@@ -14,7 +15,11 @@
 4. prints, per row, the mean ± s.d. over seeds of test CIDEr-D, the val NLL at the best
    epoch, how often the test captions name each attribute right (chance beside it), and
    the mechanism's health on the test videos (``health.json``: the largest share of dead
-   alignment channels over layers, α's entropy against uniform).
+   alignment channels over layers, α's entropy against uniform);
+5. with ``--scst EPOCHS``, fine-tunes each ``--scst-rows`` row's best checkpoint by
+   self-critical training (``TrainConfig.self_critical``: the small preset's SCST recipe)
+   into ``OUT/seed-<s>/<row>-scst``, adds its ``<row>+scst`` line to the table and prints
+   the relative change of test CIDEr-D per seed and its mean ± s.d.
 
 Everything is resumable: clips, store and finished rows are reused. The figures depend
 on the data and budget, not on the machine; the wall time is printed per row.
@@ -26,13 +31,15 @@ import json
 import math
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from astar.extract import DEFAULT_BACKBONE, ExtractionConfig, collect_inputs, extract_videos, get_backbone
 from astar.pipelines.ablate import AblationConfig, run_row
-from astar.pipelines.paper_tables import table_rows
+from astar.train import evaluate, train_resumably
+from astar.pipelines.paper_tables import TableRow, table_rows
 from astar.pipelines.synthetic import ATTRIBUTES, CAPTIONS_FILE, attribute_accuracy, generate_dataset
 
 DEFAULT_ROWS = ("fc7", "pool2", "pool3", "pool4", "pool5", "maxpool", "avgpool", "astar-soft", "astar-hard")
@@ -92,6 +99,27 @@ def format_table(results: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def self_critical_row(settings: AblationConfig, row: TableRow, epochs: int) -> Path:
+    """Fine-tune ``row``'s best checkpoint by SCST for up to ``epochs`` epochs and evaluate it
+    as the row was (test split, beam size); the SCST run directory."""
+    trained = settings.train_config(row)
+    scst_dir = Path(f"{trained.out}-scst")
+    train_resumably(trained.self_critical(str(scst_dir), epochs))
+    evaluate(scst_dir, replace(settings.eval_options(row), out=str(scst_dir / f"eval-{settings.split}")))
+    return scst_dir
+
+
+def relative_changes(results: dict[str, list[dict[str, float]]], rows: tuple[str, ...]) -> list[str]:
+    """Per SCST row: test CIDEr-D's relative change per seed, and its mean ± s.d."""
+    lines = []
+    for key in rows:
+        changes = [100 * (after["CIDEr-D"] / before["CIDEr-D"] - 1)
+                   for before, after in zip(results[key], results[f"{key}+scst"])]
+        lines.append(f"SCST on {key}: test CIDEr-D {' '.join(f'{change:+.1f} %' for change in changes)} per seed; "
+                     f"mean {mean_sd(changes, 1)} %")
+    return lines
+
+
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("fidelity_output"), show_default=True)
 @click.option("--videos", type=click.IntRange(min=24), default=300, show_default=True)
@@ -100,11 +128,16 @@ def format_table(results: dict[str, list[dict[str, float]]]) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--rows", default=",".join(DEFAULT_ROWS), show_default=True)
 @click.option("--loader-workers", type=click.IntRange(min=0), default=0, show_default=True)
-def main(out: Path, videos: int, durations: tuple[float, float], seeds: str, epochs: int, rows: str, loader_workers: int) -> None:
+@click.option("--scst", "scst_epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Then fine-tune each --scst-rows row by self-critical training for up to this many epochs (0: skip).")
+@click.option("--scst-rows", default="astar-soft", show_default=True, help="Rows --scst fine-tunes (among --rows).")
+def main(out: Path, videos: int, durations: tuple[float, float], seeds: str, epochs: int, rows: str, loader_workers: int,
+         scst_epochs: int, scst_rows: str) -> None:
     store = prepare_store(out, videos, durations)
     keys = tuple(key.strip() for key in rows.split(","))
     table = {row.key: row for row in table_rows(get_backbone(DEFAULT_BACKBONE))}
-    results: dict[str, list[dict[str, float]]] = {key: [] for key in keys}
+    scst_keys = tuple(key.strip() for key in scst_rows.split(",") if key.strip() in keys) if scst_epochs else ()
+    results: dict[str, list[dict[str, float]]] = {key: [] for key in (*keys, *(f"{key}+scst" for key in scst_keys))}
     for seed in (int(value) for value in seeds.split(",")):
         settings = AblationConfig(
             store=str(store), dataset="csv", annotations=str(out / "videos" / CAPTIONS_FILE), rows=keys,
@@ -118,9 +151,16 @@ def main(out: Path, videos: int, durations: tuple[float, float], seeds: str, epo
             results[key].append(row_figures(settings.run_dir(table[key])))
             click.echo(f"seed {seed} {key}: {results[key][-1]['CIDEr-D']:.1f} CIDEr-D "
                        f"({time.perf_counter() - started:.0f} s)", err=True)
+        for key in scst_keys:
+            started = time.perf_counter()
+            results[f"{key}+scst"].append(row_figures(self_critical_row(settings, table[key], scst_epochs)))
+            click.echo(f"seed {seed} {key}+scst: {results[f'{key}+scst'][-1]['CIDEr-D']:.1f} CIDEr-D "
+                       f"({time.perf_counter() - started:.0f} s)", err=True)
     click.echo(f"{videos} clips of {durations[0]:g}-{durations[1]:g} s, small preset, up to {epochs} epochs, "
                f"seeds {seeds}; mean ± s.d. over seeds (accuracies and dead channels in %)")
     click.echo(format_table(results))
+    for line in relative_changes(results, scst_keys):
+        click.echo(line)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -123,11 +123,9 @@ class DemoConfig:
             progress=self.progress,
         )
 
-
     def scst_config(self) -> TrainConfig:
         """Self-critical fine-tuning of the best checkpoint with the small preset's SCST recipe."""
-        return replace(self.train_config(), out=str(self.scst_dir), objective="scst", init_from=str(self.run_dir),
-                       epochs=self.scst_epochs, patience=self.scst_epochs, lr=None, batch_size=None)
+        return self.train_config().self_critical(str(self.scst_dir), self.scst_epochs)
 
 
 def stage(number: int, what: str) -> None:

@@ -233,6 +233,13 @@ class TrainConfig:
             chosen["samples"] = self.samples
         return ModelConfig(**{**PRESETS[self.preset].sizes(geometry, top_channels), **chosen})
 
+    def self_critical(self, out: str, epochs: int) -> TrainConfig:
+        """Self-critical fine-tuning of this run's best checkpoint (``init_from`` = ``out`` of this
+        run) into ``out`` for up to ``epochs`` epochs, any of which may be the best (patience =
+        ``epochs``), with the preset's SCST recipe (its lr and batch size)."""
+        return replace(self, out=out, objective="scst", init_from=self.out, epochs=epochs, patience=epochs, lr=None,
+                       batch_size=None)
+
     def to_dict(self) -> dict[str, Any]:
         """The saved fields (all but ``UNSAVED``) without None values, TOML-ready."""
         return {
