@@ -166,7 +166,7 @@ def loader_budget(store: str, workers: int, batches: int) -> float:
     sample = dataset[list(range(min(PAPER_BATCH, len(dataset))))].videos
     batch_mb = sum(tensor.nbytes for tensor in sample.features.values()) / 1e6
     measured = loader_rate(dataset, PAPER_BATCH, workers, batches)
-    per_frame = batch_mb * 1e6 / (int(sample.pool5_steps.sum()) * 16)
+    per_frame = batch_mb * 1e6 / (int(sample.top_steps.sum()) * 16)
     needed_mb = PAPER_BATCH * PAPER_FRAMES * per_frame / 1e6
     tflop, step_s = paper_step_seconds_on_gpu()
     print(f"\nloader, paper widths, {workers} workers, streaming: {measured:.2f} batches/s of this store's videos "

@@ -157,7 +157,7 @@ def caption_videos(
         for start in range(0, len(done), CAPTION_BATCH):
             chunk = done[start : start + CAPTION_BATCH]
             batch = collate_videos([reader.read(video.video_id) for video in chunk],
-                                   [reader.pool5_steps(video.video_id) for video in chunk])
+                                   [reader.top_steps(video.video_id) for video in chunk])
             found = beam_search(run.model, batch.to(device), max_len or run.config.max_caption_len + 1, beam_size,
                                 length_penalty, with_attention=figures is not None)
             for row, video in enumerate(chunk):

@@ -45,7 +45,7 @@ def batch_of(items: list[int], videos: VideoBatch) -> tuple[VideoBatch, torch.Te
     """The distinct videos of ``items`` (each once), their captions and each caption's video row."""
     rows = list(dict.fromkeys(ITEMS[item][0] for item in items))
     index = torch.tensor(rows)
-    steps = videos.pool5_steps[index]
+    steps = videos.top_steps[index]
     longest = int(steps.max())
     chosen = VideoBatch(
         {name: value[index][:, : longest * TOP_RATIO[name]] for name, value in videos.features.items()},
@@ -64,7 +64,7 @@ def train_steps(processes: Processes) -> dict[str, torch.Tensor]:
         objective = DistributedDataParallel(objective)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     sampler = BucketBatchSampler(
-        [int(features().pool5_steps[video]) for video, _ in ITEMS], batch_size=8, seed=3, captions_per_video=2,
+        [int(features().top_steps[video]) for video, _ in ITEMS], batch_size=8, seed=3, captions_per_video=2,
         videos=[video for video, _ in ITEMS], rank=processes.rank, world_size=processes.world_size,
     )
     videos = features()

@@ -27,7 +27,7 @@ def assert_same_batches(ours: list[CaptionBatch], theirs: list[CaptionBatch]) ->
         for name in one.videos.features:
             assert torch.equal(one.videos.features[name].cpu(), two.videos.features[name].cpu()), name
         assert torch.equal(one.videos.fc7.cpu(), two.videos.fc7.cpu())
-        assert torch.equal(one.videos.pool5_steps.cpu(), two.videos.pool5_steps.cpu())
+        assert torch.equal(one.videos.top_steps.cpu(), two.videos.top_steps.cpu())
 
 
 def epochs_of(pairs: CaptionBatches, epochs: int = 2, **loader: object) -> list[CaptionBatch]:
@@ -54,7 +54,7 @@ def test_the_cache_holds_exactly_what_the_reader_gives_and_its_size_is_known_bef
         (cached, cached_fc7), (read, read_fc7) = cache.read(video_id), reader.read(video_id)
         assert cached.keys() == read.keys() == set(config.layers)
         assert all(torch.equal(cached[name], read[name]) for name in read) and torch.equal(cached_fc7, read_fc7)
-        assert cache.pool5_steps(video_id) == reader.pool5_steps(video_id)
+        assert cache.top_steps(video_id) == reader.top_steps(video_id)
 
 
 def test_filling_reads_each_chunk_once_and_batches_then_read_nothing(logged_store):

@@ -61,7 +61,7 @@ def repeated(batch: VideoBatch, copies: int) -> VideoBatch:
     rows = torch.zeros(copies, dtype=torch.long)
     return VideoBatch(
         {name: value.index_select(0, rows) for name, value in batch.features.items()},
-        batch.pool5_steps.index_select(0, rows),
+        batch.top_steps.index_select(0, rows),
         batch.fc7.index_select(0, rows),
     )
 

@@ -98,7 +98,7 @@ def test_a_batch_is_zero_padded_in_time_with_its_lengths(store):
     videos = CaptionBatches(FeatureReader(store, SMALL), store.video_ids)
     short, long = videos.lengths.index(1), videos.lengths.index(2)
     batch = videos[[short, long]].videos
-    assert batch.pool5_steps.tolist() == [1, 2]
+    assert batch.top_steps.tolist() == [1, 2]
     pool4 = batch.features["pool4"]
     assert pool4.shape == (2, 4, 7, 7, SMALL.channels("pool4")) and pool4.dtype == torch.float16
     stored = store.read(store.video_ids[short], "pool4")[..., : SMALL.channels("pool4")]

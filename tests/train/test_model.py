@@ -103,7 +103,7 @@ def test_inputs_are_normalised_per_channel_and_the_statistics_are_saved_with_the
     def moved(name: str, value: torch.Tensor) -> torch.Tensor:
         return value * torch.from_numpy(statistics[name].std).float() + torch.from_numpy(statistics[name].mean).float()
 
-    shifted = VideoBatch({name: moved(name, value) for name, value in batch.features.items()}, batch.pool5_steps,
+    shifted = VideoBatch({name: moved(name, value) for name, value in batch.features.items()}, batch.top_steps,
                          moved("fc7", batch.fc7))
     torch.testing.assert_close(normalised(shifted, CAPTIONS), plain(batch, CAPTIONS), atol=1e-4, rtol=1e-4)
     restored = ASTAR(config)
@@ -120,7 +120,7 @@ def test_rms_inputs_divide_each_input_by_one_constant_and_do_not_centre() -> Non
     scaled.set_feature_statistics({name: ChannelStatistics(np.full(widths[name], 4.0), np.ones(widths[name]), factor)
                                    for name, factor in factors.items()})
     batch = videos(config, [2, 1])
-    enlarged = VideoBatch({name: value * factors[name] for name, value in batch.features.items()}, batch.pool5_steps,
+    enlarged = VideoBatch({name: value * factors[name] for name, value in batch.features.items()}, batch.top_steps,
                           batch.fc7 * factors["fc7"])
     torch.testing.assert_close(scaled(enlarged, CAPTIONS), plain(batch, CAPTIONS))
 
@@ -209,7 +209,7 @@ def test_autocast_agrees_with_float32(dtype: torch.dtype) -> None:
 
 def repeat_videos(batch: VideoBatch, rows: torch.Tensor) -> VideoBatch:
     """The batch with video ``rows[i]`` copied into row i, as if every caption brought its own video."""
-    return VideoBatch({name: value[rows] for name, value in batch.features.items()}, batch.pool5_steps[rows], batch.fc7[rows])
+    return VideoBatch({name: value[rows] for name, value in batch.features.items()}, batch.top_steps[rows], batch.fc7[rows])
 
 
 @pytest.mark.parametrize("attention", ["soft", "hard"])

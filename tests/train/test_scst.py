@@ -35,7 +35,7 @@ def tiny_model(attention: str = "soft", vocab_size: int = len(VOCABULARY)) -> tu
 def rows_of(batch: VideoBatch, samples: int) -> VideoBatch:
     """Each video of ``batch`` repeated ``samples`` times, video-major, as the sampler lays out rows."""
     rows = torch.arange(batch.batch_size).repeat_interleave(samples)
-    return VideoBatch({k: v[rows] for k, v in batch.features.items()}, batch.pool5_steps[rows], batch.fc7[rows])
+    return VideoBatch({k: v[rows] for k, v in batch.features.items()}, batch.top_steps[rows], batch.fc7[rows])
 
 
 def reward() -> CaptionReward:
@@ -95,7 +95,7 @@ def gradient(model: ASTAR, value: torch.Tensor, names: list[str]) -> torch.Tenso
 @pytest.mark.slow
 def test_self_critical_gradient_averages_to_the_gradient_of_the_expected_reward() -> None:
     model, batch = tiny_model()
-    one = VideoBatch({k: v[:1] for k, v in batch.features.items()}, batch.pool5_steps[:1], batch.fc7[:1])
+    one = VideoBatch({k: v[:1] for k, v in batch.features.items()}, batch.top_steps[:1], batch.fc7[:1])
     names = ["word_scores.bias"]  # few enough values that 5 standard errors is a safe bound for all
     max_len = 3
     captions, log_probs = every_caption(model, one, max_len)
@@ -107,7 +107,7 @@ def test_self_critical_gradient_averages_to_the_gradient_of_the_expected_reward(
     torch.manual_seed(1)
     copies, repeats = 100, 16
     many = VideoBatch({k: v.expand(copies, *v.shape[1:]) for k, v in one.features.items()},
-                      one.pool5_steps.expand(copies), one.fc7.expand(copies, -1))
+                      one.top_steps.expand(copies), one.fc7.expand(copies, -1))
     estimates = torch.stack([
         -gradient(model, self_critical_step(model, many, ["v"] * copies, reward(), 4, "mean", max_len).loss, names)
         for _ in range(repeats)

@@ -56,7 +56,7 @@ def exhaustive(model: ASTAR, batch: VideoBatch, video: int, max_len: int, alpha:
     tokens = torch.tensor([caption + [PAD] * (max_len - len(caption)) for caption in captions])
     lengths = torch.tensor([len(caption) for caption in captions])
     row = slice(video, video + 1)
-    one = VideoBatch({name: value[row] for name, value in batch.features.items()}, batch.pool5_steps[row], batch.fc7[row])
+    one = VideoBatch({name: value[row] for name, value in batch.features.items()}, batch.top_steps[row], batch.fc7[row])
     with torch.no_grad():
         first, state = model.start(one)
         state = state.index_select(torch.zeros(len(captions), dtype=torch.long))

@@ -91,7 +91,7 @@ class FeatureCache:
                 pool.shutdown(cancel_futures=True)
                 raise
         return cls(layers, starts, fc7, {video_id: row for row, video_id in enumerate(ids)},
-                   tuple(reader.pool5_steps(video_id) for video_id in ids))
+                   tuple(reader.top_steps(video_id) for video_id in ids))
 
     @property
     def device(self) -> torch.device:
@@ -107,6 +107,6 @@ class FeatureCache:
         return ({name: values[self.starts[name][row] : self.starts[name][row + 1]] for name, values in self.layers.items()},
                 self.fc7[row])
 
-    def pool5_steps(self, video_id: str) -> int:
+    def top_steps(self, video_id: str) -> int:
         """T_L of ``video_id``."""
         return self.steps[self.rows[video_id]]

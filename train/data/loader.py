@@ -67,7 +67,7 @@ class FeatureSource(Protocol):
     def read(self, video_id: str) -> tuple[dict[str, Tensor], Tensor]:
         """Per layer (T_l, H_l, W_l, C_l) and fc7 (fc7_dim,), float16; not to be modified."""
 
-    def pool5_steps(self, video_id: str) -> int:
+    def top_steps(self, video_id: str) -> int:
         """T_L, the video's top-layer time steps."""
 
 
@@ -126,7 +126,7 @@ class FeatureReader:
                     "use a preset no wider than the store"
                 )
 
-    def pool5_steps(self, video_id: str) -> int:
+    def top_steps(self, video_id: str) -> int:
         """T_L, the video's top-layer time steps (C3D: pool5's, padded frames / 16)."""
         return self.top.time_steps(self.store.padded_frames(video_id))
 
@@ -240,7 +240,7 @@ class CaptionBatches(Dataset):
         self.features = features
         self.video_ids = list(video_ids)
         self.captions = None if captions is None else [tuple(caption) for caption in captions]
-        steps = {video_id: features.pool5_steps(video_id) for video_id in dict.fromkeys(self.video_ids)}
+        steps = {video_id: features.top_steps(video_id) for video_id in dict.fromkeys(self.video_ids)}
         self.lengths = [steps[video_id] for video_id in self.video_ids]
 
     def __len__(self) -> int:

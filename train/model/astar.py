@@ -180,23 +180,23 @@ class ASTAR(nn.Module):
         """Input ``name`` (a layer or ``fc7``), (…, C), in the model's dtype and normalised (module docstring)."""
         return self.normaliser(name, features, self.initial_hidden.weight.dtype)
 
-    def align(self, features: dict[str, Tensor], pool5_steps: Tensor | None = None) -> Tensor:
+    def align(self, features: dict[str, Tensor], top_steps: Tensor | None = None) -> Tensor:
         """Eq. (4) (or the variant's alternative): stored layers → (B, L, P, D), before aligned-map normalisation.
 
         Args:
             features: per layer (B, T_l, H_l, W_l, C_l), as in ``VideoBatch`` (normalised here).
-            pool5_steps: (B,) valid top-layer steps (C3D: pool5); None means no padding.
+            top_steps: (B,) valid top-layer steps (C3D: pool5); None means no padding.
         """
-        if pool5_steps is None:
+        if top_steps is None:
             name = self.config.layers[0]
             layer_map = features[name]
             steps = layer_map.shape[1] // self.config.time_ratio(name)
-            pool5_steps = torch.full((layer_map.shape[0],), steps, device=layer_map.device)
-        return self._align(features, pool5_steps)[0]
+            top_steps = torch.full((layer_map.shape[0],), steps, device=layer_map.device)
+        return self._align(features, top_steps)[0]
 
     def aligned_maps(self, batch: VideoBatch) -> tuple[Tensor, Tensor]:
         """Eq. (4) on a batch before aligned-map normalisation: (B, L, P, D) â and the (B, P) mask."""
-        return self._align({name: batch.features[name] for name in self.config.layers}, batch.pool5_steps)
+        return self._align({name: batch.features[name] for name in self.config.layers}, batch.top_steps)
 
     def encode(self, batch: VideoBatch) -> AttentionMemory | None:
         """Align a batch once, normalise the maps and precompute attention keys (None for the fc7 baseline)."""
@@ -284,10 +284,10 @@ class ASTAR(nn.Module):
             return tokens, None
         return tokens, stack_attention(steps)
 
-    def _align(self, features: dict[str, Tensor], pool5_steps: Tensor) -> tuple[Tensor, Tensor]:
+    def _align(self, features: dict[str, Tensor], top_steps: Tensor) -> tuple[Tensor, Tensor]:
         if self.aligner is None:
             raise ValueError("variant 'fc7' has no feature maps to align")
-        return self.aligner({name: self.scaled(name, value) for name, value in features.items()}, pool5_steps)
+        return self.aligner({name: self.scaled(name, value) for name, value in features.items()}, top_steps)
 
     def _begin(self, batch: VideoBatch) -> DecoderState:
         """The state that predicts y_1: h_1 = tanh(C a_{L+1}), c_1 = 0, and the aligned memory, one row per video."""

@@ -31,13 +31,13 @@ class VideoBatch:
         features: per stored layer (B, r_l·T_L, H_l, W_l, C_l), float, laid out as stored:
             (batch, time, height, width, channel); C3D: ``pool2`` (B, 8·T₅, 28, 28, 128), …,
             ``pool5`` (B, T₅, 4, 4, 512).
-        pool5_steps: (B,) long, valid time steps T_L of the top layer per video (C3D: pool5,
+        top_steps: (B,) long, valid time steps T_L of the top layer per video (C3D: pool5,
             padded frames / 16); layer l has ``ModelConfig.time_ratio(l)`` times as many.
         fc7: (B, D) float, a_{L+1}, the mean top feature of the video's 16-frame windows.
     """
 
     features: dict[str, Tensor]
-    pool5_steps: Tensor
+    top_steps: Tensor
     fc7: Tensor
 
     @property
@@ -48,18 +48,18 @@ class VideoBatch:
         """The same batch on ``device`` (``to_device``); float tensors optionally cast to ``dtype``."""
         return VideoBatch(
             features={name: to_device(value, device, dtype) for name, value in self.features.items()},
-            pool5_steps=to_device(self.pool5_steps, device),
+            top_steps=to_device(self.top_steps, device),
             fc7=to_device(self.fc7, device, dtype),
         )
 
     def pin_memory(self) -> VideoBatch:
         """The same batch in page-locked host memory (``CaptionBatch.pin_memory``)."""
         return VideoBatch({name: value.pin_memory() for name, value in self.features.items()},
-                          self.pool5_steps.pin_memory(), self.fc7.pin_memory())
+                          self.top_steps.pin_memory(), self.fc7.pin_memory())
 
 
 def random_batch(
-    pool5_steps: list[int],
+    top_steps: list[int],
     layer_channels: tuple[int, ...],
     fc7_dim: int,
     generator: torch.Generator | None = None,
@@ -68,19 +68,19 @@ def random_batch(
     """Synthetic non-negative features shaped like the store's, for tests, demos and benchmarks.
 
     Args:
-        pool5_steps: valid top-layer steps per video (C3D: frames / 16); shorter videos are zero-padded.
+        top_steps: valid top-layer steps per video (C3D: frames / 16); shorter videos are zero-padded.
         layer_channels: n_F of each stored layer (``ModelConfig.layer_channels``).
         fc7_dim: width of fc7.
         geometry: the stored layers (``ModelConfig.geometry``); C3D's by default.
     """
-    longest = max(pool5_steps)
-    steps = torch.tensor(pool5_steps)
+    longest = max(top_steps)
+    steps = torch.tensor(top_steps)
     features = {}
     for layer, channels in zip(geometry, layer_channels, strict=True):
         ratio = geometry[-1].time_stride // layer.time_stride
-        values = torch.rand(len(pool5_steps), longest * ratio, layer.height, layer.width, channels, generator=generator)
+        values = torch.rand(len(top_steps), longest * ratio, layer.height, layer.width, channels, generator=generator)
         features[layer.name] = values * time_mask(steps * ratio, longest * ratio)[:, :, None, None, None]
-    return VideoBatch(features, steps, torch.rand(len(pool5_steps), fc7_dim, generator=generator))
+    return VideoBatch(features, steps, torch.rand(len(top_steps), fc7_dim, generator=generator))
 
 
 @dataclass
