@@ -18,7 +18,7 @@ __all__ = export_lazily(__name__, {
                  "command_error", "printable", "say", "storage_option"),
     "decode": ("DecodedVideo", "DecodeError", "decode_video"),
     "devices": ("PRECISIONS", "DeviceError", "autocast_dtype", "resolve_device"),
-    "distributed": ("ClusterError", "dask_client"),
+    "dask_executor": ("ClusterError", "dask_client"),
     "errors": ("AstarError",),
     "extraction": ("extract_videos",),
     "extractor": ("ExtractionConfig", "Extractor"),

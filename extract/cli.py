@@ -76,7 +76,7 @@ def main(
     skipped, failed ones retried.
     """
     # Imported once the arguments are parsed: torch, Dask and PyAV are not needed for --help or a usage error.
-    from .distributed import dask_client
+    from .dask_executor import dask_client
     from .extraction import extract_videos
     from .extractor import ExtractionConfig, Extractor
     from .store.reader import StoreMismatchError

@@ -76,7 +76,7 @@ def extract_videos(
         if client is None:
             executed = run_in_process(plan, extractor, bar, started, report_failures)
         else:
-            from .distributed import run_on_dask  # Dask loads for a Dask run only, not for astar-caption's
+            from .dask_executor import run_on_dask  # Dask loads for a Dask run only, not for astar-caption's
 
             executed = run_on_dask(plan, client, bar, started, report_failures, torch_threads)
         try:

@@ -19,7 +19,7 @@ from astar.extract import (
     extract_videos, open_store, video_key,
 )
 from astar.extract.cli import main
-from astar.extract.distributed import extract_video_task, torch_threads_per_task
+from astar.extract.dask_executor import extract_video_task, torch_threads_per_task
 from tests.extract.test_batch import EXTRACT, add_bad_videos
 from tests.videos import write_video
 
