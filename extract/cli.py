@@ -133,7 +133,7 @@ def main(
     warning = random_init_warning(extractor.weights.describe())
     if warning:
         click.echo(warning, err=True)
-    sys.exit(EXIT_SOME_FAILED if summary.count("failed") else 0)
+    sys.exit(summary.exit_code)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from astar.extract import (
     claim_folder,
     command_error,
     CONTEXT_SETTINGS,
-    EXIT_SOME_FAILED,
     AstarError,
     ExtractionConfig,
     Extractor,
@@ -316,7 +315,7 @@ def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed
     except AstarError as error:
         raise command_error(str(error)) from None
     if summary.count("failed"):
-        sys.exit(EXIT_SOME_FAILED)
+        sys.exit(summary.exit_code)
 
 
 if __name__ == "__main__":
