@@ -71,6 +71,17 @@ def long_clip(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def interruptible_clip(tmp_path_factory):
+    """A 320 s clip at 2 fps: 640 frames, forty 16-frame tiles in 112-frame passes. With four
+    tiles (``long_clip``) a writer thread that lagged let the last tiles finish before the
+    signal landed, and the run exited 0; forty leave the signal far from the end."""
+    folder = tmp_path_factory.mktemp("interruptible")
+    frames = np.random.default_rng(5).integers(0, 255, (640, 32, 32, 3), dtype=np.uint8)
+    write_video(folder / "long.mp4", frames, fps=2)
+    return folder
+
+
 @pytest.mark.slow
 def test_a_video_streamed_in_several_tiles_is_stored_as_one_pass_computes_it(long_clip, tmp_path, extractor):
     tiled = Extractor.build(ExtractionConfig(device="cpu", max_frames_per_pass=112))
@@ -99,15 +110,15 @@ def test_a_write_refused_in_the_writer_thread_names_the_store_and_video_and_leav
 
 
 @pytest.mark.slow
-def test_interrupting_a_run_leaves_no_marker_for_the_video_it_was_writing(long_clip, tmp_path):
+def test_interrupting_a_run_leaves_no_marker_for_the_video_it_was_writing(interruptible_clip, tmp_path):
     out = tmp_path / "feats.zarr"
-    command = [sys.executable, "-m", "astar.extract.cli", str(long_clip), "--out", str(out), "--device", "cpu",
+    command = [sys.executable, "-m", "astar.extract.cli", str(interruptible_clip), "--out", str(out), "--device", "cpu",
                "--max-frames-per-pass", "112", "-q"]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first_chunks = out / "videos" / video_key("long") / "pool2" / "c"
     while not first_chunks.exists() and run.poll() is None:
         time.sleep(0.02)
-    run.send_signal(signal.SIGINT)  # after its first tile, before its fourth and last
+    run.send_signal(signal.SIGINT)  # after its first tile, long before its last
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 130, stderr
     assert "Traceback" not in stderr
