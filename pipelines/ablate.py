@@ -31,7 +31,9 @@ from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarErro
 from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
 )
-from astar.train import DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, SPLITS, TrainConfig, preset_help, recipe_options
+from astar.train import (
+    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, RECIPE_HELP, SPLITS, TrainConfig, preset_help, recipe_options,
+)
 
 if TYPE_CHECKING:
     from astar.train import EvalConfig
@@ -239,7 +241,7 @@ half-trained row continues from its last checkpoint.
 @click.option("--preset", type=click.Choice(tuple(PRESETS)), default=TRAIN_DEFAULTS.preset, show_default=True, help=f"Model sizes and recipe for every row. {preset_help()}")
 @click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.epochs, show_default=True, help="Most epochs per row (early stopping on val may end a row sooner).")
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True, help="The same seed for every row.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step. Default: the preset's recipe (paper 32, small 16).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Video-caption pairs per step. Default: the preset's recipe, " + RECIPE_HELP["batch_size"] + ".")
 @recipe_options
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Split every row is scored on.")
 @click.option("--beam-size", type=click.IntRange(min=1), default=DEFAULT_BEAM_SIZE, show_default=True, help="Beam search width for the scored captions.")

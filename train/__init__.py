@@ -19,7 +19,7 @@ __all__ = export_lazily(__name__, {
     "model.astar": ("ASTAR",),
     "model.config": ("ModelConfig",),
     "options": ("DEFAULT_BEAM_SIZE",),
-    "recipe_options": ("RECIPE_FIELDS", "recipe_options"),
+    "recipe_options": ("RECIPE_FIELDS", "RECIPE_HELP", "recipe_options"),
     "rundir": ("LoadedRun", "load_run", "read_run_config", "saved_run_differences"),
     "scoring": ("SCORES_FILE", "ScoresError", "read_scores"),
     "presets": ("PRESETS", "preset_help"),
