@@ -79,7 +79,7 @@ def store_decoded(
     """Run the backbone on one decoded video, streaming its layers to the store through ``queue``, or record why it failed.
 
     Each tile's runs of whole chunks are queued as the tile finishes, then the top
-    features, attributes and marker (``store.VideoWrite``). Returns the ``failed``
+    features, attributes and marker (``store.writer.VideoWrite``). Returns the ``failed``
     outcome of a video that failed; the ``done`` one of a video that is written becomes
     one of ``queue``'s results once its marker is written.
 

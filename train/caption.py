@@ -11,7 +11,7 @@ The videos are extracted with ``astar.extract.extract_videos`` into a temporary 
 so each one decodes in an isolated child process: a missing or corrupt file fails
 alone with a one-line reason, and the others are still captioned. Their features are
 read through the run's ``FeatureReader`` (narrowed to the model's widths) and
-captioned by ``search.beam_search`` in batches. With an attention folder, each video
+captioned by ``model.search.beam_search`` in batches. With an attention folder, each video
 also gets a Figure-3 PNG (``figures.save_attention_figure``): per word, β and the
 most attended frame with α over it.
 """
@@ -130,7 +130,7 @@ def caption_videos(
         run: the run whose model captions.
         videos: video files.
         settings, extractor: from ``prepare_extraction``.
-        beam_size, length_penalty: beam search settings (``search.beam_search``).
+        beam_size, length_penalty: beam search settings (``model.search.beam_search``).
         max_len: most tokens per caption, ``<eos>`` included; None gives the run's
             ``max_caption_len`` + 1.
         attention_dir: write ``<video stem>.png`` attention figures here (not for the

@@ -6,7 +6,7 @@
 the same global batch:
 
 - Batches: ``BucketBatchSampler(rank=…, world_size=…)`` gives each process its share of
-  every global batch, whole groups of a video's captions (``loader.py``).
+  every global batch, whole groups of a video's captions (``data/loader.py``).
 - Loss: DDP averages the processes' gradients, while one process averages over the
   global batch; ``global_mean`` rescales each process's mean by its share of the global
   count (words for eq. 3, sampled captions for SCST), so the average is the global mean.

@@ -6,7 +6,7 @@
     print(format_scores(result.scores))
 
 Every video of the split that has captions and is in the store is captioned by beam
-search (``search.beam_search``) in batches bucketed by length, on the run's model in
+search (``model.search.beam_search``) in batches bucketed by length, on the run's model in
 eval mode and in fp32 (so CPU and CUDA give the same captions up to ties). The
 captions are scored against the split's references, normalised as in training
 (Section 4.1), by ``scoring.score_captions``: BLEU-1…4, METEOR (needs Java; without it

@@ -1,6 +1,8 @@
-"""The model's input record: a batch of padded stored feature maps (Section 3, Appendix C).
+"""The model's input records: a batch of padded stored feature maps (Section 3, Appendix C),
+and a batch of them with captions.
 
-Kept apart from the model so the loader can build batches without importing it.
+Kept apart from the networks so the loader (``astar.train.data.loader``) can build batches
+without importing them.
 """
 from __future__ import annotations
 
