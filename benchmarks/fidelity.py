@@ -21,8 +21,9 @@
    into ``OUT/seed-<s>/<row>-scst``, adds its ``<row>+scst`` line to the table and prints
    the relative change of test CIDEr-D per seed and its mean ± s.d.
 
-Everything is resumable: clips, store and finished rows are reused. The figures depend
-on the data and budget, not on the machine; the wall time is printed per row.
+Everything is resumable: clips, store and finished rows are reused (an SCST row is scored
+again on each run). The figures depend on the data and budget, and a little on the CPU
+(its convolution kernels round C3D's features differently); the wall time is printed per row.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,6 +101,21 @@ def format_table(results: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def collect(results: dict[str, list[dict[str, float]]], seed: int, label: str, run: Callable[[], Path]) -> None:
+    """Run (or reuse) one seed's row with ``run``, which returns its run directory; add its figures
+    to ``results[label]`` and say them on stderr with the seconds it took."""
+    started = time.perf_counter()
+    results[label].append(row_figures(run()))
+    click.echo(f"seed {seed} {label}: {results[label][-1]['CIDEr-D']:.1f} CIDEr-D "
+               f"({time.perf_counter() - started:.0f} s)", err=True)
+
+
+def trained_row(settings: AblationConfig, row: TableRow) -> Path:
+    """Train and evaluate ``row`` (``astar-ablate``'s way, reusing a finished one); its run directory."""
+    run_row(settings, row)
+    return settings.run_dir(row)
+
+
 def self_critical_row(settings: AblationConfig, row: TableRow, epochs: int) -> Path:
     """Fine-tune ``row``'s best checkpoint by SCST for up to ``epochs`` epochs and evaluate it
     as the row was (test split, beam size); the SCST run directory."""
@@ -136,7 +153,9 @@ def main(out: Path, videos: int, durations: tuple[float, float], seeds: str, epo
     store = prepare_store(out, videos, durations)
     keys = tuple(key.strip() for key in rows.split(","))
     table = {row.key: row for row in table_rows(get_backbone(DEFAULT_BACKBONE))}
-    scst_keys = tuple(key.strip() for key in scst_rows.split(",") if key.strip() in keys) if scst_epochs else ()
+    scst_keys = tuple(key.strip() for key in scst_rows.split(",")) if scst_epochs else ()
+    if set(scst_keys) - set(keys):
+        raise click.BadParameter(f"{', '.join(sorted(set(scst_keys) - set(keys)))} not among --rows", param_hint="--scst-rows")
     results: dict[str, list[dict[str, float]]] = {key: [] for key in (*keys, *(f"{key}+scst" for key in scst_keys))}
     for seed in (int(value) for value in seeds.split(",")):
         settings = AblationConfig(
@@ -146,16 +165,9 @@ def main(out: Path, videos: int, durations: tuple[float, float], seeds: str, epo
         )
         settings.out_dir.mkdir(parents=True, exist_ok=True)
         for key in keys:
-            started = time.perf_counter()
-            run_row(settings, table[key])
-            results[key].append(row_figures(settings.run_dir(table[key])))
-            click.echo(f"seed {seed} {key}: {results[key][-1]['CIDEr-D']:.1f} CIDEr-D "
-                       f"({time.perf_counter() - started:.0f} s)", err=True)
+            collect(results, seed, key, lambda: trained_row(settings, table[key]))
         for key in scst_keys:
-            started = time.perf_counter()
-            results[f"{key}+scst"].append(row_figures(self_critical_row(settings, table[key], scst_epochs)))
-            click.echo(f"seed {seed} {key}+scst: {results[f'{key}+scst'][-1]['CIDEr-D']:.1f} CIDEr-D "
-                       f"({time.perf_counter() - started:.0f} s)", err=True)
+            collect(results, seed, f"{key}+scst", lambda: self_critical_row(settings, table[key], scst_epochs))
     click.echo(f"{videos} clips of {durations[0]:g}-{durations[1]:g} s, small preset, up to {epochs} epochs, "
                f"seeds {seeds}; mean ± s.d. over seeds (accuracies and dead channels in %)")
     click.echo(format_table(results))
