@@ -114,7 +114,10 @@ def test_interrupting_a_run_leaves_no_marker_for_the_video_it_was_writing(interr
     out = tmp_path / "feats.zarr"
     command = [sys.executable, "-m", "astar.extract.cli", str(interruptible_clip), "--out", str(out), "--device", "cpu",
                "--max-frames-per-pass", "112", "-q"]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # As a foreground command gets it: a suite started in the background (``make test &``) ignores
+    # SIGINT, the child inherits that, and Python then installs no KeyboardInterrupt handler.
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first_chunks = out / "videos" / video_key("long") / "pool2" / "c"
     while not first_chunks.exists() and run.poll() is None:
         time.sleep(0.02)
