@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from astar.extract import BACKBONES, ExtractionConfig, collect_inputs, extract_videos
+from astar.extract import ExtractionConfig, collect_inputs, extract_videos
+from astar.extract.backbones import BACKBONES
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
 from astar.train import EvalConfig, TrainConfig, evaluate, train
 

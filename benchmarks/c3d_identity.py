@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from astar.extract import PAPER, decode_video, random_init
+from astar.extract import decode_video
+from astar.extract.c3d import random_init
 from astar.extract.features import extract_features, pad_frames, prepare_model
+from astar.extract.preprocessing import PAPER
 from astar.pipelines.synthetic import write_video
 
 

@@ -38,15 +38,16 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from astar.extract import PAPER, ExtractionConfig, Extractor, VideoInput, decode_video
+from astar.extract import ExtractionConfig, Extractor, VideoInput, decode_video
 from astar.extract.cores import machine_cores
 from astar.extract.features import extract_features
 from astar.extract.outcomes import store_decoded
+from astar.extract.preprocessing import PAPER
 from astar.extract.store.writer import COMPRESSOR, StoreWriter
 from astar.extract.writebehind import WriteBehind
 from astar.train.model.astar import ASTAR
-from astar.train.model.config import ModelConfig
 from astar.train.model.batch import random_batch
+from astar.train.model.config import ModelConfig
 from ceilings import GPU_PEAK_TFLOPS, best_seconds
 from codec_choice import blosc, rate, stored_chunks, threaded_encode_seconds
 from extract import GPU_EFFICIENCY, count_flops, pool_rate, write_clip

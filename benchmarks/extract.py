@@ -16,10 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from astar.extract import BACKBONES, ExtractionConfig, Extractor, PAPER, VideoInput, collect_inputs, decode_video, extract_videos, open_store
+from astar.extract import (
+    ExtractionConfig, Extractor, VideoInput, collect_inputs, decode_video, extract_videos, open_store,
+)
+from astar.extract.backbones import BACKBONES
 from astar.extract.c3d import CONV_LAYERS
 from astar.extract.features import extract_features
 from astar.extract.pool import DecoderPool, decoders_needed, machine_cores
+from astar.extract.preprocessing import PAPER
 from ceilings import GPU_PEAK_TFLOPS, Ceilings, best_seconds, measure_ceilings
 
 GPU_EFFICIENCY = 0.4

@@ -30,9 +30,11 @@ import click
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from astar.extract import ExtractionConfig, Extractor, open_store, padded_frame_count, video_key
+from astar.extract import ExtractionConfig, Extractor, open_store
+from astar.extract.store.ids import video_key
 from astar.extract.store.index import INDEX, RunIndex
 from astar.extract.store.reader import MANIFEST, VIDEOS
+from astar.extract.store.schema import padded_frame_count
 from astar.extract.store.writer import StoreWriter, group_once
 
 MARKER_ARRAYS = ("pool2", "pool3", "pool4", "pool5", "fc7", "fc7_windows")

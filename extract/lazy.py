@@ -17,7 +17,7 @@ class LazyPackage(types.ModuleType):
     """A package module whose exports are imported from their submodules on first access.
 
     The import system binds every loaded submodule as an attribute of its package; where
-    an export has its submodule's name (``astar.train.evaluate``, ``astar.extract.progress``)
+    an export has its submodule's name (``astar.train.evaluate``)
     the export is bound instead, as the eager ``from .evaluate import evaluate`` did, so
     the name means the same whichever was imported first.
     """

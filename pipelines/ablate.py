@@ -27,13 +27,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from astar.extract import CONTEXT_SETTINGS, DEFAULT_BACKBONE, DEVICES, AstarError, Backbone, claim_folder, command_error, get_backbone, say, storage_option
+from astar.extract import DEFAULT_BACKBONE, AstarError, get_backbone
+from astar.extract.backbones import Backbone
+from astar.extract.clitools import CONTEXT_SETTINGS, command_error, say, storage_option
+from astar.extract.folders import claim_folder
+from astar.extract.options import DEVICES
 from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
 )
-from astar.train import (
-    DATASETS, DEFAULT_BEAM_SIZE, PRESETS, RECIPE_FIELDS, RECIPE_HELP, SPLITS, TrainConfig, preset_help, recipe_options,
-)
+from astar.train import DATASETS, PRESETS, TrainConfig
+from astar.train.data.datasets import SPLITS
+from astar.train.options import DEFAULT_BEAM_SIZE
+from astar.train.presets import preset_help
+from astar.train.recipe_options import RECIPE_FIELDS, RECIPE_HELP, recipe_options
 
 if TYPE_CHECKING:
     from astar.train import EvalConfig
@@ -133,7 +139,8 @@ def finished_scores(settings: AblationConfig, row: TableRow) -> dict[str, float]
     A ``scores.json`` that cannot be read back (an evaluation killed while writing it)
     counts as no evaluation: one line says so, and the row is evaluated again.
     """
-    from astar.train import ScoresError, read_run_config, read_scores, saved_run_differences
+    from astar.train.rundir import read_run_config, saved_run_differences
+    from astar.train.scoring import ScoresError, read_scores
 
     try:
         document = read_scores(settings.run_dir(row) / f"eval-{settings.split}")
@@ -168,7 +175,7 @@ def run_row(settings: AblationConfig, row: TableRow) -> dict[str, float]:
 
 def write_results(settings: AblationConfig, results: dict[str, dict[str, float]], backbone: Backbone) -> tuple[Path, Path]:
     """``results.json`` and ``results.csv`` in the output folder: our scores and the paper's (C3D rows)."""
-    from astar.train import TABLE_METRICS
+    from astar.train.evaluate import TABLE_METRICS
 
     published = PAPER_SCORES.get(settings.dataset, {}) if backbone.name == DEFAULT_BACKBONE else {}
     records = []

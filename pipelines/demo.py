@@ -30,25 +30,18 @@ from pathlib import Path
 import click
 
 from astar.extract import (
-    claim_folder,
-    command_error,
-    CONTEXT_SETTINGS,
-    AstarError,
-    ExtractionConfig,
-    Extractor,
-    RunSummary,
-    collect_inputs,
-    dask_client,
-    extract_videos,
-    open_store,
-    say,
-    weights_line,
+    AstarError, ExtractionConfig, Extractor, RunSummary, collect_inputs, dask_client, extract_videos, open_store,
 )
+from astar.extract.clitools import CONTEXT_SETTINGS, command_error, say
+from astar.extract.folders import claim_folder
+from astar.extract.provenance import weights_line
 from astar.pipelines.synthetic import ATTRIBUTES, CAPTIONS_FILE, attribute_accuracy, generate_dataset
 from astar.train import (
-    DEFAULT_BEAM_SIZE, EvalConfig, EvalResult, TrainConfig, VideoCaption, caption_videos, evaluate, format_scores,
-    load_run, prepare_extraction, train_resumably,
+    EvalConfig, EvalResult, TrainConfig, VideoCaption, caption_videos, evaluate, load_run, train_resumably,
 )
+from astar.train.caption import prepare_extraction
+from astar.train.evaluate import format_scores
+from astar.train.options import DEFAULT_BEAM_SIZE
 
 DEFAULT_OUT = Path("demo_output")
 STAGES = 5

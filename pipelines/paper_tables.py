@@ -17,8 +17,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from astar.extract import DEFAULT_BACKBONE, Backbone, get_backbone
-from astar.train import NamedModel, named_models
+from astar.extract import DEFAULT_BACKBONE, get_backbone
+from astar.extract.backbones import Backbone
+from astar.train import named_models
+from astar.train.model.variants import NamedModel
 
 METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "CIDEr")
 """The paper's columns, named as ``astar.train.scoring`` names its corpus scores."""

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from astar.extract import (
-    claim_folder,
-    AstarError, ExtractionConfig, Extractor, VideoInput, decode_video, extract_videos, open_store, weights_line,
-)
+from astar.extract import AstarError, ExtractionConfig, Extractor, VideoInput, decode_video, extract_videos, open_store
+from astar.extract.folders import claim_folder
+from astar.extract.provenance import weights_line
 
 from .data.loader import collate_videos
 from .figures import FIGURES_FOLDER, WordAttention, caption_words, save_attention_figure

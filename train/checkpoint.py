@@ -23,7 +23,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from astar.extract import AstarError, load_plain
+from astar.extract import AstarError
+from astar.extract.torchfile import load_plain
 
 CHECKPOINT_FORMAT = "astar-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -9,10 +9,13 @@ from typing import Any, get_args
 import click
 from click.core import ParameterSource
 
-from astar.extract import (
-    CONTEXT_SETTINGS, DEVICES, EXIT_INTERRUPTED, EXIT_SOME_FAILED, AstarError, FiniteFloat, command_error, decode_timeout_option,
-    printable, random_init_warning, say, storage_option,
+from astar.extract import AstarError
+from astar.extract.clitools import (
+    CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, FiniteFloat, command_error, decode_timeout_option, printable,
+    say, storage_option,
 )
+from astar.extract.options import DEVICES
+from astar.extract.provenance import random_init_warning
 
 from .data.datasets import DATASETS, SPLITS
 from .model.config import Attention
@@ -271,7 +274,7 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
 
     RUN_DIR is a run directory written by astar-train; VIDEOS are video files.
     """
-    from astar.extract import resolve_device
+    from astar.extract.devices import resolve_device
 
     from .caption import caption_videos, prepare_extraction
     from .rundir import load_run

@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import Any
 
 
-from astar.extract import (
-    AstarError, FeatureStore, check_folder, claim_folder, open_store, progress, require_finite, resolve_device, weights_line,
-)
+from astar.extract import AstarError, FeatureStore, open_store
+from astar.extract.devices import resolve_device
+from astar.extract.finite import require_finite
+from astar.extract.folders import check_folder, claim_folder
+from astar.extract.progress import progress
+from astar.extract.provenance import weights_line
 
 from .data.datasets import SPLITS, MatchReport, load_annotations, match_store, references_by_video
 from .data.loader import BucketBatchSampler, CaptionBatches, make_loader

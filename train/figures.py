@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from astar.extract import FPS, LayerGeometry
+from astar.extract.store.schema import FPS, LayerGeometry
 
 from .model.astar import CaptionAttention
 from .model.config import C3D_GEOMETRY, ModelConfig

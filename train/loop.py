@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from astar.extract import StoreError, autocast_dtype, progress as progress_display, resolve_device
+from astar.extract import StoreError
+from astar.extract.devices import autocast_dtype, resolve_device
+from astar.extract.progress import progress as progress_display
 
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .data.cache_plan import plan_read_path

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from astar.extract import LayerGeometry
+from astar.extract.store.schema import LayerGeometry
 
 from .model.config import C3D_GEOMETRY, SMALL_FC7_DIM, paper_sizes, small_sizes, small_widths
 

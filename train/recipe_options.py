@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from astar.extract import AUTOCAST_PRECISIONS, FiniteFloat
+from astar.extract.clitools import FiniteFloat
+from astar.extract.options import AUTOCAST_PRECISIONS
 
 from .presets import PRESETS
 from .train_config import STOPPING_METRICS, VOCABULARY_SPLITS, TrainConfig

@@ -35,10 +35,12 @@ from typing import Any
 import tomli_w
 import torch
 
-from astar.extract import (
-    FEATURE_IDENTITY_KEYS, AstarError, FeatureStore, check_folder, claim_folder, has_scheme, say, upgraded_attributes,
-)
-from astar.extract.folders import MARKER as FOLDER_MARKER
+from astar.extract import AstarError, FeatureStore
+from astar.extract.clitools import say
+from astar.extract.folders import MARKER as FOLDER_MARKER, check_folder, claim_folder
+from astar.extract.store.ids import has_scheme
+from astar.extract.store.root_attributes import upgraded_attributes
+from astar.extract.store.schema import FEATURE_IDENTITY_KEYS
 
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
 from .data.loader import FeatureReader, model_layers

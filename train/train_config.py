@@ -28,7 +28,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from astar.extract import AUTOCAST_PRECISIONS, DEVICES, LayerGeometry, require_finite
+from astar.extract.finite import require_finite
+from astar.extract.options import AUTOCAST_PRECISIONS, DEVICES
+from astar.extract.store.schema import LayerGeometry
 
 from .data.datasets import DATASETS
 from .model.config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig

@@ -37,7 +37,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from astar.extract import AstarError, open_store, random_init_warning, resolve_device
+from astar.extract import AstarError, open_store
+from astar.extract.devices import resolve_device
+from astar.extract.provenance import random_init_warning
 
 from .data.captions import caption_data
 from .data.loader import FeatureReader, feature_statistics, model_layers

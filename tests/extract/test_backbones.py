@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from astar.extract import (
-    BACKBONES, ExtractionConfig, Extractor, WeightsError, collect_inputs, extract_videos, get_backbone, open_store,
-)
+from astar.extract import ExtractionConfig, Extractor, collect_inputs, extract_videos, get_backbone, open_store
+from astar.extract.backbones import BACKBONES
 from astar.extract.features import extract_features, prepare_model
 from astar.extract.preprocessing import KINETICS
+from astar.extract.weights import WeightsError
 from tests.videos import write_video
 
 RESNETS = ("r3d_18", "mc3_18", "r2plus1d_18")

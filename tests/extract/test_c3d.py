@@ -7,10 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from astar.extract import WeightsError, load_weights, padded_frame_count, random_init
-from astar.extract.c3d import LAYERS
-from astar.extract.c3d import conv_in_time_chunks, conv_with_rgb_padded, mmaction2_key
+from astar.extract.c3d import (
+    LAYERS, conv_in_time_chunks, conv_with_rgb_padded, load_weights, mmaction2_key, random_init,
+)
 from astar.extract.features import PRECISIONS, extract_features, pad_frames, prepare_model
+from astar.extract.store.schema import padded_frame_count
+from astar.extract.weights import WeightsError
 
 
 @pytest.fixture(scope="module")

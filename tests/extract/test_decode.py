@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astar.extract import C3D_CAFFE, PAPER, DecodeError, decode_video
+from astar.extract import decode_video
+from astar.extract.decode import DecodeError
+from astar.extract.preprocessing import C3D_CAFFE, PAPER
 from tests.videos import (
     write_at_one_time, write_millisecond_vfr, write_with_audio, write_with_cover_art_first,
     level_frames, patch_mp4_timescale, write_audio_only, write_one_timestamp_mjpeg, write_raw_h264, write_video,

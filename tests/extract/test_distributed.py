@@ -15,11 +15,12 @@ import torch
 from click.testing import CliRunner
 
 from astar.extract import (
-    ExtractionConfig, Extractor, StoreError, StoreWriter, collect_inputs, dask_client, decode_video,
-    extract_videos, open_store, video_key,
+    ExtractionConfig, Extractor, StoreError, collect_inputs, dask_client, decode_video, extract_videos, open_store,
 )
 from astar.extract.cli import main
 from astar.extract.dask_executor import extract_video_task, torch_threads_per_task
+from astar.extract.store.ids import video_key
+from astar.extract.store.writer import StoreWriter
 from tests.extract.test_batch import EXTRACT, add_bad_videos
 from tests.videos import write_video
 

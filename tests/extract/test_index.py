@@ -9,9 +9,10 @@ import pytest
 import zarr
 from fsspec.implementations.local import LocalFileSystem
 
-from astar.extract import StoreWriter, collect_inputs, decode_video, extract_videos, open_store, verify_store, video_key
+from astar.extract import collect_inputs, decode_video, extract_videos, open_store, verify_store
+from astar.extract.store.ids import video_key
 from astar.extract.store.index import FLUSH_VIDEOS, INDEX, RunIndex, read_index
-from astar.extract.store.writer import STORE_NODES
+from astar.extract.store.writer import STORE_NODES, StoreWriter
 from tests.videos import write_video
 
 CLIPS = {"a.mp4": 25, "nested/b.mkv": 10, "c d.webm": 40}

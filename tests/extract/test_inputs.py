@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from astar.extract.inputs import (
-    DANGLING_SYMLINK, NO_VIDEO_SUFFIX, NOT_UTF8, REPEATED_FOLDER, SPECIAL_FILE, SYMLINK_LOOP, InputError, scan_inputs,
+    DANGLING_SYMLINK, NOT_UTF8, NO_VIDEO_SUFFIX, REPEATED_FOLDER, SPECIAL_FILE, SYMLINK_LOOP, InputError, scan_inputs,
     source_change, source_fingerprint,
 )
 
@@ -201,8 +201,7 @@ def test_a_store_without_fingerprints_compares_paths(tmp_path):
     ("clips/v.mp4", False, False, "clips/v.mp4"),
 ])
 def test_one_rule_says_what_is_a_url_what_is_remote_and_which_local_path_it_names(source, scheme, remote, local):
-    from astar.extract import has_scheme, local_path
-    from astar.extract.store.ids import is_url
+    from astar.extract.store.ids import has_scheme, is_url, local_path
 
     assert (has_scheme(source), is_url(source), local_path(source)) == (scheme, remote, local)
 

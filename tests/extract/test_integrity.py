@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from astar.extract import collect_inputs, extract_videos, open_store, video_key
+from astar.extract import collect_inputs, extract_videos, open_store
+from astar.extract.store.ids import video_key
 from astar.extract.store.reader import DamagedVideoError
 from astar.extract.store.verify import verify_store
 from astar.extract.verify import main as verify_main

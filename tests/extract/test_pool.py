@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from astar.extract import PAPER, VideoInput, decode_video
+from astar.extract import VideoInput, decode_video
 from astar.extract.pool import DecoderPool, decoders_needed, default_decoders
+from astar.extract.preprocessing import PAPER
 from tests.videos import write_video
 
 

@@ -9,9 +9,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from astar.extract import LayerGeometry, StoreError, collect_inputs, extract_videos, open_store
+from astar.extract import StoreError, collect_inputs, extract_videos, open_store
 from astar.extract.cli import main as extract_main
 from astar.extract.store.root_attributes import LAYER_RULES
+from astar.extract.store.schema import LayerGeometry
 from astar.extract.verify import main as verify_main
 from tests.extract.conftest import template_store
 

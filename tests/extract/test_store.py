@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import zarr
 
-from astar.extract import (
-    SCHEMA_VERSION, StoreError, collect_inputs, extract_videos, get_backbone, open_store, video_id_from_key, video_key,
-)
-from astar.extract.store.ids import SAFE
+from astar.extract import StoreError, collect_inputs, extract_videos, get_backbone, open_store
 from astar.extract.inputs import InputError
+from astar.extract.store.ids import SAFE, video_id_from_key, video_key
+from astar.extract.store.schema import SCHEMA_VERSION
 
 LAYERS = get_backbone("c3d").layers
 
@@ -149,8 +148,9 @@ def test_a_version_1_store_reads_as_c3d_and_takes_no_new_videos(video_folder, tm
 
 @pytest.mark.parametrize("path", ["", "  "])
 def test_an_empty_store_path_is_refused_not_taken_for_the_current_folder(path, tmp_path, monkeypatch):
-    from astar.extract import StoreWriter, open_store
+    from astar.extract import open_store
     from astar.extract.store.reader import StoreError
+    from astar.extract.store.writer import StoreWriter
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StoreError, match="empty store path"):

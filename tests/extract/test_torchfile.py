@@ -6,8 +6,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from astar.extract import WeightsError, load_weights, random_init
+from astar.extract.c3d import load_weights, random_init
 from astar.extract.cli import main as extract_main
+from astar.extract.weights import WeightsError
 from astar.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 

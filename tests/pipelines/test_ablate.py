@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from astar.extract import ExtractionConfig, claim_folder, collect_inputs, extract_videos
+from astar.extract import ExtractionConfig, collect_inputs, extract_videos
+from astar.extract.folders import claim_folder
 from astar.pipelines.ablate import AblationConfig, main
 from astar.pipelines.paper_tables import table_row
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset

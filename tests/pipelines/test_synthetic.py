@@ -9,16 +9,11 @@ import av
 import numpy as np
 import pytest
 
-from astar.extract import FPS, PAPER, decode_video
+from astar.extract import decode_video
+from astar.extract.preprocessing import PAPER
+from astar.extract.store.schema import FPS
 from astar.pipelines.synthetic import (
-    CAPTION_COLUMNS,
-    CAPTIONS_FILE,
-    COLOURS,
-    SyntheticClip,
-    clip_captions,
-    generate_dataset,
-    render_clip,
-    write_video,
+    CAPTIONS_FILE, CAPTION_COLUMNS, COLOURS, SyntheticClip, clip_captions, generate_dataset, render_clip, write_video,
 )
 
 SHORT_S = (2.0, 3.0)

@@ -12,10 +12,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from astar.extract import BACKBONES, get_backbone
+from astar.extract import get_backbone
+from astar.extract.backbones import BACKBONES
 from astar.train.model.align import ConvAlignment, axis_alignments, top_field
-from astar.train.model.config import ModelConfig
 from astar.train.model.astar import ASTAR
+from astar.train.model.config import ModelConfig
 
 TOP_STEPS = 3
 SECTION_4_2_KERNEL = {"pool2": 7, "pool3": 5, "pool4": 3, "pool5": 1}

@@ -7,7 +7,8 @@ import pytest
 
 from astar.extract import ExtractionConfig, collect_inputs, extract_videos, get_backbone, open_store
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
-from astar.train import TrainConfig, load_run, prepare_extraction, train
+from astar.train import TrainConfig, load_run, train
+from astar.train.caption import prepare_extraction
 from astar.train.errors import TrainingError
 
 RESNETS = ("r3d_18", "mc3_18", "r2plus1d_18")

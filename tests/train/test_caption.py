@@ -12,7 +12,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from astar.extract import EXIT_SOME_FAILED, random_init
+from astar.extract.c3d import random_init
+from astar.extract.clitools import EXIT_SOME_FAILED
 from astar.train.caption import _FigureNames
 from astar.train.cli import caption_command
 from astar.train.figures import MAX_COLUMNS

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from astar.extract import video_key
+from astar.extract.store.ids import video_key
 from astar.train.checkpoint import load_checkpoint
 from astar.train.cli import caption_command, eval_command, train_command
 from astar.train.errors import TrainingError

@@ -7,7 +7,8 @@ import shutil
 import pytest
 import torch
 
-from astar.extract import open_store, video_key
+from astar.extract import open_store
+from astar.extract.store.ids import video_key
 from astar.extract.store.reader import DamagedVideoError
 from astar.train.data.feature_cache import FeatureCache, cache_bytes
 from astar.train.data.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader

@@ -10,12 +10,13 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from astar.extract import PAPER, decode_video
+from astar.extract import decode_video
+from astar.extract.preprocessing import PAPER
 from astar.pipelines.synthetic import generate_dataset
-from astar.train.model.config import C3D_GEOMETRY, ModelConfig
-from astar.train.model.batch import random_batch
 from astar.train.figures import WordAttention, attention_figure, caption_words, save_attention_figure
 from astar.train.model.astar import ASTAR
+from astar.train.model.batch import random_batch
+from astar.train.model.config import C3D_GEOMETRY, ModelConfig
 from astar.train.model.search import beam_search
 from astar.train.text import EOS_ID, PAD_ID, build_vocabulary
 

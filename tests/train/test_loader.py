@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from astar.extract import open_store, video_key
+from astar.extract import open_store
+from astar.extract.store.ids import video_key
+from astar.train.data.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader, padding_fraction
 from astar.train.model.config import C3D_FC7_DIM, C3D_LAYER_CHANNELS, ModelConfig
-from astar.train.data.loader import (
-    BucketBatchSampler,
-    CaptionBatches,
-    FeatureReader,
-    make_loader,
-    padding_fraction,
-)
 
 SMALL = ModelConfig.small(vocab_size=10, pad_id=0, eos_id=2)
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from astar.extract import video_key
+from astar.extract.store.ids import video_key
 from astar.train.errors import TrainingError
 from astar.train.rundir import RunPaths, resume_config
 from astar.train.trainer import train

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from astar.extract import FEATURE_DTYPE
+from astar.extract.store.schema import FEATURE_DTYPE
 
 from .loader import FeatureReader
 

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from astar.extract import LayerGeometry
+from astar.extract.store.schema import LayerGeometry
 
 from .config import ModelConfig
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from astar.extract import LayerGeometry
+from astar.extract.store.schema import LayerGeometry
 
 from .align import time_mask
 from .config import C3D_GEOMETRY

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-from astar.extract import DEFAULT_BACKBONE, LayerGeometry, get_backbone
+from astar.extract import DEFAULT_BACKBONE, get_backbone
+from astar.extract.store.schema import LayerGeometry
 
 from ..options import check_modes
 from ..text import BOS_ID, EOS_ID, PAD_ID, UNK_ID

@@ -35,7 +35,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from astar.extract import require_finite
+from astar.extract.finite import require_finite
 
 from ..options import DEFAULT_BEAM_SIZE
 from ..text import Vocabulary

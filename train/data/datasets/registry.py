@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from astar.extract import local_path
+from astar.extract.store.ids import local_path
 
 from .common import AnnotationError, Caption
 from .csvfile import load_csv
