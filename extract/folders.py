@@ -17,6 +17,7 @@ A folder is recognised as astar's by what astar writes into it first: a feature 
 by its root ``zarr.json`` with an ``astar_schema_version`` attribute
 (storage_schema.md §1 and §3), every other kind by the marker file ``.astar-folder.json``
 (``{"kind": …, "astar_version": …, "created": …}``). Paths may be local or fsspec URLs.
+Each stage registers the kinds it writes (``register_kind``): this module knows only the store.
 """
 from __future__ import annotations
 
@@ -35,16 +36,23 @@ if TYPE_CHECKING:
 MARKER = ".astar-folder.json"
 """File that marks a folder (other than a store) as astar's, with the kind it was made for."""
 
-STORE = "store"
-KINDS = {
-    STORE: "feature store",
-    "run": "training run directory",
-    "eval": "evaluation output folder",
-    "ablation": "ablation output folder",
-    "demo": "demo output folder",
-    "figures": "attention figure folder",
-}
-"""Kinds of folder astar writes, with the words its messages use for them."""
+KIND_WORDS: dict[str, str] = {}
+"""Every registered kind of folder (its marker's ``kind``) → the words astar's messages use for it."""
+
+
+def register_kind(kind: str, words: str) -> str:
+    """Register a kind of folder that a stage writes (``RUN_FOLDER = register_kind("run", "training run
+    directory")``), so that ``claim_folder`` takes it and messages name it; returns ``kind``.
+
+    Raises:
+        ValueError: ``kind`` is registered already with other words.
+    """
+    if KIND_WORDS.setdefault(kind, words) != words:
+        raise ValueError(f"folder kind {kind!r} is registered already as {KIND_WORDS[kind]!r}")
+    return kind
+
+
+STORE = register_kind("store", "feature store")
 
 
 class FolderError(AstarError):
@@ -53,8 +61,13 @@ class FolderError(AstarError):
 
 def _a(kind: str) -> str:
     """``a feature store``, ``an evaluation output folder``: the kind's words with their article."""
-    words = KINDS[kind]
+    words = _words(kind)
     return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def _words(kind: str) -> str:
+    """A kind's words; a marker's kind this process has not registered (its stage is not imported) by its name."""
+    return KIND_WORDS.get(kind, f"{kind} folder")
 
 
 def astar_version() -> str:
@@ -81,13 +94,14 @@ def _read_json(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | Non
 
 
 def folder_kind(url: str, storage_options: dict | None = None) -> str | None:
-    """The kind of astar folder at ``url`` (a key of ``KINDS``), or None when astar did not make it."""
+    """The kind of astar folder at ``url`` (its marker's ``kind``, registered or not), or None when astar did not make it."""
     fs, path = _filesystem(url, storage_options)
     root = _read_json(fs, f"{path}/zarr.json")
     if root is not None and "astar_schema_version" in root.get("attributes", {}):
         return STORE
     marker = _read_json(fs, f"{path}/{MARKER}")
-    return marker.get("kind") if marker is not None and marker.get("kind") in KINDS else None
+    kind = marker.get("kind") if marker is not None else None
+    return kind if isinstance(kind, str) and kind else None
 
 
 def _entries(fs: fsspec.AbstractFileSystem, path: str) -> list[str] | None:
@@ -106,8 +120,8 @@ def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: 
             it made for another kind (whether or not ``overwrite`` is given), or a local
             folder this process cannot write (``_writable_or_raise``).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown folder kind {kind!r}; choose from {', '.join(KINDS)}")
+    if kind not in KIND_WORDS:
+        raise ValueError(f"unknown folder kind {kind!r} (register_kind it); registered: {', '.join(KIND_WORDS)}")
     fs, path = _filesystem(url, storage_options)
     try:
         if fs.isfile(path):
@@ -117,7 +131,7 @@ def check_folder(url: str, kind: str, overwrite: bool = False, storage_options: 
         raise FolderError(f"{url}: cannot read ({error.strerror or error})") from None
     found = folder_kind(url, storage_options) if entries else None
     if entries and found != kind:
-        made = f"is astar's {KINDS[found]}" if found else "is not empty and was not made by astar"
+        made = f"is astar's {_words(found)}" if found else "is not empty and was not made by astar"
         deleting = " (--overwrite deletes only what astar made for this)" if overwrite else ""
         raise FolderError(f"{url}: {made}, not {_a(kind)}; choose another path{deleting}")
     if _is_local(fs):

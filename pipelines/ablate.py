@@ -30,7 +30,7 @@ import click
 from astar.extract import DEFAULT_BACKBONE, AstarError, get_backbone
 from astar.extract.backbones import Backbone
 from astar.extract.clitools import CONTEXT_SETTINGS, command_error, say, storage_option
-from astar.extract.folders import claim_folder
+from astar.extract.folders import claim_folder, register_kind
 from astar.extract.options import DEVICES
 from astar.pipelines.paper_tables import (
     METRICS, PAPER_SCORES, ROW_KEYS, TableRow, format_results_table, table_row, table_rows,
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 # Training, evaluation and the store reader (torch, Zarr, pandas) are imported where a row
 # runs, so --help and usage errors answer without them.
 
+ABLATION_FOLDER = register_kind("ablation", "ablation output folder")
+"""The ``folders`` kind of ``astar-ablate --out``."""
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 TRAIN_DEFAULTS = TrainConfig(store="", dataset="csv")
@@ -206,7 +208,7 @@ def ablate(settings: AblationConfig, backbone: Backbone | None = None) -> dict[s
     """Every row in ``settings.rows`` of the store backbone's table, in the paper's order; row key → corpus scores."""
     backbone = backbone or settings.backbone()
     rows = settings.table_rows(backbone)
-    claim_folder(str(settings.out_dir), "ablation")
+    claim_folder(str(settings.out_dir), ABLATION_FOLDER)
     results: dict[str, dict[str, float]] = {}
     for number, row in enumerate(rows, start=1):
         say(f"[{number}/{len(rows)}] {row.key}: {row.label}")

@@ -33,7 +33,7 @@ from astar.extract import (
     AstarError, ExtractionConfig, Extractor, RunSummary, collect_inputs, dask_client, extract_videos, open_store,
 )
 from astar.extract.clitools import CONTEXT_SETTINGS, command_error, say
-from astar.extract.folders import claim_folder
+from astar.extract.folders import claim_folder, register_kind
 from astar.extract.provenance import weights_line
 from astar.pipelines.synthetic import ATTRIBUTES, CAPTIONS_FILE, attribute_accuracy, generate_dataset
 from astar.train import (
@@ -43,6 +43,8 @@ from astar.train.caption import prepare_extraction
 from astar.train.evaluate import format_scores
 from astar.train.options import DEFAULT_BEAM_SIZE
 
+DEMO_FOLDER = register_kind("demo", "demo output folder")
+"""The ``folders`` kind of the demo's ``--out``."""
 DEFAULT_OUT = Path("demo_output")
 STAGES = 5
 SHOWN_CAPTIONS = 6
@@ -267,7 +269,7 @@ def describe_captions(results: list[VideoCaption], store_attrs: dict) -> str:
 def run_demo(settings: DemoConfig) -> RunSummary:
     """All stages in order, printing what each produced; returns the extraction summary."""
     started = time.perf_counter()
-    claim_folder(str(settings.out), "demo")
+    claim_folder(str(settings.out), DEMO_FOLDER)
     ensure_videos(settings)
     summary = extract(settings)
     click.echo(describe_store(settings, summary))

@@ -31,7 +31,7 @@ from typing import Any
 from astar.extract import AstarError, FeatureStore, open_store
 from astar.extract.devices import resolve_device
 from astar.extract.finite import require_finite
-from astar.extract.folders import check_folder, claim_folder
+from astar.extract.folders import check_folder, claim_folder, register_kind
 from astar.extract.progress import progress
 from astar.extract.provenance import weights_line
 
@@ -46,7 +46,7 @@ from .scoring import METRICS, CaptionScores, score_captions, write_scores
 TABLE_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 MISSING = "—"
 
-EVAL_FOLDER = "eval"
+EVAL_FOLDER = register_kind("eval", "evaluation output folder")
 """The ``folders`` kind of an evaluation output folder."""
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from astar.extract.folders import register_kind
 from astar.extract.store.schema import FPS, LayerGeometry
 
 from .model.astar import CaptionAttention
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import Tensor
 
-FIGURES_FOLDER = "figures"
+FIGURES_FOLDER = register_kind("figures", "attention figure folder")
 """The ``folders`` kind of a folder of attention figures (``astar-caption --attention``)."""
 
 MAX_COLUMNS = 8

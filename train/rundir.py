@@ -37,7 +37,7 @@ import torch
 
 from astar.extract import AstarError, FeatureStore
 from astar.extract.clitools import say
-from astar.extract.folders import MARKER as FOLDER_MARKER, check_folder, claim_folder
+from astar.extract.folders import MARKER as FOLDER_MARKER, check_folder, claim_folder, register_kind
 from astar.extract.store.ids import has_scheme
 from astar.extract.store.root_attributes import upgraded_attributes
 from astar.extract.store.schema import FEATURE_IDENTITY_KEYS
@@ -52,7 +52,7 @@ from .runlock import LOCK_FILE, RunLock
 from .text import Vocabulary
 from .train_config import TrainConfig
 
-RUN_FOLDER = "run"
+RUN_FOLDER = register_kind("run", "training run directory")
 """The ``folders`` kind of a run directory."""
 RUN_FORMAT = "astar-run"
 RUN_VERSION = 2

@@ -4,7 +4,10 @@ from click.testing import CliRunner
 
 from astar.extract import open_store
 from astar.extract.cli import main as extract_main
-from astar.extract.folders import MARKER, FolderError, check_folder, claim_folder, folder_kind
+from astar.extract.folders import MARKER, STORE, FolderError, check_folder, claim_folder, folder_kind
+from astar.train.evaluate import EVAL_FOLDER
+from astar.train.figures import FIGURES_FOLDER
+from astar.train.rundir import RUN_FOLDER
 
 
 def extract(*args):
@@ -39,7 +42,7 @@ def test_overwrite_starts_an_astar_store_afresh_and_an_empty_folder_becomes_one(
     assert open_store(str(out)).video_ids == ["b"]
 
 
-@pytest.mark.parametrize("kind", ["store", "run", "eval", "figures"])
+@pytest.mark.parametrize("kind", [STORE, RUN_FOLDER, EVAL_FOLDER, FIGURES_FOLDER])
 def test_a_file_is_refused_in_one_line(tmp_path, kind):
     target = tmp_path / "taken"
     target.write_text("data")
@@ -48,7 +51,7 @@ def test_a_file_is_refused_in_one_line(tmp_path, kind):
     assert target.read_text() == "data"
 
 
-@pytest.mark.parametrize("kind", ["store", "run", "eval", "figures"])
+@pytest.mark.parametrize("kind", [STORE, RUN_FOLDER, EVAL_FOLDER, FIGURES_FOLDER])
 @pytest.mark.parametrize("where", ["/sys/astar-{kind}", "/sys/astar-{kind}/deeper", "{tmp}/a-file/{kind}"])
 def test_a_place_no_one_can_write_is_refused_before_any_work(tmp_path, kind, where):
     # sysfs takes no new files, whoever asks (root passes permission bits, so only a write tells).
@@ -60,19 +63,30 @@ def test_a_place_no_one_can_write_is_refused_before_any_work(tmp_path, kind, whe
 
 
 def test_a_folder_is_reused_and_overwritten_only_as_the_kind_astar_made_it(tmp_path):
-    out = tmp_path / "run"
-    assert claim_folder(str(out), "run") is True
+    out = tmp_path / RUN_FOLDER
+    assert claim_folder(str(out), RUN_FOLDER) is True
     (out / "config.toml").write_text("x")
-    assert folder_kind(str(out)) == "run" and (out / MARKER).is_file()
-    assert claim_folder(str(out), "run") is False and (out / "config.toml").exists()
+    assert folder_kind(str(out)) == RUN_FOLDER and (out / MARKER).is_file()
+    assert claim_folder(str(out), RUN_FOLDER) is False and (out / "config.toml").exists()
     with pytest.raises(FolderError, match="is astar's training run directory, not an attention figure folder"):
-        claim_folder(str(out), "figures", overwrite=True, own=("x",))
+        claim_folder(str(out), FIGURES_FOLDER, overwrite=True, own=("x",))
     assert (out / "config.toml").exists()
     (out / "NOTES.md").write_text("mine")
-    assert claim_folder(str(out), "run", overwrite=True, own=("config.toml",)) is True
+    assert claim_folder(str(out), RUN_FOLDER, overwrite=True, own=("config.toml",)) is True
     assert sorted(path.name for path in out.iterdir()) == [MARKER, "NOTES.md"]
     with pytest.raises(ValueError, match="needs the names of its own entries"):
-        claim_folder(str(out), "run", overwrite=True)
+        claim_folder(str(out), RUN_FOLDER, overwrite=True)
+
+
+def test_a_kind_no_stage_registered_is_refused_and_a_marker_of_one_still_reads_as_astars(tmp_path):
+    with pytest.raises(ValueError, match="unknown folder kind 'runs'"):
+        claim_folder(str(tmp_path / "new"), "runs")
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / MARKER).write_text('{"kind": "notebook", "astar_version": "9", "created": "2030-01-01"}')
+    assert folder_kind(str(made)) == "notebook"
+    with pytest.raises(FolderError, match="made: is astar's notebook folder, not a training run directory"):
+        claim_folder(str(made), RUN_FOLDER)
 
 
 def store_with_foreign_files(video_folder, tmp_path):
@@ -123,5 +137,5 @@ def test_a_remote_store_follows_the_same_rule(bucket, video_folder):
     fs = s3fs.S3FileSystem(**options)
     fs.pipe(f"{name}/data/keep.csv", b"a,b\n")
     with pytest.raises(FolderError, match="not made by astar"):
-        claim_folder(f"s3://{name}/data", "store", overwrite=True, storage_options=options, own=("zarr.json",))
+        claim_folder(f"s3://{name}/data", STORE, overwrite=True, storage_options=options, own=("zarr.json",))
     assert fs.cat(f"{name}/data/keep.csv") == b"a,b\n"

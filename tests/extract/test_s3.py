@@ -58,6 +58,7 @@ def test_a_typo_in_a_bucket_name_is_refused_and_never_creates_the_bucket(video_f
     import s3fs
 
     from astar.extract.folders import FolderError, claim_folder
+    from astar.train.evaluate import EVAL_FOLDER
 
     name, options = bucket
     typo = f"{name}-typo"
@@ -68,5 +69,5 @@ def test_a_typo_in_a_bucket_name_is_refused_and_never_creates_the_bucket(video_f
                            ExtractionConfig(device="cpu", storage_options=options), progress=False)
     else:  # every kind of folder astar writes follows the one rule
         with pytest.raises(FolderError, match=f"{url}: bucket {typo} does not exist"):
-            claim_folder(url, "eval", storage_options=options)
+            claim_folder(url, EVAL_FOLDER, storage_options=options)
     assert not s3fs.S3FileSystem(**options).exists(typo)

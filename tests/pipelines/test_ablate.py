@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from astar.extract import ExtractionConfig, collect_inputs, extract_videos
 from astar.extract.folders import claim_folder
-from astar.pipelines.ablate import AblationConfig, main
+from astar.pipelines.ablate import ABLATION_FOLDER, AblationConfig, main
 from astar.pipelines.paper_tables import table_row
 from astar.pipelines.synthetic import CAPTIONS_FILE, generate_dataset
 from astar.train.rundir import RunPaths, read_run_config
@@ -97,7 +97,7 @@ def test_a_half_trained_row_resumes_from_its_last_checkpoint(store, tmp_path):
     config = TrainConfig(store=str(store[0]), dataset="csv", annotations=str(store[1]), out=str(out / "pool4"),
                          preset="small", variant="single", layers=("pool4",), epochs=1, batch_size=8, max_steps=1, lr=5e-3, max_caption_len=12,
                          device="cpu", loader_workers=0, progress=False)
-    claim_folder(str(out), "ablation")  # as the interrupted astar-ablate made it
+    claim_folder(str(out), ABLATION_FOLDER)  # as the interrupted astar-ablate made it
     train(config)
     result = ablate(store, out, "pool4")
     assert result.exit_code == 0, result.output
@@ -125,7 +125,7 @@ def test_the_small_preset_brings_its_recipe_and_flags_override_it() -> None:
 @pytest.mark.parametrize("occupant", ["a folder of notes", "a file"])
 def test_a_rows_folder_astar_did_not_make_is_never_deleted(store, tmp_path, occupant):
     out = tmp_path / "ablation"
-    claim_folder(str(out), "ablation")
+    claim_folder(str(out), ABLATION_FOLDER)
     row = out / "fc7"
     if occupant == "a file":
         row.write_text("notes")
