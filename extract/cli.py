@@ -6,7 +6,11 @@ import sys
 import click
 
 from .backbones import BACKBONES, DEFAULT_BACKBONE
-from .clitools import CONTEXT_SETTINGS, command_error, EXIT_INTERRUPTED, EXIT_SOME_FAILED, decode_timeout_option, say, storage_option
+from .clitools import (
+    CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, command_error, decode_timeout_option, run_exit_code,
+    storage_option,
+)
+from .console import say
 from .errors import AstarError
 from .inputs import InputError, scan_inputs
 from .options import DEVICES, MAX_FRAMES_PER_PASS, PRECISION_NAMES
@@ -133,7 +137,7 @@ def main(
     warning = random_init_warning(extractor.weights.describe())
     if warning:
         click.echo(warning, err=True)
-    sys.exit(summary.exit_code)
+    sys.exit(run_exit_code(summary.count("failed")))
 
 
 if __name__ == "__main__":

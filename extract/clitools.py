@@ -1,17 +1,16 @@
-"""What every astar command shares: exit codes, the finite float type, the ``--storage-option`` flag, help layout, status lines.
+"""What every astar command shares: exit codes, the finite float type, the ``--storage-option`` flag, help layout, error lines.
 
-Kept apart from the commands so importing it runs none of them; ``astar.extract``
-exports it for the training stage and the pipelines.
+Kept apart from the commands so importing it runs none of them. Library code never
+imports it: status lines go through ``console``.
 """
 from __future__ import annotations
 
-import sys
-import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from .console import printable
 from .finite import finite_problem
 
 EXIT_SOME_FAILED = 3
@@ -70,10 +69,6 @@ decode_timeout_option = click.option(
 """``--decode-timeout`` of every command that decodes videos (astar-extract, astar-caption)."""
 
 
-UNPRINTABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})
-"""Unicode categories escaped in printed lines: controls, surrogates, line and paragraph separators."""
-
-
 def command_error(message: object, usage: bool = False) -> click.ClickException:
     """The one ``Error: …`` line a command ends with, ``printable``: a file name it quotes may hold a line break.
 
@@ -82,28 +77,6 @@ def command_error(message: object, usage: bool = False) -> click.ClickException:
     return (click.UsageError if usage else click.ClickException)(printable(str(message)))
 
 
-def printable(text: str) -> str:
-    """``text`` as one printable line: control characters and line breaks escaped as Python writes
-    them (``\\n``, ``\\x1b``), and a file name's bytes that were not UTF-8 (lone surrogates, as
-    Python decodes Linux names) as the byte (``\\xff``). A file name can hold any of them."""
-    return "".join(_escaped(char) for char in text)
-
-
-def _escaped(char: str) -> str:
-    if unicodedata.category(char) not in UNPRINTABLE:
-        return char
-    if 0xDC80 <= ord(char) <= 0xDCFF:  # surrogateescape's stand-in for byte 0x80-0xff
-        return f"\\x{ord(char) - 0xDC00:02x}"
-    return repr(char)[1:-1]
-
-
-def say(message: str) -> None:
-    """A status or diagnostic line on stderr that does not break progress bars; stdout keeps results.
-
-    Every line that names a file (``failed:``, ``note:``, ``changed:``, ``damaged:``, what a
-    scan skipped) goes out here, so it is made ``printable`` here: a name with a newline
-    or a terminal escape in it cannot split the line or forge another.
-    """
-    from tqdm.auto import tqdm  # here, not at the top: every command's --help imports this module
-
-    tqdm.write(printable(message), file=sys.stderr)
+def run_exit_code(failed: int) -> int:
+    """A finished command's exit code: ``EXIT_SOME_FAILED`` when ``failed`` videos (≥ 1) failed or were found damaged, else 0."""
+    return EXIT_SOME_FAILED if failed else 0

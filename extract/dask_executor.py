@@ -43,7 +43,7 @@ import dask.system
 import torch
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed, get_worker
 
-from .clitools import say
+from .console import say
 from .decode import DecodedVideo, DecodeError, decode_video
 from .errors import AstarError
 from .extractor import ExtractionConfig, Extractor

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .chunks import ChunkRuns
-from .clitools import EXIT_SOME_FAILED, say
+from .console import say
 from .decode import DecodedVideo, DecodeError
 from .extractor import Extractor, absolute_source
 from .features import FeatureTile, top_features
@@ -59,10 +59,6 @@ class RunSummary:
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_SOME_FAILED if self.count("failed") else 0
 
     def line(self) -> str:
         frames = sum(o.frames for o in self.outcomes if o.status == "done")

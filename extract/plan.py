@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .clitools import say
+from .console import say
 from .extractor import ExtractionConfig, absolute_source
 from .inputs import source_change
 from .outcomes import VideoOutcome

@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from .clitools import CONTEXT_SETTINGS, command_error, EXIT_SOME_FAILED, say, storage_option
+from .clitools import CONTEXT_SETTINGS, EXIT_SOME_FAILED, command_error, run_exit_code, storage_option
+from .console import say
 from .errors import AstarError
 
 EPILOG = f"""\b
@@ -53,7 +54,7 @@ def main(store: str, dry_run: bool, storage_options: tuple[tuple[str, str], ...]
     click.echo(f"{total} complete videos checked; {len(damaged)} damaged {action}")
     if damaged and not dry_run:
         say(f"re-run astar-extract with the same inputs and --out {store} to rewrite them")
-    sys.exit(EXIT_SOME_FAILED if damaged else 0)
+    sys.exit(run_exit_code(len(damaged)))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import click
 
 from astar.extract import DEFAULT_BACKBONE, AstarError, get_backbone
 from astar.extract.backbones import Backbone
-from astar.extract.clitools import CONTEXT_SETTINGS, command_error, say, storage_option
+from astar.extract.clitools import CONTEXT_SETTINGS, command_error, storage_option
+from astar.extract.console import say
 from astar.extract.folders import claim_folder, register_kind
 from astar.extract.options import DEVICES
 from astar.pipelines.paper_tables import (

@@ -32,7 +32,8 @@ import click
 from astar.extract import (
     AstarError, ExtractionConfig, Extractor, RunSummary, collect_inputs, dask_client, extract_videos, open_store,
 )
-from astar.extract.clitools import CONTEXT_SETTINGS, command_error, say
+from astar.extract.clitools import CONTEXT_SETTINGS, command_error, run_exit_code
+from astar.extract.console import say
 from astar.extract.folders import claim_folder, register_kind
 from astar.extract.provenance import weights_line
 from astar.pipelines.synthetic import ATTRIBUTES, CAPTIONS_FILE, attribute_accuracy, generate_dataset
@@ -310,7 +311,7 @@ def main(out: Path, videos: int, workers: int, epochs: int, beam_size: int, seed
     except AstarError as error:
         raise command_error(str(error)) from None
     if summary.count("failed"):
-        sys.exit(summary.exit_code)
+        sys.exit(run_exit_code(summary.count("failed")))
 
 
 if __name__ == "__main__":

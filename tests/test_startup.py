@@ -47,7 +47,7 @@ def one_clip_store(tmp_path_factory) -> Path:
     clip = write_video(folder / "clip.mp4", frames, fps=8)
     store = folder / "feats.zarr"
     summary = extract_videos(collect_inputs([str(clip)]), str(store), ExtractionConfig(device="cpu"), progress=False)
-    assert summary.exit_code == 0
+    assert summary.count("failed") == 0
     return store
 
 

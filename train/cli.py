@@ -11,9 +11,10 @@ from click.core import ParameterSource
 
 from astar.extract import AstarError
 from astar.extract.clitools import (
-    CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, FiniteFloat, command_error, decode_timeout_option, printable,
-    say, storage_option,
+    CONTEXT_SETTINGS, EXIT_INTERRUPTED, EXIT_SOME_FAILED, FiniteFloat, command_error, decode_timeout_option,
+    storage_option,
 )
+from astar.extract.console import printable, say
 from astar.extract.options import DEVICES
 from astar.extract.provenance import random_init_warning
 

@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from astar.extract.clitools import say
+from astar.extract.console import say
 
 from .model.astar import ASTAR
 from .model.batch import VideoBatch

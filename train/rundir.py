@@ -36,7 +36,7 @@ import tomli_w
 import torch
 
 from astar.extract import AstarError, FeatureStore
-from astar.extract.clitools import say
+from astar.extract.console import say
 from astar.extract.folders import MARKER as FOLDER_MARKER, check_folder, claim_folder, register_kind
 from astar.extract.store.ids import has_scheme
 from astar.extract.store.root_attributes import upgraded_attributes

@@ -119,7 +119,7 @@ def test_a_resnet_store_records_its_backbone_and_opens_in_xarray(tmp_path):
     assert extractor.preprocessing == KINETICS and "r2plus1d_18" in extractor.banner()
     out = tmp_path / "feats.zarr"
     summary = extract_videos(collect_inputs([str(folder)]), str(out), settings, extractor=extractor, progress=False)
-    assert summary.exit_code == 0
+    assert summary.count("failed") == 0
     store = open_store(str(out))
     assert store.backbone == "r2plus1d_18" and store.layers == get_backbone("r2plus1d_18").layers
     assert store.attrs["model"]["architecture"] == "r2plus1d_18" and store.top_channels == 512

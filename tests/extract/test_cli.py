@@ -126,7 +126,7 @@ def test_a_file_name_with_a_newline_keeps_every_commands_error_line_one_line(tmp
     (os.fsdecode(b"bad\xff\x80.mp4"), "bad\\xff\\x80.mp4"),
 ])
 def test_printable_escapes_what_would_split_or_garble_a_line_and_keeps_the_rest(text, shown):
-    from astar.extract.clitools import printable
+    from astar.extract.console import printable
 
     assert printable(text) == shown and len(printable(text).splitlines()) == 1
 

@@ -128,7 +128,8 @@ def _no_file_writes() -> None:
 
 RECORD_A_FAILURE = """
 import sys
-from astar.extract import StoreError, StoreWriter, open_store
+from astar.extract import StoreError, open_store
+from astar.extract.store.writer import StoreWriter
 store = sys.argv[1]
 writer = StoreWriter(store, open_store(store).attrs)
 try:
