@@ -1,8 +1,6 @@
 """One extraction configuration, built once per process: weights, preprocessing, device, precision."""
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,14 +14,11 @@ from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
 from .features import FeatureTile, VideoFeatures, feature_tiles, gather_tiles, padded_slice, prepare_model
 from .finite import require_finite
-from .inputs import source_fingerprint
 from .memory import keep_freed_memory
 from .options import MAX_FRAMES_PER_PASS
 from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
-from .store.ids import has_scheme
 from .store.schema import FPS, SCHEMA_VERSION, padded_frame_count
-from .store.writer import VideoRecord
 from .weights import WeightsSpec
 
 
@@ -121,31 +116,3 @@ class Extractor:
     def features(self, video: DecodedVideo) -> VideoFeatures:
         """The backbone's features of a decoded video, gathered in memory (``tiles``, whole)."""
         return gather_tiles(self.tiles(video))
-
-    def record(self, video_id: str, source: str, video: DecodedVideo, started: float) -> VideoRecord:
-        """Per-video attributes for the store."""
-        return VideoRecord(
-            video_id=video_id,
-            source=source,
-            duration=video.duration,
-            frames=len(video.frames),
-            padded_frames=padded_frame_count(len(video.frames)),
-            fps=FPS,
-            source_fps=video.source_fps,
-            width=video.width,
-            height=video.height,
-            seconds=round(time.perf_counter() - started, 3),
-            rotation=video.rotation,
-            mirrored=video.mirrored,
-            timing=video.timing,
-            **source_fingerprint(source),
-        )
-
-
-def absolute_source(source: str) -> str:
-    """Sources are recorded absolute so a store says where every video came from, by the name the user gave.
-
-    Symlinks are not resolved: a failure line names the link, never what it points to.
-    """
-    return source if has_scheme(source) else os.path.normpath(os.path.abspath(source))
-

@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import AstarError
-from .store.ids import VideoInput, is_url
+from .store.ids import VideoInput, has_scheme, is_url
 
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .flv .wmv .3gp .ogv .ts .mts .m2ts .y4m .gif .h264 .264 .hevc .h265".split()
@@ -114,13 +114,8 @@ def scan_inputs(inputs: list[str]) -> InputScan:
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             _scan_list(path, found, skipped)
         else:
-            _add_video(PurePosixPath(path.name), _source(path), found, skipped)
+            _add_video(PurePosixPath(path.name), absolute_source(str(path)), found, skipped)
     return InputScan(_unique(found), tuple(skipped))
-
-
-def _source(path: Path) -> str:
-    """Absolute, normalised, symlinks kept: the name the user gave, made unambiguous."""
-    return os.path.normpath(os.path.abspath(path))
 
 
 SHOWN_CLASHES = 5
@@ -178,7 +173,7 @@ def _scan_folder(folder: Path, prefix: PurePosixPath, found: list[VideoInput], s
 
     for path, relative in walk(folder, PurePosixPath(), frozenset()):
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            _add_video(prefix / relative, _source(path), found, skipped)
+            _add_video(prefix / relative, absolute_source(str(path)), found, skipped)
         else:
             skipped.append(Skipped(str(path), NO_VIDEO_SUFFIX))
 
@@ -213,7 +208,7 @@ def _scan_list(path: Path, found: list[VideoInput], skipped: list[Skipped]) -> N
         if source.is_dir():
             _scan_folder(source, PurePosixPath() if listed.is_absolute() else relative, found, skipped)
         else:
-            _add_video(relative, _source(source), found, skipped)
+            _add_video(relative, absolute_source(str(source)), found, skipped)
 
 
 def _list_entries(path: Path) -> list[str]:
@@ -264,6 +259,14 @@ def _is_utf8(text: str) -> bool:
 def _id(relative: PurePosixPath) -> str:
     """``nested/clip.mp4`` → ``nested/clip`` (only the last suffix goes)."""
     return str(relative.with_suffix("")) if relative.suffix else str(relative)
+
+
+def absolute_source(source: str) -> str:
+    """Sources are recorded absolute so a store says where every video came from, by the name the user gave.
+
+    Symlinks are not resolved: a failure line names the link, never what it points to.
+    """
+    return source if has_scheme(source) else os.path.normpath(os.path.abspath(source))
 
 
 def source_fingerprint(source: str) -> dict[str, int | None]:

@@ -18,11 +18,13 @@ import torch
 from .chunks import ChunkRuns
 from .console import say
 from .decode import DecodedVideo, DecodeError
-from .extractor import Extractor, absolute_source
+from .extractor import Extractor
 from .features import FeatureTile, top_features
+from .inputs import absolute_source, source_fingerprint
 from .progress import ProgressDisplay
 from .store.ids import VideoInput
-from .store.writer import StoreWriter, VideoWrite
+from .store.schema import FPS, padded_frame_count
+from .store.writer import StoreWriter, VideoRecord, VideoWrite
 from .writebehind import WriteBehind
 
 
@@ -68,6 +70,27 @@ class RunSummary:
         )
 
 
+def video_record(video_id: str, source: str, video: DecodedVideo, started: float) -> VideoRecord:
+    """A decoded video's attributes for the store (storage_schema.md §4); ``started``: when its work began
+    (``time.perf_counter``)."""
+    return VideoRecord(
+        video_id=video_id,
+        source=source,
+        duration=video.duration,
+        frames=len(video.frames),
+        padded_frames=padded_frame_count(len(video.frames)),
+        fps=FPS,
+        source_fps=video.source_fps,
+        width=video.width,
+        height=video.height,
+        seconds=round(time.perf_counter() - started, 3),
+        rotation=video.rotation,
+        mirrored=video.mirrored,
+        timing=video.timing,
+        **source_fingerprint(source),
+    )
+
+
 def store_decoded(
     extractor: Extractor, writer: StoreWriter, queue: WriteBehind, video: VideoInput, decoded: DecodedVideo | DecodeError,
     started: float,
@@ -86,7 +109,7 @@ def store_decoded(
     if isinstance(decoded, DecodeError):
         error = str(decoded)
     else:
-        write = VideoWrite(writer, extractor.record(video.video_id, source, decoded, started))
+        write = VideoWrite(writer, video_record(video.video_id, source, decoded, started))
         queue.submit(write.open)
         try:
             windows = _queue_tiles(write, extractor.tiles(decoded), queue)
@@ -94,7 +117,7 @@ def store_decoded(
             error = f"out of memory in C3D ({len(decoded.frames)} frames); lower --max-frames-per-pass"
         else:
             fc7_windows, fc7 = top_features(windows)
-            record = extractor.record(video.video_id, source, decoded, started)
+            record = video_record(video.video_id, source, decoded, started)
             note = None if decoded.timing == "timestamps" else decoded.timing
             done = VideoOutcome(video.video_id, source, "done", frames=record.frames, seconds=record.seconds, note=note)
 

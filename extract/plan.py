@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .console import say
-from .extractor import ExtractionConfig, absolute_source
-from .inputs import source_change
+from .extractor import ExtractionConfig
+from .inputs import absolute_source, source_change
 from .outcomes import VideoOutcome
 from .store.ids import VideoInput, is_url
 from .store.reader import FeatureStore, StoreError

@@ -18,6 +18,7 @@ from astar.extract import (
     ExtractionConfig, Extractor, StoreError, collect_inputs, dask_client, decode_video, extract_videos, open_store,
 )
 from astar.extract.cli import main
+from astar.extract.outcomes import video_record
 from astar.extract.dask_executor import extract_video_task, torch_threads_per_task
 from astar.extract.store.ids import video_key
 from astar.extract.store.writer import StoreWriter
@@ -75,7 +76,7 @@ def test_cluster_run_stores_what_the_in_process_run_stores(client, video_folder,
     assert {"empty", "text", "truncated"} <= set(store.failures.video_id)
     assert list(store.failures.video_id) == list(reference.failures.video_id)
     assert cluster.table()[["video_id", "status"]].equals(local.table()[["video_id", "status"]])
-    assert cluster.exit_code == local.exit_code == 3
+    assert cluster.count("failed") == local.count("failed") > 0
 
 
 def cluster_table(client, video_folder, out: str):
@@ -200,7 +201,7 @@ def write_videos_at_once(out: str, identity: dict, videos: list, start) -> None:
 def test_two_writers_of_the_same_videos_never_expose_a_marked_video_without_its_arrays(video_folder, tmp_path, extractor):
     decoded, features, expected = extracted(video_folder, extractor)
     ids = [f"v{index:02d}" for index in range(12)]
-    videos = [(extractor.record(video_id, "c d.webm", decoded, time.perf_counter()), features) for video_id in ids]
+    videos = [(video_record(video_id, "c d.webm", decoded, time.perf_counter()), features) for video_id in ids]
     out = str(tmp_path / "feats.zarr")
     spawn = mp.get_context("spawn")
     start = spawn.Barrier(2)
@@ -228,7 +229,7 @@ def test_a_half_written_video_left_by_a_crash_is_rewritten_whole(video_folder, t
     leftover = writer.root["videos"].create_group(video_key("c d"), attributes={"video_id": "c d", "status": "writing"})
     leftover.create_array("pool2", shape=(3, 28, 28, 128), dtype="float16", fill_value=1)  # an earlier, longer source
     leftover.create_array("pool3", data=np.full_like(features.layers["pool3"], 7))  # same shape, wrong values
-    writer.write_video(extractor.record("c d", "c d.webm", decoded, time.perf_counter()), features.layers, features.fc7, features.fc7_windows)
+    writer.write_video(video_record("c d", "c d.webm", decoded, time.perf_counter()), features.layers, features.fc7, features.fc7_windows)
     store = open_store(str(tmp_path / "feats.zarr"))
     for name, array in expected.items():
         assert store.read("c d", name).tobytes() == array.tobytes(), name

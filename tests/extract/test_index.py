@@ -10,6 +10,7 @@ import zarr
 from fsspec.implementations.local import LocalFileSystem
 
 from astar.extract import collect_inputs, decode_video, extract_videos, open_store, verify_store
+from astar.extract.outcomes import video_record
 from astar.extract.store.ids import video_key
 from astar.extract.store.index import FLUSH_VIDEOS, INDEX, RunIndex, read_index
 from astar.extract.store.writer import STORE_NODES, StoreWriter
@@ -143,7 +144,7 @@ def test_a_video_written_again_after_unmarking_reads_its_new_length_before_its_r
     writer.flush_index()
     decoded = decode_video(longer, extractor.preprocessing)
     features = extractor.features(decoded)
-    writer.write_video(extractor.record("a", str(longer), decoded, time.perf_counter()), features.layers, features.fc7, features.fc7_windows)
+    writer.write_video(video_record("a", str(longer), decoded, time.perf_counter()), features.layers, features.fc7, features.fc7_windows)
     assert lengths(open_store(str(store_copy)))["a"] == 32  # from its marker: the old entry is outranked
     writer.index_video("a", len(decoded.frames))
     writer.flush_index(final=True)
