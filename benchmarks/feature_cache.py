@@ -28,7 +28,7 @@ import torch
 from loader import CAPTION_WORDS, VOCAB, pairs, small_store
 
 from astar.extract import open_store
-from astar.train.distributed import Objective
+from astar.train.objectives.modules import Objective
 from astar.train.data.feature_cache import FeatureCache, cache_bytes
 from astar.train.data.loader import DEFAULT_CACHE_BYTES, BucketBatchSampler, CaptionBatches, make_loader
 from astar.train.model.astar import ASTAR

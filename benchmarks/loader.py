@@ -30,7 +30,7 @@ from astar.pipelines.synthetic import generate_dataset
 from astar.train.model.config import ModelConfig
 from astar.train.data.loader import BucketBatchSampler, CaptionBatches, FeatureReader, make_loader, padding_fraction
 from astar.train.model.astar import ASTAR
-from astar.train.distributed import Objective
+from astar.train.objectives.modules import Objective
 from astar.train.steps import optimizer_step
 
 VOCAB = 1_000

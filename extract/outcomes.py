@@ -1,6 +1,6 @@
 """What happens to each video of an extraction run, and the one step that turns a decoded video into one.
 
-Both executors (``local``, in this process; ``distributed``, on Dask) call
+Both executors (``local``, in this process; ``dask_executor``, on Dask) call
 ``store_decoded`` for every video, with a write-behind queue (``writebehind``) that
 writes it, and ``show_outcome`` for the progress bar, so they write the same bytes and
 report the same way.

@@ -2,7 +2,7 @@
 
 ``plan_extraction`` opens (or creates) the store, fixes the settings every executor
 computes with, and splits the inputs into videos already complete and videos to
-extract. The in-process executor (``local``) and the Dask executor (``distributed``)
+extract. The in-process executor (``local``) and the Dask executor (``dask_executor``)
 take the plan as it is and never re-derive it.
 """
 from __future__ import annotations

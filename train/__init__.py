@@ -20,7 +20,7 @@ __all__ = export_lazily(__name__, {
     "model.config": ("ModelConfig",),
     "model.variants": ("named_models",),
     "presets": ("PRESETS",),
-    "rundir": ("LoadedRun", "load_run"),
+    "loaded_run": ("LoadedRun", "load_run"),
     "train_config": ("TrainConfig",),
     "trainer": ("train", "train_resumably"),
 })

@@ -32,7 +32,7 @@ from .figures import FIGURES_FOLDER, WordAttention, caption_words, save_attentio
 from .model.astar import CaptionAttention
 from .model.search import beam_search
 from .options import DEFAULT_BEAM_SIZE
-from .rundir import LoadedRun
+from .loaded_run import LoadedRun
 
 CAPTION_BATCH = 8
 """Videos captioned per beam search."""

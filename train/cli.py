@@ -278,7 +278,7 @@ def caption_command(run_dir: str, videos: tuple[str, ...], weights: str | None, 
     from astar.extract.devices import resolve_device
 
     from .caption import caption_videos, prepare_extraction
-    from .rundir import load_run
+    from .loaded_run import load_run
 
     try:
         torch_device = resolve_device(device)

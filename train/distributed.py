@@ -10,9 +10,9 @@ the same global batch:
 - Loss: DDP averages the processes' gradients, while one process averages over the
   global batch; ``global_mean`` rescales each process's mean by its share of the global
   count (words for eq. 3, sampled captions for SCST), so the average is the global mean.
-- Model: ``Objective`` and ``SelfCritical`` are the modules DDP wraps; their ``forward``
-  is the step's loss, so DDP's gradient hooks see it (a DDP model must be called
-  through ``forward``).
+- Model: DDP wraps the objectives as modules (``astar.train.objectives.modules``:
+  ``Objective``, ``SelfCritical``); their ``forward`` is the step's loss, so DDP's
+  gradient hooks see it (a DDP model must be called through ``forward``).
 
 Everything else (clipping, Adam) then sees the gradients one process would. The trainer
 keeps the processes in step (``astar.train.trainer``): rank 0 alone prepares the run
@@ -24,7 +24,7 @@ their share of (``gather_to_main``); every process stops at the same step
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,9 +34,6 @@ from torch import Tensor, nn
 
 from astar.extract.console import say
 
-from .model.astar import ASTAR
-from .model.batch import VideoBatch
-from .objectives.scst import CaptionReward, ScstStep, self_critical_step
 
 Result = TypeVar("Result")
 
@@ -91,40 +88,6 @@ class Processes:
         if not self.distributed:
             return objective
         return nn.parallel.DistributedDataParallel(objective, device_ids=[device] if device.type == "cuda" else None)
-
-
-class Objective(nn.Module):
-    """``ASTAR.loss`` (eq. 3, or −L^K with VIMCO for hard attention) as a module's ``forward``, the form DDP wraps."""
-
-    def __init__(self, model: ASTAR) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, videos: VideoBatch, tokens: Tensor, caption_videos: Tensor | None = None) -> Tensor:
-        return self.model.loss(videos, tokens, caption_videos)
-
-
-@dataclass(frozen=True)
-class ScstSettings:
-    """How ``SelfCritical`` samples and rewards (``astar.train.objectives.scst``): K samples, baseline, τ, most tokens."""
-
-    samples: int
-    baseline: str
-    max_len: int
-    temperature: float
-
-
-class SelfCritical(nn.Module):
-    """``self_critical_step`` as a module's ``forward``: the SCST loss of a batch of videos, the form DDP wraps."""
-
-    def __init__(self, model: ASTAR, reward: CaptionReward, settings: ScstSettings) -> None:
-        super().__init__()
-        self.model, self.reward, self.settings = model, reward, settings
-
-    def forward(self, videos: VideoBatch, video_ids: Sequence[str]) -> ScstStep:
-        settings = self.settings
-        return self_critical_step(self.model, videos, video_ids, self.reward, settings.samples, settings.baseline,
-                                  settings.max_len, settings.temperature)
 
 
 def _joined() -> bool:

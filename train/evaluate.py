@@ -40,7 +40,8 @@ from .data.loader import BucketBatchSampler, CaptionBatches, make_loader
 from .model.health import HEALTH_FILE, combined_figures, tally_videos
 from .model.search import decode_captions
 from .options import DEFAULT_BEAM_SIZE, DEFAULT_LOADER_WORKERS
-from .rundir import LoadedRun, load_run, write_text
+from .loaded_run import LoadedRun, load_run
+from .rundir import write_text
 from .scoring import METRICS, CaptionScores, score_captions, write_scores
 
 TABLE_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")

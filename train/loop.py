@@ -25,13 +25,14 @@ from .data.captions import CaptionData
 from .data.feature_cache import FeatureCache
 from .data.loader import BucketBatchSampler, CaptionBatches, FeatureReader, FeatureSource, make_loader
 from .data.word2vec import load_word2vec
-from .distributed import Objective, Processes, ScstSettings, SelfCritical, from_main, gather_to_main, mean_and_any
+from .distributed import Processes, from_main, gather_to_main, mean_and_any
 from .errors import TrainingError
 from .model.astar import ASTAR
 from .model.batch import CaptionBatch
 from .model.config import ModelConfig
 from .model.health import combined_figures, health_line, tally_videos
 from .model.search import decode_captions
+from .objectives.modules import Objective, ScstSettings, SelfCritical
 from .objectives.scst import CaptionReward
 from .rundir import RunPaths, edited_settings, write_metrics
 from .scoring import METRICS, score_captions

@@ -1,5 +1,5 @@
-"""The run directory and resuming: the one place that knows its layout, what a resumed run may
-change, and ``load_run`` to use a trained model.
+"""The run directory and resuming: the one place that knows its layout and what a resumed run may
+change (``loaded_run`` loads a trained model from one).
 
 Layout of ``RUN_DIR`` (written by ``astar-train``)::
 
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-import torch
 
 from astar.extract import AstarError, FeatureStore
 from astar.extract.console import say
@@ -42,11 +41,9 @@ from astar.extract.store.ids import has_scheme
 from astar.extract.store.root_attributes import upgraded_attributes
 from astar.extract.store.schema import FEATURE_IDENTITY_KEYS
 
-from .checkpoint import CheckpointError, load_checkpoint, write_atomically
-from .data.loader import FeatureReader, model_layers
+from .checkpoint import write_atomically
 from .errors import TrainingError
-from .model.astar import ASTAR
-from .model.config import ModelConfig
+from .model.config import ModelConfig, model_layers
 from .options import CHECKPOINTS
 from .runlock import LOCK_FILE, RunLock
 from .text import Vocabulary
@@ -221,76 +218,6 @@ def write_metrics(paths: RunPaths, history: list[dict[str, float | int | None]])
     writer.writeheader()
     writer.writerows(history)
     write_text(paths.metrics, text.getvalue())
-
-
-@dataclass
-class LoadedRun:
-    """A trained model with everything needed to use it on new features.
-
-    Attributes:
-        run_dir: the run directory.
-        model: ``ASTAR`` in eval mode on the requested device.
-        vocabulary: ids ↔ words of the model's outputs.
-        config: the run's training settings.
-        model_config: the model's architecture (feature widths included).
-        store_attrs: the root attributes of the store it was trained on (extraction identity).
-        checkpoint: ``best`` or ``last``.
-        epoch, step: training progress when the checkpoint was written.
-    """
-
-    run_dir: Path
-    model: ASTAR
-    vocabulary: Vocabulary
-    config: TrainConfig
-    model_config: ModelConfig
-    store_attrs: dict[str, Any]
-    checkpoint: str
-    epoch: int
-    step: int
-
-    def reader(self, store, storage_options: dict | None = None) -> FeatureReader:
-        """A ``FeatureReader`` giving this model its inputs from ``store`` (an opened ``FeatureStore``)."""
-        return FeatureReader(store, self.model_config, storage_options)
-
-    def identity_differences(self, store_attrs: dict[str, Any]) -> list[str]:
-        """How ``store_attrs`` (another store's, or ``Extractor.identity()``) differ from the run's store."""
-        return identity_differences(self.store_attrs, store_attrs)
-
-
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
-    """Load a run's model (eval mode), vocabulary, settings and store identity.
-
-    Args:
-        run_dir: a directory written by ``astar-train`` / ``train``.
-        checkpoint: ``best`` (best validation score) or ``last`` (latest state).
-        device: where the model goes.
-
-    Raises:
-        RunError: not a run directory, or a file of it is missing or unusable.
-        CheckpointError: the checkpoint is missing, corrupt or foreign.
-    """
-    paths = RunPaths(Path(run_dir))
-    config, model_config = read_run_config(paths.root)
-    vocabulary = read_vocabulary(paths)
-    if checkpoint == "best" and not paths.checkpoint("best").exists() and paths.checkpoint("last").exists():
-        raise RunError(f"{paths.root}: no best checkpoint yet (no validation has run); load checkpoint 'last'")
-    document = load_checkpoint(paths.checkpoint(checkpoint), map_location=device)
-    if not model_config.describes(document.get("model_config")):
-        raise CheckpointError(f"{paths.checkpoint(checkpoint)}: its model differs from {paths.config}")
-    model = ASTAR(model_config).to(device)
-    model.load_state_dict(document["model"])
-    model.eval()
-    return LoadedRun(
-        run_dir=paths.root,
-        model=model,
-        vocabulary=vocabulary,
-        config=config,
-        model_config=model_config,
-        store_attrs=read_store_attrs(paths),
-        checkpoint=checkpoint,
-        epoch=int(document["progress"]["epoch"]),
-        step=int(document["progress"]["step"]),
-    )
 
 
 def default_run_dir(config: TrainConfig) -> Path:

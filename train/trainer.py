@@ -42,17 +42,18 @@ from astar.extract.devices import resolve_device
 from astar.extract.provenance import random_init_warning
 
 from .data.captions import caption_data
-from .data.loader import FeatureReader, feature_statistics, model_layers
+from .data.loader import FeatureReader, feature_statistics
 from .distributed import Processes, from_main
 from .errors import TrainingError
+from .loaded_run import load_run
 from .loop import Trainer
 from .model.astar import ASTAR
-from .model.config import ModelConfig
+from .model.config import ModelConfig, model_layers
 from .objectives.cider import CiderD, DocumentFrequencies
 from .objectives.scst import CaptionReward
 from .rundir import (
-    RESUME_OVERRIDES, RunPaths, create_run_folder, load_run, prepare_run, resume_config, saved_run_differences,
-    write_run_config, write_text,
+    RESUME_OVERRIDES, RunPaths, create_run_folder, prepare_run, resume_config, saved_run_differences, write_run_config,
+    write_text,
 )
 from .runlock import RunLock
 from .scoring import JAVA_INSTALL_HINT
@@ -65,7 +66,7 @@ class TrainResult:
     """What a run ended with.
 
     Attributes:
-        run_dir: the run directory (``astar.train.rundir.load_run`` reads it).
+        run_dir: the run directory (``astar.train.loaded_run.load_run`` reads it).
         stopped: ``early stopping``, ``max epochs``, ``max steps`` or ``interrupted``.
         epochs, steps: completed epochs and optimizer steps.
         metric: the stopping metric; best, best_epoch: its best validation value and epoch.

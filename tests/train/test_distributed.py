@@ -21,7 +21,8 @@ from torch.nn.utils import clip_grad_norm_
 
 from astar.train.model.config import C3D_GEOMETRY, ModelConfig
 from astar.train.model.batch import VideoBatch, random_batch
-from astar.train.distributed import Objective, Processes, word_mean
+from astar.train.distributed import Processes, word_mean
+from astar.train.objectives.modules import Objective
 from astar.train.data.loader import BucketBatchSampler, pad_tokens
 from astar.train.model.astar import ASTAR
 from astar.train.rundir import RunPaths

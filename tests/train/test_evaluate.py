@@ -12,7 +12,7 @@ from astar.extract import ExtractionConfig, collect_inputs, extract_videos, open
 from astar.train.cli import eval_command
 from astar.train.evaluate import EvalError, EvalConfig, evaluate
 from astar.train.data.loader import CaptionBatches
-from astar.train.rundir import load_run
+from astar.train.loaded_run import load_run
 from astar.train.trainer import train
 
 QUICK = EvalConfig(device="cpu", loader_workers=0, progress=False, beam_size=2, max_len=8)

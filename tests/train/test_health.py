@@ -16,7 +16,7 @@ import torch
 from astar.extract import open_store
 from astar.train.model.health import combined_figures, health_line, position_entropy_ratio, tally_videos
 from astar.train.data.loader import BucketBatchSampler, CaptionBatches, make_loader
-from astar.train.rundir import load_run
+from astar.train.loaded_run import load_run
 from astar.train.trainer import train
 
 DEAD_LIMIT = 0.10

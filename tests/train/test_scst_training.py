@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from astar.train.objectives.cider import DocumentFrequencies
 from astar.train.cli import train_command
 from astar.train.errors import TrainingError
-from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
+from astar.train.loaded_run import load_run
+from astar.train.rundir import RunPaths, read_run_config, resume_config, saved_run_differences
 from astar.train.text import Vocabulary
 from astar.train.trainer import train
 

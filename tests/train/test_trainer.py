@@ -25,7 +25,8 @@ from astar.train.model.astar import ASTAR
 from astar.train.model.config import ModelConfig
 from astar.train.data.captions import caption_data
 from astar.train.errors import TrainingError
-from astar.train.rundir import RunPaths, load_run, read_run_config, resume_config, saved_run_differences
+from astar.train.loaded_run import load_run
+from astar.train.rundir import RunPaths, read_run_config, resume_config, saved_run_differences
 from astar.train.text import EOS_ID, PAD_ID, Vocabulary
 from astar.train.steps import finite_weights
 from astar.train.trainer import train

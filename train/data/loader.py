@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from astar.extract import FeatureStore, open_store
 
 from ..model.batch import CaptionBatch, VideoBatch
-from ..model.config import ModelConfig
+from ..model.config import ModelConfig, model_layers
 from ..model.normalise import ChannelStatistics
 from ..options import DEFAULT_LOADER_WORKERS
 from ..text import PAD_ID
@@ -69,11 +69,6 @@ class FeatureSource(Protocol):
 
     def top_steps(self, video_id: str) -> int:
         """T_L, the video's top-layer time steps."""
-
-
-def model_layers(config: ModelConfig) -> tuple[str, ...]:
-    """Layers the model reads from the store: its attended layers, none for the fc7 baseline."""
-    return () if config.variant == "fc7" else config.layers
 
 
 class FeatureReader:

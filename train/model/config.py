@@ -213,3 +213,8 @@ class ModelConfig:
         """
         geometry = tuple(overrides.get("geometry", C3D_GEOMETRY))
         return replace(cls(vocab_size=vocab_size, geometry=geometry, **small_sizes(geometry)), **overrides)
+
+
+def model_layers(config: ModelConfig) -> tuple[str, ...]:
+    """Layers the model reads from the store: its attended layers, none for the fc7 baseline."""
+    return () if config.variant == "fc7" else config.layers
