@@ -33,8 +33,7 @@ from astar.extract.options import AUTOCAST_PRECISIONS, DEVICES
 from astar.extract.store.schema import LayerGeometry
 
 from .data.datasets import DATASETS
-from .model.config import C3D_FC7_DIM, C3D_GEOMETRY, ModelConfig
-from .model.config import Attention
+from .model.config import C3D_FC7_DIM, C3D_GEOMETRY, Attention, ModelConfig
 from .model.variants import VARIANTS
 from .options import DEFAULT_LOADER_WORKERS, FEATURE_CACHES
 from .presets import PRESETS

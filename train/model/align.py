@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from astar.extract.store.schema import LayerGeometry
 
+from .batch import time_mask
 from .config import ModelConfig
 
 Window = tuple[int, int, int]
@@ -111,11 +112,6 @@ def top_field(layer: LayerGeometry, top: LayerGeometry) -> tuple[Window, Window]
         kernel = (top_field_size - field) // stride + 1
         axes.append((kernel, axis.ratio, int((kernel - 1) / 2 - axis.offset)))
     return axes[0], axes[1]
-
-
-def time_mask(valid: Tensor, steps: int) -> Tensor:
-    """(B, steps) bool, True on the first ``valid`` (B,) time steps of each video."""
-    return torch.arange(steps, device=valid.device) < valid[:, None]
 
 
 def channels_first(layer_map: Tensor) -> Tensor:

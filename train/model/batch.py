@@ -14,8 +14,12 @@ from torch import Tensor
 
 from astar.extract.store.schema import LayerGeometry
 
-from .align import time_mask
 from .config import C3D_GEOMETRY
+
+
+def time_mask(valid: Tensor, steps: int) -> Tensor:
+    """(B, steps) bool, True on the first ``valid`` (B,) time steps of each video."""
+    return torch.arange(steps, device=valid.device) < valid[:, None]
 
 
 def to_device(values: Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> Tensor:
