@@ -47,10 +47,9 @@ from .console import say
 from .decode import DecodedVideo, DecodeError, decode_video
 from .errors import AstarError
 from .extractor import ExtractionConfig, Extractor
-from .outcomes import RunTally, VideoOutcome, show_outcome, store_decoded
+from .outcomes import VideoOutcome, store_decoded
 from .plan import ExtractionPlan
 from .pool import DecoderPool
-from .progress import ProgressDisplay
 from .store.ids import VideoInput, video_key
 from .store.reader import MANIFEST, VIDEOS
 from .store.writer import StoreWriter
@@ -221,10 +220,7 @@ def _collect(future: Future, video: VideoInput, writer: StoreWriter) -> VideoOut
         return VideoOutcome(video.video_id, video.source, "failed", error=error)
 
 
-def run_on_dask(
-    plan: ExtractionPlan, client: Client, bar: ProgressDisplay, started: float, report_failures: bool,
-    torch_threads: int | None = None,
-) -> Iterator[VideoOutcome]:
+def run_on_dask(plan: ExtractionPlan, client: Client, torch_threads: int | None = None) -> Iterator[VideoOutcome]:
     """The Dask executor of ``plan``: one task per video of ``plan.todo``, outcomes yielded as tasks finish.
 
     Args:
@@ -243,12 +239,9 @@ def run_on_dask(
         retries=RETRIES,
     )
     videos = {future.key: video for future, video in zip(futures, todo)}
-    tally = RunTally(started, plan.skipped)
     try:
         for future in as_completed(futures):
-            outcome = _collect(future, videos[future.key], plan.writer)
-            show_outcome(bar, outcome, tally, report_failures)
-            yield outcome
+            yield _collect(future, videos[future.key], plan.writer)
     finally:
         client.cancel(futures)  # after Ctrl-C or a store error nothing keeps running for this run
 

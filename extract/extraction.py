@@ -16,6 +16,7 @@ from .local import run_in_process
 from .outcomes import RunSummary
 from .plan import plan_extraction
 from .progress import progress as progress_display
+from .reporter import RunReporter
 from .store.ids import VideoInput
 from .store.reader import StoreError, store_size_bytes
 
@@ -73,14 +74,16 @@ def extract_videos(
     outcomes = {outcome.video_id: outcome for outcome in plan.skipped}
     with progress_display(total=len(plan.todo), unit="video", enabled=progress,
                           desc="extract" if client is None else "extract (dask)") as bar:
+        reporter = RunReporter(bar, started, plan.skipped, report_failures)
         if client is None:
-            executed = run_in_process(plan, extractor, bar, started, report_failures)
+            executed = run_in_process(plan, extractor)
         else:
             from .dask_executor import run_on_dask  # Dask loads for a Dask run only, not for astar-caption's
 
-            executed = run_on_dask(plan, client, bar, started, report_failures, torch_threads)
+            executed = run_on_dask(plan, client, torch_threads)
         try:
             for outcome in executed:
+                reporter.report(outcome)
                 outcomes[outcome.video_id] = outcome
                 if outcome.status == "done":
                     plan.writer.index_video(outcome.video_id, outcome.frames)

@@ -5,16 +5,13 @@ import time
 from collections.abc import Iterator
 
 from .extractor import Extractor
-from .outcomes import RunTally, VideoOutcome, show_outcome, store_decoded
+from .outcomes import VideoOutcome, store_decoded
 from .plan import ExtractionPlan
 from .pool import DecoderPool, default_decoders
-from .progress import ProgressDisplay
 from .writebehind import WriteBehind
 
 
-def run_in_process(
-    plan: ExtractionPlan, extractor: Extractor, bar: ProgressDisplay, started: float, report_failures: bool
-) -> Iterator[VideoOutcome]:
+def run_in_process(plan: ExtractionPlan, extractor: Extractor) -> Iterator[VideoOutcome]:
     """Extract ``plan.todo`` as the pool decodes it (order of completion), yielding each video's outcome
     once it is stored (its marker written) or recorded as failed.
 
@@ -23,16 +20,13 @@ def run_in_process(
     goes on; interrupting (Ctrl-C) loses at most the videos in progress and those whose
     marker was not yet written: queued writes are dropped, and none of them gets a marker.
     """
-    tally = RunTally(started, plan.skipped)
     decoders = plan.settings.decoders or default_decoders(extractor.device.type)
     with DecoderPool(extractor.preprocessing, decoders, plan.settings.decode_timeout) as pool, WriteBehind() as queue:
         video_started = time.perf_counter()
         for video, decoded in pool.map(plan.todo):
             failed = store_decoded(extractor, plan.writer, queue, video, decoded, video_started)
             video_started = time.perf_counter()
-            for outcome in [*queue.results(), *([failed] if failed else [])]:
-                show_outcome(bar, outcome, tally, report_failures)
-                yield outcome
-        for outcome in queue.drain():
-            show_outcome(bar, outcome, tally, report_failures)
-            yield outcome
+            yield from queue.results()
+            if failed:
+                yield failed
+        yield from queue.drain()

@@ -2,26 +2,23 @@
 
 Both executors (``local``, in this process; ``dask_executor``, on Dask) call
 ``store_decoded`` for every video, with a write-behind queue (``writebehind``) that
-writes it, and ``show_outcome`` for the progress bar, so they write the same bytes and
-report the same way.
+writes it, so they write the same bytes; the run reports what they yield (``reporter``).
 """
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
 
 from .chunks import ChunkRuns
-from .console import say
 from .decode import DecodedVideo, DecodeError
 from .extractor import Extractor
 from .features import FeatureTile, top_features
 from .inputs import absolute_source, source_fingerprint
-from .progress import ProgressDisplay
 from .store.ids import VideoInput
 from .store.schema import FPS, padded_frame_count
 from .store.writer import StoreWriter, VideoRecord, VideoWrite
@@ -142,38 +139,3 @@ def _queue_tiles(write: VideoWrite, tiles: Iterator[FeatureTile], queue: WriteBe
                 queue.submit(functools.partial(write.write_steps, name, *run), run[1].nbytes)
         windows.append(tile.windows)
     return windows
-
-
-class RunTally:
-    """Running totals of a run's outcomes for its progress bar: frames of finished videos and failures."""
-
-    def __init__(self, started: float, outcomes: Iterable[VideoOutcome] = ()) -> None:
-        """``started``: the run's start (perf_counter); ``outcomes``: those known before any video ran (skipped)."""
-        self.started = started
-        self.frames = 0
-        self.failed = 0
-        for outcome in outcomes:
-            self.add(outcome)
-
-    def add(self, outcome: VideoOutcome) -> None:
-        self.frames += outcome.frames
-        self.failed += outcome.status == "failed"
-
-    @property
-    def frames_per_s(self) -> float:
-        return self.frames / (time.perf_counter() - self.started)
-
-
-def show_outcome(bar: ProgressDisplay, outcome: VideoOutcome, tally: RunTally, report_failures: bool) -> None:
-    """Count one finished video in ``tally`` and advance the progress bar: frames/s and failures so far, its failure or note line.
-
-    Args:
-        report_failures: print ``failed: SOURCE: REASON`` (the recorded, absolute source) for a failed video.
-    """
-    if outcome.status == "failed" and report_failures:
-        say(f"failed: {outcome.source}: {outcome.error}")
-    if outcome.note:
-        say(f"note: {outcome.source}: {outcome.note}")
-    tally.add(outcome)
-    bar.set_postfix(frames_per_s=f"{tally.frames_per_s:.1f}", failed=tally.failed, refresh=False)
-    bar.update()

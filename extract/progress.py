@@ -4,7 +4,7 @@ tqdm redraws its bar with carriage returns many times a second; written to a fil
 pipe every redraw stays (a demo's log was 85 KB of them). ``progress`` gives a tqdm bar
 when stderr is a terminal and otherwise a ``LineProgress``, which prints one plain line
 every ``LINE_INTERVAL_S`` seconds and one when it closes. Both go to stderr; diagnostics
-(failure lines, warnings) go there too through ``clitools.say``, so stdout keeps only results.
+(failure lines, warnings) go there too through ``console.say``, so stdout keeps only results.
 """
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ import time
 
 import numpy as np
 
-from astar.extract.outcomes import RunTally, VideoOutcome
+from astar.extract.outcomes import VideoOutcome
 from astar.extract.progress import LineProgress
+from astar.extract.reporter import RunReporter
 from tests.videos import write_video
 
 
@@ -48,10 +49,12 @@ def test_a_command_logged_to_a_file_writes_no_carriage_returns(tmp_path):
     assert verify.stdout == "1 complete videos checked; 0 damaged marked for re-extraction\n"
 
 
-def test_a_run_tally_keeps_the_totals_of_every_outcome_it_was_given():
+def test_a_run_reporter_keeps_the_totals_of_every_outcome_and_says_each_failure_and_note(capsys):
     skipped = VideoOutcome("s", "/v/s.mp4", "skipped")
-    tally = RunTally(time.perf_counter(), [skipped])
+    bar = LineProgress(total=3, desc="extract", unit="video", interval=3600)
+    reporter = RunReporter(bar, time.perf_counter(), [skipped])
     for outcome in (VideoOutcome("a", "/v/a.mp4", "done", frames=30), VideoOutcome("b", "/v/b.mp4", "failed", error="x"),
-                    VideoOutcome("c", "/v/c.mp4", "done", frames=12)):
-        tally.add(outcome)
-    assert (tally.frames, tally.failed) == (42, 1) and tally.frames_per_s > 0
+                    VideoOutcome("c", "/v/c.mp4", "done", frames=12, note="timestamps ignored")):
+        reporter.report(outcome)
+    assert (reporter.frames, reporter.failed, bar.n) == (42, 1, 3) and reporter.frames_per_s > 0
+    assert capsys.readouterr().err.splitlines() == ["failed: /v/b.mp4: x", "note: /v/c.mp4: timestamps ignored"]
