@@ -12,6 +12,7 @@ decoder holds per video:
 - Failures recorded: every input is yielded exactly once, with its frames or its error.
 - Bounded memory: a child holds its decoded video until the caller takes it, and takes
   no new video before, so at most N decoded videos wait, plus the one the caller holds.
+  The frames come back through a file, not the pipe (``handoff``).
   A decoded video is ``frames × FRAME_BYTES`` (37.6 kB per sampled frame: 271 MB per
   hour at 2 fps); the full-resolution frames never leave the child, which keeps at
   most one of them (``decode.py``).
@@ -43,6 +44,7 @@ from multiprocessing.connection import Connection, wait
 
 from .cores import machine_cores
 from .decode import DecodedVideo, DecodeError, decode_video
+from .handoff import discard, frames_path, pack, unpack
 from .preprocessing import Preprocessing
 from .store.ids import VideoInput
 from .store.schema import FPS
@@ -69,23 +71,25 @@ def decoders_needed(c3d_frames_per_s: float, decode_frames_per_s_per_core: float
 
 
 def _serve(conn: Connection, preprocessing: Preprocessing, fps: int, environment: dict[str, str]) -> None:
-    """Child loop: receive a source, send back a DecodedVideo or an error string; None ends it."""
+    """Child loop: receive (source, frames path), send back the decoded video (``handoff.pack``) or an error
+    string; None ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # A forkserver child inherits the server's environment, fixed when the server started;
     # the caller's, as it is now, holds what fsspec needs (e.g. credentials set since).
     os.environ.clear()
     os.environ.update(environment)
-    while (source := _next_source(conn)) is not None:
+    while (request := _next_request(conn)) is not None:
+        source, path = request
         try:
-            conn.send(decode_video(source, preprocessing, fps, threads=1))
+            conn.send(pack(decode_video(source, preprocessing, fps, threads=1), path))
         except DecodeError as error:
             conn.send(str(error))
         except Exception as error:  # an unexpected failure is still only this video's
             conn.send(f"{type(error).__name__}: {' '.join(str(error).split())}")
 
 
-def _next_source(conn: Connection) -> str | None:
-    """The next source to decode; None when the parent says so or has closed its end.
+def _next_request(conn: Connection) -> tuple[str, str] | None:
+    """The next (source, frames path) to decode; None when the parent says so or has closed its end.
 
     The parent closes without a word a child it has lost track of: when the forkserver
     dies, every child it forked looks dead to the parent (their exit is learnt through
@@ -104,11 +108,13 @@ class _Decoder:
         self._context, self._preprocessing, self._fps = context, preprocessing, fps
         self.process: mp.process.BaseProcess | None = None
         self.conn: Connection | None = None
+        self.pending_frames: str | None = None  # where the request in flight's frames go (``handoff``)
 
     def request(self, source: str) -> None:
         if self.process is None or not self.process.is_alive():
             self._start()
-        self.conn.send(source)
+        self.pending_frames = frames_path()
+        self.conn.send((source, self.pending_frames))
 
     def _start(self) -> None:
         """Start a child; one that cannot start is a one-line ``DecodeError``, and nothing half-made is kept."""
@@ -130,7 +136,6 @@ class _Decoder:
         """The reply to the request in flight, once ``conn`` is readable; a dead child's exit as the error."""
         try:
             reply = self.conn.recv()
-            return reply if isinstance(reply, DecodedVideo) else DecodeError(reply)
         except (EOFError, ConnectionResetError, OSError):
             self.process.join(timeout=5)
             code = self.process.exitcode
@@ -138,6 +143,12 @@ class _Decoder:
             if code and code < 0:
                 return DecodeError(f"decoder crashed (killed by signal {-code})")
             return DecodeError(f"decoder exited with code {code}")
+        if isinstance(reply, str):
+            return DecodeError(reply)
+        try:
+            return unpack(reply)
+        except OSError as error:
+            return DecodeError(f"cannot read the decoded frames back ({error.strerror or error})")
 
     def stop(self) -> None:
         """Kill the child (a hung decode does not listen) and forget it."""
@@ -146,7 +157,9 @@ class _Decoder:
             self.process.join(timeout=5)
         if self.conn is not None:
             self.conn.close()
-        self.process, self.conn = None, None
+        if self.pending_frames is not None:  # a video abandoned in flight may have left its frames
+            discard(self.pending_frames)
+        self.process, self.conn, self.pending_frames = None, None, None
 
     def close(self) -> None:
         """End an idle child politely, so it exits without an EOF traceback."""

@@ -1,6 +1,8 @@
 """The decoder pool: parallel, in order of completion, every video isolated, bounded waiting."""
+import mmap
 import os
 import signal
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 
 from astar.extract import VideoInput, decode_video
+from astar.extract.handoff import FRAMES_PREFIX
 from astar.extract.pool import DecoderPool, decoders_needed, default_decoders
 from astar.extract.preprocessing import PAPER
 from tests.videos import write_video
@@ -46,6 +49,40 @@ def test_every_video_is_yielded_once_with_the_frames_an_in_process_decode_gives(
     for video in videos:
         if video.video_id in results:
             np.testing.assert_array_equal(results[video.video_id].frames, decode_video(video.source, PAPER).frames)
+
+
+def memory_mapped(array: np.ndarray) -> bool:
+    """Whether ``array``'s memory belongs to an ``mmap`` (through its chain of bases and buffers)."""
+    owner = array
+    while owner is not None and not isinstance(owner, mmap.mmap):
+        owner = owner.obj if isinstance(owner, memoryview) else getattr(owner, "base", None)
+    return owner is not None
+
+
+def test_frames_come_back_through_a_file_that_is_gone_once_they_are_mapped(tmp_path, monkeypatch, stalled_server):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    video = good_input(tmp_path / "v.mp4", frames=20, level=90)
+    with DecoderPool(PAPER, decoders=2, timeout_s=3) as pool:
+        results = dict((item.video_id, result) for item, result in pool.map([video, stalled_input(stalled_server, "hangs")]))
+        left = [path for path in temporary.rglob(f"{FRAMES_PREFIX}*")]
+        assert left == []  # the parent deleted the file it mapped, and the abandoned video's
+    frames = results["v"].frames
+    assert memory_mapped(frames)  # from the file, not unpickled from the pipe
+    np.testing.assert_array_equal(frames, decode_video(video.source, PAPER).frames)
+    frames[0] = 0  # writable, copy-on-write: the consumer may pad or edit in place
+    assert "timed out" in str(results["hangs"])
+
+
+def test_where_no_frame_file_can_be_written_the_video_comes_through_the_pipe(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # every open() there fails
+    video = good_input(tmp_path / "v.mp4", frames=20, level=90)
+    with DecoderPool(PAPER, decoders=1) as pool:
+        (_, result), = pool.map([video])
+    np.testing.assert_array_equal(result.frames, decode_video(video.source, PAPER).frames)
+    assert not memory_mapped(result.frames)
+    assert not any(path.name.startswith(FRAMES_PREFIX) for path in tmp_path.rglob("*"))
 
 
 def test_a_crashing_decoder_costs_its_video_and_the_pool_goes_on(tmp_path, stalled_server):
