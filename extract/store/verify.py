@@ -9,10 +9,9 @@ import zarr
 
 from .ids import video_id_from_key
 from .index import IndexEntry, rebuild_index
-from .reader import (
-    FAILURES, MANIFEST, DamagedVideoError, FeatureStore, StoreError, error_reason, utc_now, zarr_store, open_store,
-)
+from .reader import DamagedVideoError, FeatureStore, StoreError, error_reason, open_store, zarr_store
 from .schema import TOP_FEATURE, TOP_WINDOWS
+from .writer import failure_record, remove_marker, write_failure
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,11 @@ def verify_store(url: str, storage_options: dict | None = None, mark: bool = Tru
             progress(1)
     if mark:
         writer_root = zarr.open_group(store=zarr_store(str(url), storage_options, read_only=False), mode="r+")
-        manifest, failures = writer_root[MANIFEST], writer_root[FAILURES]
         try:
             for damage in damaged:
-                del manifest[damage.key]
-                record = {"video_id": damage.video_id, "source": store._source(damage.video_id),
-                          "error": f"damaged, to extract again: {damage.reason}", "time": utc_now()}
-                failures.create_group(damage.key, overwrite=True, attributes=record)
+                remove_marker(writer_root, damage.key)
+                write_failure(writer_root, damage.key, failure_record(
+                    damage.video_id, store._source(damage.video_id), f"damaged, to extract again: {damage.reason}"))
             rebuild_index(writer_root, intact, listed_at, [damage.key for damage in damaged])
         except OSError as error:
             raise StoreError(f"{url}: cannot mark damaged videos or rebuild the index ({error_reason(error)})") from None

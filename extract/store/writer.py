@@ -169,8 +169,7 @@ class StoreWriter:
         The index learns it at the next ``flush_index``, which MUST come before the video is written again.
         """
         key = video_key(video_id)
-        if key in self.root[MANIFEST]:
-            del self.root[MANIFEST][key]
+        remove_marker(self.root, key)
         self.index.remove(key)
 
     def record_failure(self, video_id: str, source: str, error: str) -> None:
@@ -180,15 +179,9 @@ class StoreWriter:
             StoreError: the record cannot be written (read-only store, full disk); no
                 partial record is left behind.
         """
-        record = {"video_id": video_id, "source": source, "error": error, "time": utc_now()}
-        key = video_key(video_id)
         try:
-            self.root[FAILURES].create_group(key, overwrite=True, attributes=record)
+            write_failure(self.root, video_key(video_id), failure_record(video_id, source, error))
         except OSError as failure:
-            try:
-                del self.root[FAILURES][key]
-            except (OSError, KeyError):
-                pass  # the store refuses every write; what is left has no metadata and no reader lists it
             raise StoreError(f"{self.url}: cannot record the failure of {video_id!r} ({error_reason(failure)})") from None
 
     def _feature_array(self, group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> zarr.Array:
@@ -301,6 +294,35 @@ class VideoWrite:
 def _require_feature_dtype(name: str, data: np.ndarray) -> None:
     if data.dtype != np.dtype(FEATURE_DTYPE):
         raise TypeError(f"{name} must be {FEATURE_DTYPE}, got {data.dtype}")
+
+
+def failure_record(video_id: str, source: str, error: str) -> dict[str, str]:
+    """The attributes of a ``failures/`` record (storage_schema.md §5), timed now."""
+    return {"video_id": video_id, "source": source, "error": error, "time": utc_now()}
+
+
+def write_failure(root: zarr.Group, key: str, record: dict[str, str]) -> None:
+    """Write (or replace) the failure record of the video ``key``; the one way records are written.
+
+    Raises:
+        OSError: it cannot be written; no partial record is left behind.
+    """
+    try:
+        root[FAILURES].create_group(key, overwrite=True, attributes=record)
+    except OSError:
+        try:
+            del root[FAILURES][key]
+        except (OSError, KeyError):
+            pass  # the store refuses every write; what is left has no metadata and no reader lists it
+        raise
+
+
+def remove_marker(root: zarr.Group, key: str) -> None:
+    """Take away the completion marker of the video ``key`` if it has one, readable or not; the one way markers are removed."""
+    try:
+        del root[MANIFEST][key]  # not ``key in``: that parses the marker, which may be what is damaged
+    except KeyError:
+        pass
 
 
 def group_once(parent: zarr.Group, name: str, attributes: dict[str, Any] | None = None) -> zarr.Group:
