@@ -88,6 +88,21 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return document
 
 
+def restore_weights(model: torch.nn.Module, weights: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint's ``model`` state into ``model``.
+
+    Raises:
+        CheckpointError: its tensors do not fit this model (names or shapes), e.g. a baseline
+            saved before its layers changed; one line naming the file and the first misfits.
+    """
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())
+        raise CheckpointError(f"{path}: its weights do not fit the model this astar builds from the run's "
+                              f"config (saved by another version?): {detail[:300]}") from None
+
+
 def capture_rng() -> dict[str, Any]:
     """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators, as plain data."""
     kind, keys, position, has_gauss, cached = np.random.get_state()

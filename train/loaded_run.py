@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, restore_weights
 from .data.loader import FeatureReader
 from .model.astar import ASTAR
 from .model.config import ModelConfig
@@ -74,7 +74,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     if not model_config.describes(document.get("model_config")):
         raise CheckpointError(f"{paths.checkpoint(checkpoint)}: its model differs from {paths.config}")
     model = ASTAR(model_config).to(device)
-    model.load_state_dict(document["model"])
+    restore_weights(model, document["model"], paths.checkpoint(checkpoint))
     model.eval()
     return LoadedRun(
         run_dir=paths.root,

@@ -19,7 +19,7 @@ from astar.extract import StoreError
 from astar.extract.devices import autocast_dtype, resolve_device
 from astar.extract.progress import progress as progress_display
 
-from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import capture_rng, load_checkpoint, restore_rng, restore_weights, save_checkpoint
 from .data.cache_plan import plan_read_path
 from .data.captions import CaptionData
 from .data.feature_cache import FeatureCache
@@ -175,7 +175,7 @@ class Trainer:
         if len(states) != self.processes.world_size:
             raise TrainingError(f"{self.paths.checkpoint('last')}: written by {len(states)} training process(es); "
                                 f"resume it with {len(states)} (torchrun --nproc_per_node …) to continue exactly")
-        self.model.load_state_dict(document["model"])
+        restore_weights(self.model, document["model"], self.paths.checkpoint("last"))
         self.optimizer.load_state_dict(document["optimizer"])
         self.scaler.load_state_dict(document["scaler"])
         restore_rng(states[self.processes.rank])

@@ -184,6 +184,19 @@ def test_a_foreign_checkpoint_is_refused_with_a_clear_message(finished_run, tmp_
         load_run(copy)
 
 
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_weights_that_do_not_fit_the_model_are_refused_in_one_line(finished_run, tmp_path, which):
+    copy = shutil.copytree(finished_run.run_dir, tmp_path / "copy")
+    path = RunPaths(copy).checkpoint(which)
+    document = load_checkpoint(path)
+    renamed = next(name for name in document["model"] if name.endswith(".weight"))
+    document["model"][renamed.replace(".weight", ".kernel")] = document["model"].pop(renamed)  # a layer another version named
+    save_checkpoint(document, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: its weights do not fit the model .*{renamed}") as refused:
+        load_run(copy, which) if which == "best" else train(resume_config(copy, epochs=3))
+    assert "\n" not in str(refused.value)
+
+
 KILLED_SAVE = """
 import sys, torch
 from astar.train.checkpoint import save_checkpoint
