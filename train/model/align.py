@@ -130,8 +130,20 @@ def zero_padding(layer_map: Tensor, valid_steps: Tensor) -> Tensor:
 
 
 def embedding_mlp(in_dim: int, out_dim: int) -> nn.Sequential:
-    """The two-layer ReLU MLP of Appendix D that embeds features into the common space."""
-    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim), nn.ReLU())
+    """The two-layer ReLU MLP of Appendix D that embeds features into the common space, (…, in_dim) → (…, out_dim);
+    each layer's input is centred and scaled over its channels (LayerNorm without parameters).
+
+    Our reading, as for eq. (4)'s inputs (``normalise``): a max over a field of centred
+    values is biased positive and a hidden ReLU layer is all positive, so without it every
+    unit's gradient has one sign over its fan-in and Adam's first steps kill most units.
+    Measured by ``benchmarks/fidelity.py --epochs 10 --rows maxpool,avgpool`` (3 seeds):
+    dead output units 77 % / 75 % (maxpool / avgpool) without, 53 % / 2 % with; test
+    CIDEr-D 178.1 ± 26.6 / 223.8 ± 31.8 without, 229.2 ± 15.5 / 253.3 ± 39.6 with.
+    """
+    return nn.Sequential(
+        nn.LayerNorm(in_dim, elementwise_affine=False), nn.Linear(in_dim, out_dim), nn.ReLU(),
+        nn.LayerNorm(out_dim, elementwise_affine=False), nn.Linear(out_dim, out_dim), nn.ReLU(),
+    )
 
 
 class Unchanged(nn.Module):
