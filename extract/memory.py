@@ -9,12 +9,6 @@ trim thresholds keeps those blocks in the heap for the next pass; the process's
 resident memory then stays near its peak instead of shrinking between passes, and
 the peak itself grows with heap fragmentation (2.4 → 2.8 GB over fp32 passes of
 256, 64, 256, 128 and 256 frames).
-
-Every thread that allocates (the writer thread, zarr's and blosc's compression threads)
-would also get an arena of its own, and each would keep its own freed blocks: a long
-video's extraction then grew for its first passes to a plateau far above one pass's
-need (30 minutes at 32×32: 3.6 GB, against 3.15 GB with one arena for all threads).
-``keep_freed_memory`` therefore also limits the process to one arena.
 """
 from __future__ import annotations
 
@@ -26,13 +20,12 @@ import platform
 
 import numpy as np
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt parameters from glibc's malloc.h
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters from glibc's malloc.h
 _LARGEST = 2**31 - 1  # mallopt takes a C int: blocks up to 2 GiB come from (and go back to) the heap
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to reuse freed blocks of up to 2 GiB rather than return them to the OS, in one
-    arena shared by every thread (threads started later; the module note says why).
+    """Ask glibc's malloc to reuse freed blocks of up to 2 GiB rather than return them to the OS.
 
     Process-wide and idempotent. Returns whether it took effect: False off glibc (macOS,
     musl), where the allocator's own policy stays.
@@ -42,8 +35,7 @@ def keep_freed_memory() -> bool:
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     mmap_set = libc.mallopt(_M_MMAP_THRESHOLD, _LARGEST)
     trim_set = libc.mallopt(_M_TRIM_THRESHOLD, _LARGEST)
-    arenas_set = libc.mallopt(_M_ARENA_MAX, 1)
-    return bool(mmap_set and trim_set and arenas_set)
+    return bool(mmap_set and trim_set)
 
 
 def offheap_empty(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
