@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from astar.extract import AstarError
+from astar.extract.store.reader import error_reason
 from astar.extract.torchfile import load_plain
 
 CHECKPOINT_FORMAT = "astar-checkpoint"
@@ -98,9 +99,8 @@ def restore_weights(model: torch.nn.Module, weights: dict[str, Any], path: Path)
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:
-        detail = " ".join(str(error).split())
         raise CheckpointError(f"{path}: its weights do not fit the model this astar builds from the run's "
-                              f"config (saved by another version?): {detail[:300]}") from None
+                              f"config (saved by another version?): {error_reason(error)}") from None
 
 
 def capture_rng() -> dict[str, Any]:
