@@ -72,22 +72,22 @@ def extract_videos(
     extractor = extractor or Extractor.build(settings)
     plan = plan_extraction(inputs, out, settings, extractor.identity(), overwrite, reextract_changed)
     outcomes = {outcome.video_id: outcome for outcome in plan.skipped}
-    with progress_display(total=len(plan.todo), unit="video", enabled=progress,
-                          desc="extract" if client is None else "extract (dask)") as bar:
-        reporter = RunReporter(bar, started, plan.skipped, report_failures)
-        if client is None:
-            executed = run_in_process(plan, extractor)
-        else:
-            from .dask_executor import run_on_dask  # Dask loads for a Dask run only, not for astar-caption's
+    try:
+        with progress_display(total=len(plan.todo), unit="video", enabled=progress,
+                              desc="extract" if client is None else "extract (dask)") as bar:
+            reporter = RunReporter(bar, started, plan.skipped, report_failures)
+            if client is None:
+                executed = run_in_process(plan, extractor)
+            else:
+                from .dask_executor import run_on_dask  # Dask loads for a Dask run only, not for astar-caption's
 
-            executed = run_on_dask(plan, client, torch_threads)
-        try:
+                executed = run_on_dask(plan, client, torch_threads)
             for outcome in executed:
                 reporter.report(outcome)
                 outcomes[outcome.video_id] = outcome
                 if outcome.status == "done":
                     plan.writer.index_video(outcome.video_id, outcome.frames)
-        finally:  # an interrupted run still indexes what it completed
-            plan.writer.flush_index(final=True)
+    finally:  # an interrupted run still indexes what it completed, and closes its run in the index
+        plan.writer.flush_index(final=True)
     ordered = [outcomes[video.video_id] for video in plan.inputs]
     return RunSummary(ordered, time.perf_counter() - started, store_size_bytes(out, plan.settings.storage_options))

@@ -66,6 +66,7 @@ def plan_extraction(
     inputs = [VideoInput(video.video_id, absolute_source(video.source)) for video in inputs]
     refuse_inputs_inside(inputs, out)
     writer = StoreWriter(out, identity, settings.storage_options, overwrite=overwrite)
+    writer.open_index()  # before any marker is taken away; extract_videos closes it, however the run ends
     settings = replace(settings, precision=identity["precision"])
     if settings.weights and not is_url(settings.weights):
         settings = replace(settings, weights=str(Path(settings.weights).resolve()))

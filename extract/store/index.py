@@ -11,12 +11,20 @@ Layout: ``index/`` is a group, and each child group (a *segment*) holds in its a
 
 ``time`` is the writer's clock (seconds since the epoch) when it saw the marker written or
 removed. Each run writes its own segments, so concurrent writers never write one object
-twice: a *part* ``<run>-<n>`` every ``FLUSH_VIDEOS`` videos or ``FLUSH_SECONDS``, and at its
-end the whole run as ``<run>``, after which it deletes its parts. Readers merge all
-segments; per key the latest record wins, an unmarking on a tie.
+twice: an empty *part* ``<run>-0`` before it changes any marker, a part ``<run>-<n>`` every
+``FLUSH_VIDEOS`` videos or ``FLUSH_SECONDS``, and at its end the whole run as ``<run>``,
+after which it deletes its parts. Readers merge all segments; per key the latest record
+wins, an unmarking on a tie.
+
+The index is *closed* when no run is open (every part's run has its whole segment) and
+every segment says ``opened`` (its writer opened its run first, as astar has since that
+rule): it then records every marker, and a reader may take it alone, without listing
+``manifest/``. A run that is still writing, or was killed, keeps it open until
+``rebuild_index`` (``astar-verify``).
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +40,11 @@ FLUSH_VIDEOS = 1000
 FLUSH_SECONDS = 60.0
 """… or when a video completes this long after its last part."""
 
+OPENED = "opened"
+"""Segment attribute: its writer opened its run (``RunIndex.open``) before it changed any marker."""
+PART = re.compile(r"(?P<run>.+)-\d+")
+"""A part's name, ``<run>-<n>``; a whole segment's name has no dash."""
+
 Record = tuple[float, "IndexEntry | None"]
 """When a key was last seen complete (its entry) or unmarked (None)."""
 
@@ -44,39 +57,56 @@ class IndexEntry:
     frames: int
 
 
-def merged_records(index: zarr.Group) -> tuple[dict[str, Record], list[str]]:
-    """key → latest record over every readable segment of ``index``, and the segments' names.
+@dataclass(frozen=True)
+class MergedIndex:
+    """Every readable segment of an index merged: key → latest record, the segments' names, and
+    whether the index is closed (it then records every marker; module docstring)."""
+
+    records: dict[str, Record]
+    segments: list[str]
+    closed: bool
+
+
+def merged_records(index: zarr.Group) -> MergedIndex:
+    """The segments of ``index`` merged.
 
     A segment that vanished or is unreadable meanwhile (a run consolidating its parts) is
-    skipped: its keys then read from their markers.
+    skipped: its keys then read from their markers, and the index is closed only if it was a
+    part whose run's whole segment is there.
     """
     records: dict[str, Record] = {}
     segments = child_names(index)
+    closed = bool(segments)
     for name in segments:
-        segment = readable_attrs(index, name) or {}
-        for key, (video_id, frames, seen) in segment.get("videos", {}).items():
+        part = PART.fullmatch(name)
+        segment = readable_attrs(index, name)
+        closed = closed and (part["run"] in segments if part else bool(segment and segment.get(OPENED)))
+        for key, (video_id, frames, seen) in (segment or {}).get("videos", {}).items():
             if key not in records or seen > records[key][0]:
                 records[key] = (seen, IndexEntry(video_id, int(frames)))
-        for key, seen in segment.get("unmarked", {}).items():
+        for key, seen in (segment or {}).get("unmarked", {}).items():
             if key not in records or seen >= records[key][0]:
                 records[key] = (seen, None)
-    return records, segments
+    return MergedIndex(records, segments, closed)
 
 
-def read_index(root: zarr.Group) -> dict[str, IndexEntry]:
-    """key → entry of every video the index holds complete; empty for a store without one."""
+def read_index(root: zarr.Group) -> tuple[dict[str, IndexEntry], bool]:
+    """key → entry of every video the index holds complete, and whether the index is closed;
+    ``({}, False)`` for a store without one."""
     try:
         index = root[INDEX]
     except KeyError:
-        return {}
+        return {}, False
     if not isinstance(index, zarr.Group):
-        return {}
-    return {key: entry for key, (_, entry) in merged_records(index)[0].items() if entry is not None}
+        return {}, False
+    merged = merged_records(index)
+    return {key: entry for key, (_, entry) in merged.records.items() if entry is not None}, merged.closed
 
 
 def _segment(records: dict[str, Record]) -> dict[str, dict]:
     """The attributes of a segment holding ``records``."""
     return {
+        OPENED: True,
         "videos": {key: [entry.video_id, entry.frames, seen] for key, (seen, entry) in records.items() if entry is not None},
         "unmarked": {key: seen for key, (seen, entry) in records.items() if entry is None},
     }
@@ -96,7 +126,14 @@ class RunIndex:
         self.records: dict[str, Record] = {}
         self.pending: dict[str, Record] = {}
         self.parts: list[str] = []
+        self.opened = False
         self.flushed_at = time.time()
+
+    def open(self) -> None:
+        """Write the run's empty first part, unless it wrote a part already: the index stays open until the
+        run closes. A run MUST open before it changes any marker."""
+        if not self.opened:
+            self._write_part({})
 
     def add(self, key: str, video_id: str, frames: int) -> None:
         """Record a video whose marker was just written; flush a part when one is due."""
@@ -113,21 +150,26 @@ class RunIndex:
 
     def flush(self) -> None:
         """Write what is pending as a new part (nothing when nothing is)."""
-        if not self.pending:
-            return
+        if self.pending:
+            self._write_part(self.pending)
+
+    def _write_part(self, records: dict[str, Record]) -> None:
         name = f"{self.run}-{len(self.parts)}"
-        self.index.create_group(name, attributes=_segment(self.pending))
+        self.index.create_group(name, attributes=_segment(records))
         self.parts.append(name)
+        self.opened = True
         self.pending = {}
         self.flushed_at = time.time()
 
     def close(self) -> None:
-        """Write the run's whole segment ``<run>`` as one object, then delete its parts."""
-        if not self.records:
-            return
-        self.index.create_group(self.run, attributes=_segment(self.records), overwrite=True)
+        """Write the run's whole segment ``<run>`` as one object (when it recorded anything), then delete its parts."""
+        if self.records:
+            self.index.create_group(self.run, attributes=_segment(self.records), overwrite=True)
         for name in self.parts:
-            del self.index[name]
+            try:
+                del self.index[name]
+            except KeyError:  # rebuild_index replaced it meanwhile
+                pass
         self.pending, self.parts = {}, []
 
 
@@ -142,8 +184,8 @@ def rebuild_index(root: zarr.Group, entries: dict[str, IndexEntry], seen: float,
     writing may yet consolidate an older entry of such a key, which they must outrank.
     """
     index = root.require_group(INDEX)
-    records, segments = merged_records(index)
-    fresh = {key: record for key, record in records.items() if record[1] is None or record[0] > seen}
+    merged = merged_records(index)
+    fresh = {key: record for key, record in merged.records.items() if record[1] is None or record[0] > seen}
     for key, entry in entries.items():
         if key not in fresh or fresh[key][0] <= seen:
             fresh[key] = (seen, entry)
@@ -151,7 +193,7 @@ def rebuild_index(root: zarr.Group, entries: dict[str, IndexEntry], seen: float,
     fresh.update({key: (now, None) for key in unmarked})
     name = uuid.uuid4().hex
     index.create_group(name, attributes=_segment(fresh))
-    for old in segments:
+    for old in merged.segments:
         try:
             del index[old]
         except KeyError:  # a run consolidated it meanwhile

@@ -87,11 +87,13 @@ class FeatureStore:
     and layer at a time.
     """
 
-    def __init__(self, root: zarr.Group, url: str, use_index: bool = True) -> None:
-        """``use_index``: take complete videos from the store index where it holds them (§6.1); False reads every marker."""
+    def __init__(self, root: zarr.Group, url: str, use_index: bool = True, trust_closed_index: bool = True) -> None:
+        """``use_index``: take complete videos from the store index where it holds them (§6.1); False reads every
+        marker. ``trust_closed_index``: take a closed index alone, without listing ``manifest/`` (writers list)."""
         self.root = root
         self.url = url
         self.use_index = use_index
+        self.trust_closed_index = trust_closed_index
 
     @cached_property
     def attrs(self) -> dict[str, Any]:
@@ -129,14 +131,25 @@ class FeatureStore:
         return bool(self.attrs.get("model", {}).get("random_init", False))
 
     @cached_property
+    def _read_index(self) -> tuple[dict[str, IndexEntry], bool]:
+        return read_index(self.root) if self.use_index else ({}, False)
+
+    @property
     def _index(self) -> dict[str, IndexEntry]:
         """key → entry of every video the store index holds complete (§6.1); empty when not used."""
-        return read_index(self.root) if self.use_index else {}
+        return self._read_index[0]
+
+    @property
+    def index_trusted(self) -> bool:
+        """Whether the complete videos come from a closed store index alone (§6.1), without listing ``manifest/``."""
+        return self.trust_closed_index and self._read_index[1]
 
     @cached_property
     def _listed(self) -> list[str]:
-        """Keys under ``manifest/``: one listing."""
-        self._index  # read first: a key is marked before it is indexed, so one indexed but not listed has lost its marker
+        """Keys with a completion marker: one listing of ``manifest/``, or a closed index's keys (it records every marker)."""
+        if self.index_trusted:
+            return list(self._index)
+        self._read_index  # read first: a key is marked before it is indexed, so one indexed but not listed has lost its marker
         try:
             return child_names(self.root[MANIFEST])
         except KeyError:
@@ -302,8 +315,9 @@ def open_store(url: str, storage_options: dict | None = None, use_index: bool = 
     """Open an existing feature store for reading (local path or fsspec URL).
 
     With ``use_index`` (storage_schema.md §6.1), the complete videos and their lengths come
-    from one listing of ``manifest/`` and the store index, and only markers the index lacks
-    are read; without it, every marker is read.
+    from the store index: alone when it is closed (no run writing, or killed, since it was
+    last closed or rebuilt), else with one listing of ``manifest/``, reading only the markers
+    the index lacks. Without it, every marker is read.
 
     Raises:
         StoreError: nothing there, not an astar store, or a schema version this code cannot read.

@@ -119,9 +119,18 @@ class StoreWriter:
 
         Index entries whose marker is gone get this run's unmarking, written by the next ``flush_index``.
         """
-        for key in FeatureStore(self.root, self.url).stale_index_keys:
+        for key in FeatureStore(self.root, self.url, trust_closed_index=False).stale_index_keys:
             self.index.remove(key)
         return set(FeatureStore(self.root, self.url, use_index=False).video_ids)
+
+    def open_index(self) -> None:
+        """Open this run in the store index (its first, empty part), before the run changes any marker: until
+        the run's ``flush_index(final=True)``, readers list ``manifest/`` rather than trust the index alone.
+
+        Raises:
+            StoreError: the store refuses the write.
+        """
+        self._writing_index(self.index.open)
 
     def index_video(self, video_id: str, frames: int) -> None:
         """Add a video this run completed (its marker written) to the run's index segment.
@@ -169,6 +178,7 @@ class StoreWriter:
         The index learns it at the next ``flush_index``, which MUST come before the video is written again.
         """
         key = video_key(video_id)
+        self.open_index()
         remove_marker(self.root, key)
         self.index.remove(key)
 

@@ -31,6 +31,10 @@ class CountingFileSystem(LocalFileSystem):
             CountingFileSystem.opened.append(str(path))
         return super()._open(path, mode, **kwargs)
 
+    def ls(self, path, detail=False, **kwargs):
+        CountingFileSystem.opened.append(f"{str(path).rstrip('/')}/ (listed)")
+        return super().ls(path, detail=detail, **kwargs)
+
 
 fsspec.register_implementation("counting", CountingFileSystem, clobber=True)
 
@@ -88,13 +92,45 @@ def test_each_run_leaves_one_index_segment(store_copy):
     assert len(zarr.open_group(str(store_copy), mode="r")[INDEX]) == 2
 
 
-def test_a_fresh_index_gives_ids_and_lengths_without_reading_a_marker_or_a_video(store_copy):
+def test_a_closed_index_gives_ids_and_lengths_without_listing_or_reading_a_marker_or_a_video(store_copy):
     seen = {}
     opened = opened_while(lambda: seen.update(lengths(open_store(f"counting://{store_copy}"))))
-    assert seen == {"a": 16, "c d": 16, "nested/b": 16}
-    per_video = [path for path in opened if not path.startswith("index/") and path.count("/") > 1]
-    assert per_video == []  # the root's metadata, index/'s and manifest/'s, and the index's two segments
-    assert len([path for path in opened if path.startswith("index/")]) == 3
+    assert seen == {"a": 16, "c d": 16, "nested/b": 16} and open_store(str(store_copy)).index_trusted
+    assert not [path for path in opened if not path.startswith("index/") and path.count("/") > 1]
+    assert sorted(path for path in opened if path.startswith("index/")) == sorted(
+        ["index/ (listed)", "index/zarr.json", *(f"index/{name}/zarr.json" for name in segments(store_copy))])
+    assert not [path for path in opened if path.startswith("manifest")]  # the markers are not even listed
+
+
+def segments(store) -> list[str]:
+    return sorted(zarr.open_group(str(store / INDEX), mode="r").group_keys())
+
+
+def test_a_run_keeps_the_index_open_from_before_its_first_marker_change_until_it_ends(store_copy, extractor):
+    writer = StoreWriter(str(store_copy), extractor.identity())
+    writer.open_index()
+    assert f"{writer.index.run}-0" in segments(store_copy)
+    opened = opened_while(lambda: open_store(f"counting://{store_copy}").video_ids)
+    assert "manifest/ (listed)" in opened and not open_store(str(store_copy)).index_trusted
+    writer.flush_index(final=True)  # a run that completed nothing leaves no segment
+    assert len(segments(store_copy)) == 2 and open_store(str(store_copy)).index_trusted
+
+
+def test_a_killed_run_keeps_the_index_open_until_astar_verify_rebuilds_it(store_copy, extractor):
+    StoreWriter(str(store_copy), extractor.identity()).unmark("a")  # then killed: its unmarking never reached the index
+    store = open_store(str(store_copy))
+    assert not store.index_trusted and store.video_ids == ["c d", "nested/b"]
+    verify_store(str(store_copy))
+    store = open_store(str(store_copy))
+    assert store.index_trusted and (store.video_ids, lengths(store)) == from_markers(store_copy)
+
+
+def test_segments_of_writers_that_did_not_open_their_runs_are_not_trusted_alone(store_copy):
+    index = zarr.open_group(str(store_copy / INDEX), mode="r+")
+    older = segments(store_copy)[0]
+    index[older].attrs.put({key: value for key, value in index[older].attrs.items() if key != "opened"})
+    store = open_store(str(store_copy))
+    assert not store.index_trusted and (store.video_ids, lengths(store)) == from_markers(store_copy)
 
 
 def test_the_index_reports_exactly_what_the_markers_say(store_copy):
@@ -113,7 +149,8 @@ def test_a_store_without_an_index_is_read_from_its_markers(store_copy):
 def test_videos_the_index_lacks_are_read_from_their_markers_alone(store_copy):
     index = zarr.open_group(str(store_copy / INDEX), mode="r+")
     second = max(index.group_keys(), key=lambda name: "c~20d" in index[name].attrs["videos"])
-    del index[second]  # the second run was killed before it wrote its segment
+    del index[second]  # the second run was killed before it wrote a part: it left its opening part alone
+    index.create_group(f"{second}-0", attributes={"opened": True, "videos": {}, "unmarked": {}})
     opened = opened_while(lambda: open_store(f"counting://{store_copy}").video_ids)
     assert markers_read(opened) == ["c~20d"]
     store = open_store(str(store_copy))
@@ -128,13 +165,16 @@ def test_an_unmarked_video_is_not_complete_though_the_index_holds_it(store_copy,
     assert (store.video_ids, lengths(store)) == from_markers(store_copy)
 
 
-def test_a_marker_deleted_by_hand_is_not_complete_and_the_next_run_unmarks_it_in_the_index(store_copy, extractor):
+def test_a_marker_deleted_by_hand_is_complete_only_to_a_closed_index_until_the_next_run_unmarks_it(store_copy, extractor):
     shutil.rmtree(store_copy / "manifest" / "a")
-    assert open_store(str(store_copy)).video_ids == ["c d", "nested/b"]
+    assert open_store(str(store_copy)).video_ids == ["a", "c d", "nested/b"]  # the closed index, taken alone
+    assert open_store(str(store_copy), use_index=False).video_ids == ["c d", "nested/b"]
     writer = StoreWriter(str(store_copy), extractor.identity())
+    writer.open_index()
+    assert open_store(str(store_copy)).video_ids == ["c d", "nested/b"]  # a run is open: the markers are listed
     writer.completed()
-    writer.flush_index()
-    assert "a" not in read_index(writer.root) and "c d" in open_store(str(store_copy))
+    writer.flush_index(final=True)
+    assert "a" not in read_index(writer.root)[0] and open_store(str(store_copy)).video_ids == ["c d", "nested/b"]
 
 
 def test_a_video_written_again_after_unmarking_reads_its_new_length_before_its_run_indexes_it(store_copy, extractor, tmp_path):
@@ -149,7 +189,7 @@ def test_a_video_written_again_after_unmarking_reads_its_new_length_before_its_r
     writer.index_video("a", len(decoded.frames))
     writer.flush_index(final=True)
     store = open_store(str(store_copy))
-    assert "a" in read_index(store.root) and (store.video_ids, lengths(store)) == from_markers(store_copy)
+    assert "a" in read_index(store.root)[0] and (store.video_ids, lengths(store)) == from_markers(store_copy)
 
 
 def test_a_changed_source_extracted_again_is_indexed_with_its_new_length(store_copy, extractor, tmp_path):

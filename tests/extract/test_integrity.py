@@ -5,6 +5,7 @@ a person does, then checks what a reader, ``astar-verify`` and a re-run do.
 """
 import json
 import resource
+import os
 import shutil
 import signal
 import subprocess
@@ -140,8 +141,8 @@ except StoreError as error:
 
 
 def test_a_failure_that_cannot_be_recorded_is_one_line_and_leaves_no_empty_record(store):
-    # The recorder itself on a full disk: a whole command cannot get that far, since its
-    # decoder processes need a writable temporary folder and stop it first, in one line.
+    # The recorder itself on a full disk: a whole command cannot get that far, since it
+    # opens its run in the store index first, and that write stops it in one line.
     command = [sys.executable, "-c", RECORD_A_FAILURE, str(store)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=_no_file_writes)
     assert result.returncode == 1, result.stderr
@@ -150,11 +151,23 @@ def test_a_failure_that_cannot_be_recorded_is_one_line_and_leaves_no_empty_recor
     assert open_store(str(store)).video_ids == ["a", "b"]
 
 
-def test_decoders_that_cannot_start_stop_the_command_in_one_line(store, tmp_path):
+def test_a_run_that_cannot_write_stops_in_one_line_before_it_decodes(store, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     command = [sys.executable, "-m", "astar.extract.cli", str(bad), "--out", str(store), "--device", "cpu", "-q"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=_no_file_writes)
+    assert result.returncode == 1, result.stderr
+    assert "cannot write the store index" in result.stderr and "Traceback" not in result.stderr
+    assert "decoder" not in result.stderr and open_store(str(store)).video_ids == ["a", "b"]
+
+
+def test_decoders_that_cannot_start_stop_the_command_in_one_line(store, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    unusable = tmp_path / ("d" * 60) / ("e" * 60)  # writable, but too long a path for the forkserver's socket
+    unusable.mkdir(parents=True)
+    command = [sys.executable, "-m", "astar.extract.cli", str(bad), "--out", str(store), "--device", "cpu", "-q"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(unusable)})
     assert result.returncode == 1, result.stderr
     assert "cannot start a decoder process" in result.stderr and "Traceback" not in result.stderr
     assert open_store(str(store)).video_ids == ["a", "b"]
