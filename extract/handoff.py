@@ -2,8 +2,8 @@
 
 A message on a ``multiprocessing`` pipe is read into a growing buffer and unpickled into
 another array: measured on a 30-minute clip, 129 MB of frames cost the parent 342 MB of
-peak memory, in heap blocks that ``memory.keep_freed_memory`` then keeps, so a long
-video's extraction grew with its length beyond its frames. Here the child writes the
+peak memory, in heap blocks, so a long video's extraction grew with its length beyond
+its frames. Here the child writes the
 frames to a file the parent named (``frames_path``, in the temporary folder) and sends
 the rest of the video; the parent maps the file copy-on-write and deletes it at once.
 The frames then cost the parent their size once, as file pages the kernel can reclaim,
@@ -78,6 +78,30 @@ def _mapped(path: str, shape: tuple[int, ...]) -> np.ndarray:
     with open(path, "rb") as handle:
         mapping = mmap.mmap(handle.fileno(), nbytes, access=mmap.ACCESS_COPY)
     return np.frombuffer(mapping, np.uint8, count=nbytes).reshape(shape)
+
+
+def remove_orphans() -> list[str]:
+    """Delete the frame files in the temporary folder whose parent process is gone (killed with
+    SIGKILL between a decode and its mapping, it could not delete its file); the removed paths."""
+    folder = tempfile.gettempdir()
+    removed = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            pid = name[len(FRAMES_PREFIX):].split("-", 1)[0]
+            if name.startswith(FRAMES_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+                discard(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def discard(path: str) -> None:

@@ -44,7 +44,7 @@ from multiprocessing.connection import Connection, wait
 
 from .cores import machine_cores
 from .decode import DecodedVideo, DecodeError, decode_video
-from .handoff import discard, frames_path, pack, unpack
+from .handoff import discard, frames_path, pack, remove_orphans, unpack
 from .preprocessing import Preprocessing
 from .store.ids import VideoInput
 from .store.schema import FPS
@@ -188,6 +188,7 @@ class DecoderPool:
         if decoders < 1:
             raise ValueError(f"decoders must be at least 1, got {decoders}")
         self.timeout_s = timeout_s
+        remove_orphans()
         context = mp.get_context("forkserver")
         context.set_forkserver_preload([__name__])  # the server imports astar once, never the caller's __main__
         self._decoders = [_Decoder(context, preprocessing, fps) for _ in range(decoders)]

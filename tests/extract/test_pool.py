@@ -2,6 +2,8 @@
 import mmap
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -73,6 +75,16 @@ def test_frames_come_back_through_a_file_that_is_gone_once_they_are_mapped(tmp_p
     np.testing.assert_array_equal(frames, decode_video(video.source, PAPER).frames)
     frames[0] = 0  # writable, copy-on-write: the consumer may pad or edit in place
     assert "timed out" in str(results["hangs"])
+
+
+def test_a_pool_deletes_the_frame_files_a_killed_parent_left_and_no_live_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    orphan, live = tmp_path / f"{FRAMES_PREFIX}{gone}-a.u8", tmp_path / f"{FRAMES_PREFIX}{os.getpid()}-b.u8"
+    orphan.write_bytes(b"frames")
+    live.write_bytes(b"frames")
+    with DecoderPool(PAPER, decoders=1):
+        assert not orphan.exists() and live.exists()
 
 
 def test_where_no_frame_file_can_be_written_the_video_comes_through_the_pipe(tmp_path, monkeypatch):
