@@ -4,22 +4,26 @@ Extraction streams each tile's maps to the store through a writer thread, so its
 memory is one tile's pass, the write-behind queue (``WRITE_BEHIND_BYTES``) and the
 decoded uint8 frames (37.6 kB per sampled frame), whatever the video's length. This
 benchmark generates low-resolution videos (32×32 noise at 2 fps, ``astar.pipelines.synthetic``)
-of each ``--minutes`` length, extracts each with ``astar-extract`` (random-init C3D, fp32
-on the CPU, default tiling) in a subprocess of its own, and prints each run's maximum
-resident set size, the ratio of the longest to the shortest (target: 60 min < 1.3× 5 min)
-and the slope in MB per sampled frame.
+of each ``--minutes`` length, and a baseline exactly one tile long (``MAX_FRAMES_PER_PASS``
+sampled frames: one pass, the computation alone), extracts each ``--repeats`` times with
+``astar-extract`` (random-init C3D, fp32 on the CPU, default tiling) in a subprocess of its
+own, and prints each run's maximum resident set size and each length's median (one run's
+peak depends on how the heap's freed blocks happen to fit the next pass, by up to 1 GB),
+the ratio of the longest's median to the shortest's (target: 60 min < 1.3× 5 min) and to
+one tile's, and the slope in MB per sampled frame.
 
 Then it writes the shortest video's stored layers (real maps) again, into memory, with the
 store's codecs and chunks, once with zarr's thread pool at 1 thread and once at 2, and
 prints the compression throughput of each (target: 2 threads ≥ 1.8× one, on 2 free cores).
 
-    .venv/bin/python benchmarks/stream_memory.py --minutes 5 60
+    .venv/bin/python benchmarks/stream_memory.py --minutes 5 60 --repeats 3
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from astar.extract.options import MAX_FRAMES_PER_PASS
 
 SIDE = 32
 """Source frames are SIDE × SIDE: decoding costs nothing next to C3D."""
@@ -54,6 +60,27 @@ def peak_rss_mb(command: list[str]) -> tuple[float, float]:
         result = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True)
         kilobytes = int(result.stdout.split()[-1])
     return kilobytes / 1024, time.perf_counter() - started
+
+
+ONE_TILE_MINUTES = MAX_FRAMES_PER_PASS / 2 / 60
+"""A video of exactly one tile: MAX_FRAMES_PER_PASS sampled frames at 2 fps."""
+
+
+def median_peak(folder: Path, minutes: float, repeats: int) -> tuple[float, int, float, str]:
+    """Extract a generated video of ``minutes`` ``repeats`` times, each into a fresh store, printing each run's
+    max RSS; the length, its sampled frames, the median max RSS (MB) and the last run's store."""
+    video = make_video(folder / f"{minutes:g}min.mp4", minutes)
+    frames = round(minutes * 60 * 2)
+    runs = []
+    for repeat in range(repeats):
+        store = str(folder / f"{minutes:g}min-{repeat}.zarr")
+        command = [sys.executable, "-m", "astar.extract.cli", str(video), "--out", store, "--device", "cpu", "-q"]
+        runs.append(peak_rss_mb(command))
+    peaks = [peak for peak, _ in runs]
+    label = "one tile" if minutes == ONE_TILE_MINUTES else f"{minutes:g} min"
+    print(f"{label} ({frames} sampled frames): max RSS median {statistics.median(peaks):.0f} MB over {repeats} runs "
+          f"({', '.join(f'{peak:.0f}' for peak in peaks)}), {statistics.median(s for _, s in runs):.0f} s each", flush=True)
+    return minutes, frames, statistics.median(peaks), store
 
 
 def compression_seconds(store: str, repeats: int = 3) -> tuple[float, float, int]:
@@ -92,23 +119,17 @@ def throughput(store: str, threads: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 60], help="video lengths, shortest first")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per length; each length reports their median")
     parser.add_argument("--compress", help=argparse.SUPPRESS)  # the child of ``throughput``
     args = parser.parse_args()
     if args.compress:
         print(*compression_seconds(args.compress))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        peaks = []
-        for minutes in args.minutes:
-            video = make_video(Path(tmp) / f"{minutes:g}min.mp4", minutes)
-            store = str(Path(tmp) / f"{minutes:g}min.zarr")
-            command = [sys.executable, "-m", "astar.extract.cli", str(video), "--out", store, "--device", "cpu", "-q"]
-            peak, seconds = peak_rss_mb(command)
-            frames = round(minutes * 60 * 2)
-            peaks.append((minutes, frames, peak, store))
-            print(f"{minutes:g} min ({frames} sampled frames): max RSS {peak:.0f} MB, {seconds:.0f} s")
-        (short, short_frames, short_peak, short_store), (long, long_frames, long_peak, _) = peaks[0], peaks[-1]
-        if len(peaks) > 1:
+        peaks = [median_peak(Path(tmp), minutes, args.repeats) for minutes in [ONE_TILE_MINUTES, *args.minutes]]
+        (_, _, tile_peak, _), (short, short_frames, short_peak, short_store), (long, long_frames, long_peak, _) = peaks[0], peaks[1], peaks[-1]
+        print(f"{long:g} min / one tile max RSS: {long_peak / tile_peak:.2f}x (the pass's own memory and what the run adds)")
+        if len(peaks) > 2:
             slope = (long_peak - short_peak) / (long_frames - short_frames)
             print(f"{long:g} min / {short:g} min max RSS: {long_peak / short_peak:.2f}x (target < 1.3x); "
                   f"slope {slope:.3f} MB per sampled frame")

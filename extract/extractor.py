@@ -14,7 +14,6 @@ from .decode import DecodedVideo
 from .devices import PRECISIONS, resolve_device
 from .features import FeatureTile, VideoFeatures, feature_tiles, gather_tiles, padded_slice, prepare_model
 from .finite import require_finite
-from .memory import keep_freed_memory
 from .options import MAX_FRAMES_PER_PASS
 from .preprocessing import CROP_SIZE, PREPROCESSINGS, Preprocessing
 from .provenance import random_init_warning, weights_line
@@ -70,12 +69,7 @@ class Extractor:
 
     @classmethod
     def build(cls, settings: ExtractionConfig) -> "Extractor":
-        """The model, weights and preprocessing ``settings`` describe, on their device.
-
-        Also keeps freed memory in this process (``keep_freed_memory``): each pass
-        reuses the previous pass's activation buffers.
-        """
-        keep_freed_memory()
+        """The model, weights and preprocessing ``settings`` describe, on their device."""
         backbone = get_backbone(settings.backbone)
         model, weights = backbone.build(settings.weights, settings.seed)
         device = resolve_device(settings.device)

@@ -1,51 +1,34 @@
-"""Keep freed memory in the process, so that C3D's large activations are reused, not faulted back in.
+"""Buffers outside the heap, so that an extraction's memory is one tile's pass whatever the video's length.
 
 A whole-video pass allocates hundreds of MB per layer (conv1's output alone is
 N′·64·112·112 float32, 822 MB for 256 frames). glibc's malloc serves blocks that large
-with ``mmap`` and unmaps them when freed, so every pass makes the kernel zero and
-map the same memory again: 6.3 M page faults and 12 s of system time in a 64- and
-256-frame benchmark on 2 cores, and 15–17 % of C3D's wall time. Raising the mmap and
-trim thresholds keeps those blocks in the heap for the next pass; the process's
-resident memory then stays near its peak instead of shrinking between passes, and
-the peak itself grows with heap fragmentation (2.4 → 2.8 GB over fp32 passes of
-256, 64, 256, 128 and 256 frames).
+with ``mmap`` and unmaps them when freed, so each pass's activations go back to the OS.
+Keeping them in the heap instead (raising the mmap and trim thresholds, as astar did
+until this was measured) saved the kernel zeroing them again, but the heap then
+fragmented across passes by a different amount each run: a 5-minute 32×32 video
+(4 passes) peaked at 2.49, 3.59 and 2.88 GB in three runs against 2.43–2.45 GB with
+glibc's own policy, for 5 % less wall time (25.1 s against 26.5 s, 2 cores). A bounded,
+repeatable peak is worth more than 5 % of CPU C3D, and a GPU's activations are not in
+this heap at all.
+
+What lives longer than one tile's pass is allocated here, outside the heap.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
 import mmap
-import platform
 
 import numpy as np
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters from glibc's malloc.h
-_LARGEST = 2**31 - 1  # mallopt takes a C int: blocks up to 2 GiB come from (and go back to) the heap
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to reuse freed blocks of up to 2 GiB rather than return them to the OS.
-
-    Process-wide and idempotent. Returns whether it took effect: False off glibc (macOS,
-    musl), where the allocator's own policy stays.
-    """
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    mmap_set = libc.mallopt(_M_MMAP_THRESHOLD, _LARGEST)
-    trim_set = libc.mallopt(_M_TRIM_THRESHOLD, _LARGEST)
-    return bool(mmap_set and trim_set)
 
 
 def offheap_empty(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
     """An uninitialised array in an anonymous mapping of its own, given back to the OS when it is freed.
 
     For buffers that outlive one tile of a pass (maps waiting for the writer thread, a
-    chunk's held steps, the top-feature windows): in the heap that ``keep_freed_memory``
-    keeps, each would pin a few MB amid the hundreds freed by the tile's activations, and
-    the next tile's activations, no longer fitting, would grow the heap by a tile's worth
-    (peak memory then rose ~1 MB per sampled frame of a long video).
+    chunk's held steps, the top-feature windows): in the heap, each would pin a few MB
+    amid the blocks freed by the tile's activations, and the next tile's activations, no
+    longer fitting, would grow the heap (peak memory rose ~1 MB per sampled frame of a
+    long video while the heap kept freed blocks).
     """
     dtype = np.dtype(dtype)
     nbytes = max(1, math.prod(shape) * dtype.itemsize)
