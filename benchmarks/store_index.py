@@ -5,15 +5,15 @@ For stores of each ``--sizes`` videos, generated here with the writer's own node
 no arrays) and indexed by the writer's ``RunIndex`` as a run would, it times
 
 1. index: ``open_store(…)`` then ``video_ids`` and ``padded_frames`` of every video, from
-   one listing of ``manifest/`` and the index (storage_schema.md §6.1);
+   the closed index alone (storage_schema.md §6.1), as a store every run finished gives;
 2. markers (the same-run baseline): ``open_store(…, use_index=False)``, which reads every
    marker, then each video's attributes for its length, as the trainer did before the index;
 
 and prints the objects each opened (counted by a ``counting://`` local file system) and
 their ratios. Both must report the same ids and lengths. Then, for ``--s3-sizes``, the same
 stores uploaded to a moto S3 server on 127.0.0.1: the HTTP requests each way sends
-(counted by a botocore hook on the session), which on S3 include listing ``manifest/``,
-1000 keys a page.
+(counted by a botocore hook on the session); listing ``manifest/`` (1000 keys a page), which
+readers do while the index is open, is left to the markers' way.
 
     .venv/bin/python benchmarks/store_index.py                 # 1k, 10k and 100k videos
     .venv/bin/python benchmarks/store_index.py --sizes 1000    # smoke run
@@ -104,15 +104,16 @@ def s3_requests(path: Path, videos: int) -> None:
         endpoint = f"http://127.0.0.1:{server._server.server_port}"
         credentials = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
         uploader = s3fs.S3FileSystem(**credentials)
-        uploader.mkdir("bench")
-        uploader.put(str(path), "bench/feats.zarr", recursive=True)
+        bucket = f"bench{videos}"  # moto's buckets outlive its server: one per size
+        uploader.mkdir(bucket)
+        uploader.put(str(path), f"{bucket}/feats.zarr", recursive=True)
         requests = {False: (float("nan"), float("nan"))}
         for use_index in (True, False) if videos <= S3_MARKER_LIMIT else (True,):
             session, sent = AioSession(), []
             session.register("before-send.s3", lambda **_: sent.append(1))
             options = {**credentials, "session": session, "skip_instance_cache": True}
             started = time.perf_counter()
-            store = open_store("s3://bench/feats.zarr", options, use_index=use_index)
+            store = open_store(f"s3://{bucket}/feats.zarr", options, use_index=use_index)
             found = {video_id: store.padded_frames(video_id) if use_index else int(store.info(video_id)["padded_frames"])
                      for video_id in store.video_ids}
             assert len(found) == videos, "a video is missing"

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .console import say
 from .extractor import ExtractionConfig, Extractor
 from .folders import is_process_local
 from .local import run_in_process
@@ -18,6 +19,7 @@ from .plan import plan_extraction
 from .progress import progress as progress_display
 from .reporter import RunReporter
 from .store.ids import VideoInput
+from .store.index import runs_left_open
 from .store.reader import StoreError, store_size_bytes
 
 if TYPE_CHECKING:
@@ -89,5 +91,8 @@ def extract_videos(
                     plan.writer.index_video(outcome.video_id, outcome.frames)
     finally:  # an interrupted run still indexes what it completed, and closes its run in the index
         plan.writer.flush_index(final=True)
+    if runs_left_open(plan.writer.root):
+        say(f"note: {out}: the store index holds parts of another run that has not finished (killed, or still "
+            f"running), so readers list every marker; astar-verify {out} rebuilds the index once no run writes")
     ordered = [outcomes[video.video_id] for video in plan.inputs]
     return RunSummary(ordered, time.perf_counter() - started, store_size_bytes(out, plan.settings.storage_options))

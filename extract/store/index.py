@@ -76,11 +76,10 @@ def merged_records(index: zarr.Group) -> MergedIndex:
     """
     records: dict[str, Record] = {}
     segments = child_names(index)
-    closed = bool(segments)
+    closed = bool(segments) and not unfinished_runs(segments)
     for name in segments:
-        part = PART.fullmatch(name)
         segment = readable_attrs(index, name)
-        closed = closed and (part["run"] in segments if part else bool(segment and segment.get(OPENED)))
+        closed = closed and (PART.fullmatch(name) is not None or bool(segment and segment.get(OPENED)))
         for key, (video_id, frames, seen) in (segment or {}).get("videos", {}).items():
             if key not in records or seen > records[key][0]:
                 records[key] = (seen, IndexEntry(video_id, int(frames)))
@@ -88,6 +87,22 @@ def merged_records(index: zarr.Group) -> MergedIndex:
             if key not in records or seen >= records[key][0]:
                 records[key] = (seen, None)
     return MergedIndex(records, segments, closed)
+
+
+def unfinished_runs(segments: list[str]) -> list[str]:
+    """The runs among an index's segment names that wrote parts but not their whole segment: still
+    writing, or killed."""
+    parts = {match["run"] for match in map(PART.fullmatch, segments) if match}
+    return sorted(parts - set(segments))
+
+
+def runs_left_open(root: zarr.Group) -> list[str]:
+    """``unfinished_runs`` of a store's index (one listing, no segment read); none without an index."""
+    try:
+        index = root[INDEX]
+    except KeyError:
+        return []
+    return unfinished_runs(child_names(index)) if isinstance(index, zarr.Group) else []
 
 
 def read_index(root: zarr.Group) -> tuple[dict[str, IndexEntry], bool]:

@@ -245,3 +245,13 @@ def test_overwrite_removes_the_index(store_copy, two_runs, extractor):
     store = open_store(str(store_copy))
     assert sorted(store._index) == ["a"] and store.video_ids == ["a"]
     assert len(zarr.open_group(str(store_copy / INDEX), mode="r")) == 1
+
+
+def test_a_run_that_finds_another_run_left_open_says_how_to_close_the_index(store_copy, two_runs, extractor, capsys):
+    StoreWriter(str(store_copy), extractor.identity()).open_index()  # a run killed as it began
+    clip = collect_inputs([str(two_runs[1] / "a.mp4")])
+    extract_videos(clip, str(store_copy), extractor=extractor, progress=False)
+    assert "has not finished (killed, or still running)" in capsys.readouterr().err
+    verify_store(str(store_copy))
+    extract_videos(clip, str(store_copy), extractor=extractor, progress=False)
+    assert "has not finished" not in capsys.readouterr().err and open_store(str(store_copy)).index_trusted
